@@ -1,0 +1,192 @@
+"""One frozen settings object, built once from the environment (SPEC §5)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from streamagg.errors import SettingsError
+
+_PREFIX = "STREAMAGG_"
+
+
+def _doc(text: str, secret: bool = False) -> dict[str, object]:
+    return {"doc": text, "secret": secret}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of a worker and of the CLI commands; see docs/configuration.md."""
+
+    broker: str = field(
+        default="kafka://localhost:9092",
+        metadata=_doc("Kafka bootstrap servers, `kafka://host:port[;host:port...]`."),
+    )
+    web_port: int = field(default=6066, metadata=_doc("HTTP port of the worker."))
+    web_bind: str = field(default="0.0.0.0", metadata=_doc("Address the HTTP server binds."))
+    web_host: str = field(
+        default_factory=socket.gethostname,
+        metadata=_doc("Host name other workers use to reach this one (request forwarding)."),
+    )
+    data_dir: Path = field(
+        default=Path("./data"), metadata=_doc("Folder for the RocksDB table state.")
+    )
+    app_id: str = field(
+        default="streamagg",
+        metadata=_doc("Faust app id: consumer groups, internal topic names and state folder."),
+    )
+    topic: str = field(default="cdr-events", metadata=_doc("Topic the CDRs arrive on."))
+    dlq_topic: str = field(
+        default="cdr-events-dlq", metadata=_doc("Dead-letter topic for rejected CDRs.")
+    )
+    dids_topic: str = field(
+        default="streamagg-dids", metadata=_doc("Compacted topic of the DID inventory.")
+    )
+    partitions: int = field(
+        default=8,
+        metadata=_doc("Partitions of the internal topics (CDR batches, changelogs)."),
+    )
+    standby_replicas: int = field(
+        default=1, metadata=_doc("Standby copies of each table partition on other workers.")
+    )
+    tokens_file: Path | None = field(
+        default=None,
+        metadata=_doc("JSON file of API token hashes; unset means the API refuses every call."),
+    )
+    ratecenters: str = field(
+        default="",
+        metadata=_doc("Rate-center files or folders, separated by `:`; reloaded when changed."),
+    )
+    retention_days: int = field(
+        default=400, metadata=_doc("Days of report buckets kept; older ones are deleted.")
+    )
+    dedup_hours: int = field(
+        default=48, metadata=_doc("Event-time horizon of duplicate detection, in hours.")
+    )
+    future_tolerance_hours: int = field(
+        default=24,
+        metadata=_doc("CDRs dated further than this into the future are rejected."),
+    )
+    ingest_max_records: int = field(
+        default=20000, metadata=_doc("Most CDR messages the ingest stage reads per poll.")
+    )
+    batch_max_cdrs: int = field(
+        default=4000, metadata=_doc("Most CDRs packed into one internal batch message.")
+    )
+    log_level: str = field(default="info", metadata=_doc("Log level of the worker."))
+    security_protocol: str = field(
+        default="PLAINTEXT",
+        metadata=_doc("Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."),
+    )
+    sasl_mechanism: str = field(
+        default="", metadata=_doc("SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    )
+    sasl_username: str = field(default="", metadata=_doc("SASL user name."))
+    sasl_password: str = field(default="", metadata=_doc("SASL password.", secret=True))
+    ssl_cafile: Path | None = field(
+        default=None, metadata=_doc("CA bundle that signs the brokers' certificates.")
+    )
+    ssl_certfile: Path | None = field(
+        default=None, metadata=_doc("Client certificate for mutual TLS.")
+    )
+    ssl_keyfile: Path | None = field(default=None, metadata=_doc("Client key for mutual TLS."))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build the settings from ``STREAMAGG_*`` variables, naming any bad one."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = _PREFIX + f.name.upper()
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(name, str(f.type), raw)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for name in ("web_port", "partitions", "retention_days", "dedup_hours"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{env_name(name)} must be a positive integer")
+        if self.standby_replicas < 0:
+            raise SettingsError(f"{env_name('standby_replicas')} must be 0 or more")
+        if not self.broker_hosts:
+            raise SettingsError(f"{env_name('broker')} names no host:port")
+        protocols = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+        if self.security_protocol not in protocols:
+            raise SettingsError(
+                f"{env_name('security_protocol')} must be one of {', '.join(sorted(protocols))}"
+            )
+        if self.security_protocol.startswith("SASL") and not self.sasl_mechanism:
+            raise SettingsError(f"{env_name('sasl_mechanism')} is required with SASL")
+
+    @property
+    def broker_hosts(self) -> list[str]:
+        """Bootstrap servers as ``host:port`` strings, without the URL scheme."""
+        hosts = []
+        for part in self.broker.replace(",", ";").split(";"):
+            part = part.strip()
+            if "://" in part:
+                part = part.split("://", 1)[1]
+            if part:
+                hosts.append(part)
+        return hosts
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(self.broker_hosts)
+
+    @property
+    def batches_topic(self) -> str:
+        """Internal topic of per-customer CDR batches, partitioned by customer."""
+        return f"{self.app_id}-cdr-batches"
+
+    @property
+    def canonical_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """Security options for every aiokafka client streamagg creates."""
+        options: dict[str, object] = {"security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
+                certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
+                keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+            )
+        if self.security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password
+        return options
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = "***"
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+
+def env_name(field_name: str) -> str:
+    return _PREFIX + field_name.upper()
+
+
+def _parse(name: str, type_name: str, raw: str) -> object:
+    if type_name == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if "Path" in type_name:
+        return Path(raw)
+    return raw
