@@ -1,0 +1,279 @@
+"""The CDR input contract (SPEC §1): decode one message's bytes into a Cdr or a Rejection."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+import orjson
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_AMOUNT = Decimal(10) ** 9  # keeps sums of micro-units far inside 64 bits
+MAX_DURATION = 86400
+_MICRO = Decimal("0.000001")
+_ID_MAX_CHARS = 128
+
+_DT_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+_NANP_RE = re.compile(r"[2-9][0-9]{2}[2-9][0-9]{6}")
+_NON_DIGITS = re.compile(r"[^0-9]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Cdr:
+    """One accepted call, normalised: UTC epoch seconds, money and talk time in micro-units."""
+
+    callid: str
+    customer_id: str
+    start: int  # epoch seconds (UTC) of the call start, fractions dropped
+    provider_id: str
+    customer_charge: int  # micro-units (6 decimals), exact
+    provider_charge: int
+    tech_prefix: str
+    duration: int  # micro-seconds of billed talk time
+    answered: bool
+    has_dtmf: bool
+    nanp_number: str  # the 10 NANP digits of dest_number, or "" when it is not NANP
+    cli: str  # dest_cli normalised (digits; NANP 11 → 10), or ""
+    did_owner: str = ""  # owner account when cli is a DID of the inventory, set by the ingest stage
+
+    @property
+    def hour(self) -> int:
+        """Epoch hour of the call start (its report bucket)."""
+        return self.start // 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message breaks the contract: one line that names the field."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimePolicy:
+    """Which call start times are accepted, relative to the current time."""
+
+    retention_days: int = 400
+    future_tolerance_hours: int = 24
+
+
+class _Bad(Exception):
+    pass
+
+
+def decode_cdr(raw: bytes, *, now: float, policy: TimePolicy | None = None) -> Cdr | Rejection:
+    """Validate and normalise one message; never raises for bad input."""
+    policy = policy or TimePolicy()
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return Rejection(f"message: larger than 64 KiB ({len(raw)} bytes)")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(f"message: not valid UTF-8 JSON ({_first_line(str(exc))})")
+    if not isinstance(obj, dict):
+        return Rejection(f"message: not a JSON object but {_json_type(obj)}")
+    try:
+        return _decode_fields(obj, now, policy)
+    except _Bad as exc:
+        return Rejection(str(exc))
+
+
+def _decode_fields(obj: dict[str, object], now: float, policy: TimePolicy) -> Cdr:
+    callid = obj.get("callid")
+    if callid is None:
+        raise _Bad("callid: required")
+    if not isinstance(callid, str) or not 1 <= len(callid) <= 256:
+        raise _Bad("callid: must be a string of 1 to 256 characters")
+    start = parse_dt(obj.get("dt"))
+    _check_time(start, now, policy)
+    customer_id = _identifier("customer_id", obj.get("customer_id"), required=True)
+    provider_id = _identifier("provider_id", obj.get("provider_id"), required=False)
+    tech_prefix = _optional_str(obj, "tech_prefix")
+    if len(tech_prefix) > 32:
+        raise _Bad("tech_prefix: longer than 32 characters")
+    duration = _duration(obj.get("duration"))
+    sip_code = _sip_code(obj.get("sip_code"))
+    answered = sip_code == 200 if sip_code is not None else duration > 0
+    return Cdr(
+        callid=callid,
+        customer_id=customer_id,
+        start=start,
+        provider_id=provider_id,
+        customer_charge=_amount("customer_charge", obj.get("customer_charge")),
+        provider_charge=_amount("provider_charge", obj.get("provider_charge")),
+        tech_prefix=tech_prefix,
+        duration=duration,
+        answered=answered,
+        has_dtmf=bool(_optional_str(obj, "dtmf")),
+        nanp_number=nanp_number(_optional_str(obj, "dest_number"), tech_prefix),
+        cli=normalise_number(_optional_str(obj, "dest_cli")),
+    )
+
+
+def parse_dt(value: object) -> int:
+    """Call start as epoch seconds from any spelling SPEC §1 allows."""
+    if value is None:
+        raise _Bad("dt: required")
+    if isinstance(value, bool):
+        raise _Bad("dt: must be an ISO-8601 string or epoch seconds, not a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Bad("dt: epoch seconds must be finite")
+        return math.floor(value)
+    if not isinstance(value, str):
+        raise _Bad(f"dt: must be an ISO-8601 string or epoch seconds, not {_json_type(value)}")
+    match = _DT_RE.fullmatch(value.strip())
+    if match is None:
+        raise _Bad(f"dt: unparseable time {_excerpt(value)}")
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=_zone(match.group(8)))
+    except ValueError as exc:
+        raise _Bad(f"dt: {exc} in {_excerpt(value)}") from None
+    return int(moment.timestamp())
+
+
+def _zone(spelling: str | None) -> timezone:
+    if spelling is None or spelling in ("Z", "z"):
+        return UTC
+    sign = -1 if spelling[0] == "-" else 1
+    digits = spelling[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if hours > 23 or minutes > 59:
+        raise _Bad(f"dt: bad UTC offset {spelling}")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _check_time(start: int, now: float, policy: TimePolicy) -> None:
+    if start < now - policy.retention_days * 86400:
+        raise _Bad(f"dt: older than the retention of {policy.retention_days} days")
+    if start > now + policy.future_tolerance_hours * 3600:
+        raise _Bad(f"dt: more than {policy.future_tolerance_hours} hours in the future")
+
+
+def _identifier(field: str, value: object, *, required: bool) -> str:
+    if value is None:
+        if required:
+            raise _Bad(f"{field}: required")
+        return ""
+    if isinstance(value, bool):
+        raise _Bad(f"{field}: must be a string or an integer, not a boolean")
+    if isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        raise _Bad(f"{field}: must be a string or an integer, not {_json_type(value)}")
+    if required and not value:
+        raise _Bad(f"{field}: must not be empty")
+    if len(value) > _ID_MAX_CHARS or _CONTROL.search(value):
+        raise _Bad(f"{field}: at most {_ID_MAX_CHARS} characters, no control characters")
+    return value
+
+
+def _optional_str(obj: dict[str, object], field: str) -> str:
+    value = obj.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Bad(f"{field}: must be a string, not {_json_type(value)}")
+    return value
+
+
+def _amount(field: str, value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise _Bad(f"{field}: must be a number or a decimal string, not a boolean")
+    if isinstance(value, int):
+        exact = Decimal(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Bad(f"{field}: must be finite")
+        exact = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            exact = Decimal(value)
+        except InvalidOperation:
+            raise _Bad(f"{field}: not a decimal number: {_excerpt(value)}") from None
+        if not exact.is_finite():
+            raise _Bad(f"{field}: must be finite")
+    else:
+        raise _Bad(f"{field}: must be a number or a decimal string, not {_json_type(value)}")
+    if exact < 0:
+        raise _Bad(f"{field}: must not be negative")
+    if exact > MAX_AMOUNT:
+        raise _Bad(f"{field}: larger than {MAX_AMOUNT:,}")
+    return to_micros(exact)
+
+
+def _duration(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Bad(f"duration: must be a number of seconds, not {_json_type(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Bad("duration: must be finite")
+    if not 0 <= value <= MAX_DURATION:
+        raise _Bad(f"duration: must be between 0 and {MAX_DURATION} seconds")
+    return to_micros(Decimal(value) if isinstance(value, int) else Decimal(repr(value)))
+
+
+def _sip_code(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad(f"sip_code: must be an integer, not {_json_type(value)}")
+    if not 100 <= value <= 699:
+        raise _Bad(f"sip_code: {value} is outside 100-699")
+    return value
+
+
+def to_micros(exact: Decimal) -> int:
+    """Round half-even to 6 places and return the integer count of millionths."""
+    return int(exact.quantize(_MICRO, rounding=ROUND_HALF_EVEN).scaleb(6))
+
+
+def nanp_number(dest_number: str, tech_prefix: str) -> str:
+    """The 10 NANP digits the call dialed (SPEC §2 rate-center), or "" when it is not NANP."""
+    number = dest_number
+    if tech_prefix and number.startswith(tech_prefix):
+        number = number[len(tech_prefix) :]
+    if number.startswith("+"):
+        number = number[1:]
+    if len(number) == 11 and number[0] == "1":
+        number = number[1:]
+    return number if len(number) == 10 and _NANP_RE.fullmatch(number) else ""
+
+
+def normalise_number(number: str) -> str:
+    """Digits only, an 11-digit number starting with 1 shortened to its 10 NANP digits."""
+    digits = _NON_DIGITS.sub("", number)
+    if len(digits) == 11 and digits[0] == "1":
+        return digits[1:]
+    return digits
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    for kind, name in names.items():
+        if isinstance(value, kind):
+            return name
+    if value is None:
+        return "null"
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
+def _excerpt(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "…")
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else "empty"

@@ -1,0 +1,67 @@
+"""What every report shares: the fold protocol, group vectors and exact number formatting."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, ClassVar, Protocol
+
+from streamagg.cdr import Cdr
+from streamagg.tables.buckets import Grain
+
+Groups = dict[str, list[int]]
+Row = dict[str, Any]
+
+
+@dataclass
+class QueryContext:
+    """What a report needs at query time besides its state."""
+
+    customer_id: str
+    resolve_rate_center: Any = None  # Callable[[str], RateCenterRow | None]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Report(Protocol):
+    """A report is a pure fold: CDR → (group, delta); delta + delta → delta; state → rows."""
+
+    name: ClassVar[str]
+    grains: ClassVar[tuple[Grain, ...]]
+    columns: ClassVar[tuple[str, ...]]
+    hour_in_group: ClassVar[bool]  # group keys start with the epoch hour (filtered at the edges)
+
+    def group(self, cdr: Cdr) -> str | None:
+        """The group a call adds to, or None when the call is not part of this report."""
+
+    def delta(self, cdr: Cdr) -> list[int]:
+        """What one call adds to its group."""
+
+    def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
+        """The sorted report rows of the merged state of a range."""
+
+
+def merge_into(target: Groups, source: Mapping[str, list[int]]) -> None:
+    """Add every group vector of source to target (delta + delta → delta)."""
+    for group, vector in source.items():
+        existing = target.get(group)
+        if existing is None:
+            target[group] = list(vector)
+        else:
+            for i, value in enumerate(vector):
+                existing[i] += value
+
+
+def money(micros: int) -> str:
+    """Micro-units as the API writes money: a string with exactly 6 decimals."""
+    sign = "-" if micros < 0 else ""
+    whole, fraction = divmod(abs(micros), 1_000_000)
+    return f"{sign}{whole}.{fraction:06d}"
+
+
+def ratio(numerator: int, denominator: int, places: int) -> float:
+    """numerator / denominator rounded half-up to places decimals; 0 when denominator is 0."""
+    if denominator == 0:
+        return 0.0
+    exact = Decimal(numerator) / Decimal(denominator)
+    return float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))

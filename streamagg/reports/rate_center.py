@@ -1,0 +1,63 @@
+"""USA Rate Center: charges and calls per dialed NANP prefix, rate centers joined at query time."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from streamagg.cdr import Cdr
+from streamagg.reports.base import Groups, QueryContext, Row, money
+from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain
+
+CUSTOMER_CHARGE, PROVIDER_CHARGE, CALLS = range(3)
+
+
+class RateCenterReport:
+    name: ClassVar[str] = "rate-center"
+    grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
+    columns: ClassVar[tuple[str, ...]] = (
+        "prefix",
+        "rc",
+        "state",
+        "customer_charge",
+        "provider_charge",
+        "call_count",
+    )
+    hour_in_group: ClassVar[bool] = False
+
+    def group(self, cdr: Cdr) -> str | None:
+        # State keeps the NPA-NXX-X block so that new thousands-block data applies to history.
+        return cdr.nanp_number[:7] if cdr.nanp_number else None
+
+    def delta(self, cdr: Cdr) -> list[int]:
+        return [cdr.customer_charge, cdr.provider_charge, 1]
+
+    def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
+        resolve = context.resolve_rate_center
+        merged: dict[str, tuple[str, str, list[int]]] = {}
+        for block, v in groups.items():
+            if resolve is None:
+                prefix, rc, state = block[:6], "UNKNOWN", "UNKNOWN"
+            else:
+                found = resolve(block)
+                if found is None:  # outside the US
+                    continue
+                prefix, rc, state = found.prefix, found.rc, found.state
+            entry = merged.get(prefix)
+            if entry is None:
+                merged[prefix] = (rc, state, list(v))
+            else:
+                for i, value in enumerate(v):
+                    entry[2][i] += value
+        rows: list[Row] = [
+            {
+                "prefix": prefix,
+                "rc": rc,
+                "state": state,
+                "customer_charge": money(v[CUSTOMER_CHARGE]),
+                "provider_charge": money(v[PROVIDER_CHARGE]),
+                "call_count": v[CALLS],
+            }
+            for prefix, (rc, state, v) in merged.items()
+        ]
+        rows.sort(key=lambda row: (-row["call_count"], row["prefix"]))
+        return rows

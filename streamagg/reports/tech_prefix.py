@@ -1,0 +1,41 @@
+"""Group by Tech Prefix: attempts, answered calls, ASR and ACD per routing tech prefix."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from streamagg.cdr import Cdr
+from streamagg.reports.base import Groups, QueryContext, Row, ratio
+from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain
+
+TOTAL, ANSWERED, ANSWERED_MICROS = range(3)
+
+
+class TechPrefixReport:
+    name: ClassVar[str] = "tech-prefix"
+    grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
+    columns: ClassVar[tuple[str, ...]] = ("tech_prefix", "total", "answered_calls", "asr", "acd")
+    hour_in_group: ClassVar[bool] = False
+
+    def group(self, cdr: Cdr) -> str | None:
+        return cdr.tech_prefix
+
+    def delta(self, cdr: Cdr) -> list[int]:
+        if cdr.answered:
+            return [1, 1, cdr.duration]
+        return [1, 0, 0]
+
+    def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
+        rows: list[Row] = [
+            {
+                "tech_prefix": prefix,
+                "total": v[TOTAL],
+                "answered_calls": v[ANSWERED],
+                # Both ratios come from the summed counts of the whole range, never averaged.
+                "asr": ratio(v[ANSWERED] * 100, v[TOTAL], 2),
+                "acd": ratio(v[ANSWERED_MICROS], v[ANSWERED] * 1_000_000, 1),
+            }
+            for prefix, v in groups.items()
+        ]
+        rows.sort(key=lambda row: (-row["total"], row["tech_prefix"]))
+        return rows
