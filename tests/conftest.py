@@ -1,0 +1,79 @@
+"""Fixtures shared by every test layer: a real Kafka broker and collision-free names."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KAFKA_LOCAL = REPO_ROOT / "deploy" / "kafka" / "kafka-local"
+# Room for a first-time jar fetch plus the broker's own start timeout.
+BROKER_START_TIMEOUT_S = 600
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _kafka_local(command: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(KAFKA_LOCAL), command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address ("127.0.0.1:PORT") of a real Kafka broker shared by the whole session.
+
+    With STREAMAGG_TEST_BROKER=host:port set (as .ci/run does), that broker is used as is.
+    Otherwise deploy/kafka/kafka-local starts a private single-node broker on a free port with
+    its data in a temporary folder, and stops it when the session ends. Tests sharing a broker
+    must use fresh topic and group names: see ``unique_name``.
+    """
+    external = os.environ.get("STREAMAGG_TEST_BROKER", "").strip()
+    if external:
+        yield external.removeprefix("kafka://")
+        return
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_DIR": str(tmp_path_factory.mktemp("kafka")),
+    }
+    started = _kafka_local("start", env, timeout=BROKER_START_TIMEOUT_S)
+    if started.returncode != 0:
+        pytest.fail(
+            f"kafka-local start failed (exit {started.returncode}):\n"
+            f"{started.stdout}{started.stderr}",
+            pytrace=False,
+        )
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        _kafka_local("stop", env, timeout=120)
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A fresh name for a topic, consumer group or transactional id, unique on a shared broker.
+
+    Built from the test's name (for readable broker logs) and a random suffix; only characters
+    Kafka accepts in topic names. Append your own suffixes when a test needs several names.
+    """
+    base = re.sub(r"[^a-zA-Z0-9._-]+", "-", request.node.name).strip("-.")[:60]
+    return f"{base}-{uuid.uuid4().hex[:10]}"

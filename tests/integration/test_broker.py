@@ -1,0 +1,183 @@
+"""The real broker does what the pipeline relies on: topics, groups, compaction, transactions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+# Generous bound for any single broker round trip; tests never assert on durations.
+STEP_TIMEOUT_S = 30
+
+
+@pytest.fixture
+async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An aiokafka admin client connected to the session's broker."""
+    client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def create_topics(admin: AIOKafkaAdminClient, *topics: NewTopic) -> None:
+    response = await admin.create_topics(list(topics))
+    errors = [e for e in response.to_object()["topic_errors"] if e["error_code"] != 0]
+    assert not errors, errors
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes], **config: object) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **config)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=value)
+    finally:
+        await producer.stop()
+
+
+async def consume(consumer: AIOKafkaConsumer, count: int) -> list[bytes]:
+    """Read exactly `count` values (or fail after STEP_TIMEOUT_S)."""
+    values: list[bytes] = []
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        while len(values) < count:
+            batches = await consumer.getmany(timeout_ms=500, max_records=count - len(values))
+            for records in batches.values():
+                values.extend(record.value for record in records)
+    return values
+
+
+async def test_produce_consume_round_trip(kafka_bootstrap: str, admin, unique_name: str) -> None:
+    await create_topics(admin, NewTopic(unique_name, 1, 1))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(
+            unique_name, b'{"call_id": "c1"}', key=b"acct-7", headers=[("source", b"test")]
+        )
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        unique_name, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), STEP_TIMEOUT_S)
+    finally:
+        await consumer.stop()
+
+    assert (record.offset, record.partition) == (sent.offset, sent.partition)
+    assert record.key == b"acct-7"
+    assert record.value == b'{"call_id": "c1"}'
+    assert list(record.headers) == [("source", b"test")]
+
+
+async def test_admin_creates_partitioned_and_compacted_topics(admin, unique_name: str) -> None:
+    partitioned, compacted = f"{unique_name}-p", f"{unique_name}-c"
+    await create_topics(
+        admin,
+        NewTopic(partitioned, num_partitions=6, replication_factor=1),
+        NewTopic(compacted, 2, 1, topic_configs={"cleanup.policy": "compact"}),
+    )
+
+    described = await admin.describe_topics([partitioned, compacted])
+    partitions = {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described}
+    assert partitions == {partitioned: list(range(6)), compacted: [0, 1]}
+
+    configs = {}
+    for response in await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in (partitioned, compacted)]
+    ):
+        for resource in response.to_object()["resources"]:
+            assert resource["error_code"] == 0, resource
+            entries = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+            configs[resource["resource_name"]] = entries
+    assert configs[compacted]["cleanup.policy"] == "compact"
+    assert configs[partitioned]["cleanup.policy"] == "delete"
+
+    again = await admin.create_topics([NewTopic(partitioned, 6, 1)])
+    assert [e["error_code"] for e in again.to_object()["topic_errors"]] == [36]  # already exists
+
+
+async def test_group_resumes_from_committed_offsets(
+    kafka_bootstrap: str, admin, unique_name: str
+) -> None:
+    topic, group = unique_name, f"{unique_name}-g"
+    await create_topics(admin, NewTopic(topic, 1, 1))
+    values = [f"cdr-{i}".encode() for i in range(10)]
+    await produce(kafka_bootstrap, topic, values)
+
+    def member() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+
+    first = member()
+    await first.start()
+    try:
+        assert await consume(first, 4) == values[:4]
+        await first.commit()
+        assert await first.committed(TopicPartition(topic, 0)) == 4
+    finally:
+        await first.stop()
+
+    second = member()
+    await second.start()
+    try:
+        assert await consume(second, 6) == values[4:]
+    finally:
+        await second.stop()
+
+
+async def test_transactions_commit_visible_abort_invisible(
+    kafka_bootstrap: str, admin, unique_name: str
+) -> None:
+    await create_topics(admin, NewTopic(unique_name, 1, 1))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=f"{unique_name}-tx"
+    )
+    await producer.start()
+    try:
+        async with asyncio.timeout(STEP_TIMEOUT_S):
+            async with producer.transaction():
+                await producer.send_and_wait(unique_name, b"committed-1")
+                await producer.send_and_wait(unique_name, b"committed-2")
+            await producer.begin_transaction()
+            await producer.send_and_wait(unique_name, b"aborted")
+            await producer.abort_transaction()
+            async with producer.transaction():
+                await producer.send_and_wait(unique_name, b"committed-3")
+    finally:
+        await producer.stop()
+
+    async def read_all(isolation_level: str, count: int) -> list[bytes]:
+        consumer = AIOKafkaConsumer(
+            unique_name,
+            bootstrap_servers=kafka_bootstrap,
+            auto_offset_reset="earliest",
+            isolation_level=isolation_level,
+        )
+        await consumer.start()
+        try:
+            return await consume(consumer, count)
+        finally:
+            await consumer.stop()
+
+    # The aborted record was really written: only the isolation level hides it.
+    assert await read_all("read_uncommitted", 4) == [
+        b"committed-1",
+        b"committed-2",
+        b"aborted",
+        b"committed-3",
+    ]
+    assert await read_all("read_committed", 3) == [b"committed-1", b"committed-2", b"committed-3"]
