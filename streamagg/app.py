@@ -1,0 +1,173 @@
+"""The Faust app of a worker and the runtime objects its agents and web views share."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
+from prometheus_client import CollectorRegistry
+
+from streamagg.agents.aggregate import register_aggregate_agent
+from streamagg.agents.ingest import IngestStage
+from streamagg.metrics import Metrics, create_metrics
+from streamagg.reference.dids import DidInventory
+from streamagg.reference.ratecenters import RateCenterSource
+from streamagg.settings import Settings
+from streamagg.tables.faust_tables import ReportTables, declare_tables
+from streamagg.web.auth import TokenStore
+
+log = logging.getLogger(__name__)
+
+RATE_CENTER_CHECK_SECONDS = 30.0
+
+
+class StreamaggWeb(AiohttpWeb):
+    """Faust's aiohttp server without its built-in pages (/table would dump table contents)."""
+
+    default_blueprints: ClassVar[Any] = ()
+    production_blueprints: ClassVar[Any] = ()
+    debug_blueprints: ClassVar[Any] = ()
+    optional_blueprints: ClassVar[Any] = ()
+
+
+@dataclass
+class Runtime:
+    """Everything a worker holds besides Faust itself, shared by agents and web views."""
+
+    settings: Settings
+    registry: CollectorRegistry
+    metrics: Metrics
+    tables: ReportTables
+    inventory: DidInventory
+    rate_centers: RateCenterSource
+    tokens: TokenStore
+    ingest: IngestStage
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def readiness(self, app: faust.App) -> tuple[bool, str]:
+        """Whether this worker answers queries with complete data, and if not, why."""
+        if not self.inventory.loaded:
+            return False, "loading the DID inventory"
+        recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+        if not recovery.completed.is_set() or app.in_recovery:
+            return False, "recovering report tables from their changelogs"
+        if app.rebalancing:
+            return False, "partitions are being rebalanced"
+        if not self.ingest.running.is_set():
+            return False, "the ingest stage is not connected to Kafka"
+        return True, "ready"
+
+
+class StreamaggApp(faust.App):
+    runtime: Runtime
+
+    def _new_web(self) -> Any:
+        return StreamaggWeb(self)
+
+    async def on_stop(self) -> None:
+        runtime = getattr(self, "runtime", None)
+        if runtime is not None:
+            await _stop_side_services(runtime)
+        await super().on_stop()
+
+    def on_webserver_init(self, web: Any) -> None:
+        from streamagg.web.routes import install_routes
+
+        install_routes(web.web_app, self)
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> StreamaggApp:
+    """Build the worker's Faust app: tables, the report agent, the ingest stage and the web."""
+    registry = registry or CollectorRegistry()
+    app = StreamaggApp(
+        settings.app_id,
+        broker=settings.broker,
+        broker_credentials=_credentials(settings),
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        table_standby_replicas=settings.standby_replicas,
+        web_port=settings.web_port,
+        web_bind=settings.web_bind,
+        web_host=settings.web_host,
+        canonical_url=settings.canonical_url,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        autodiscover=False,
+        table_cleanup_interval=3600.0,
+    )
+    metrics = create_metrics(registry)
+    tables = declare_tables(app, settings.partitions)
+    register_aggregate_agent(app, settings, tables, metrics)
+    inventory = DidInventory(settings)
+    ingest = IngestStage(settings, metrics, inventory.owner)
+    app.runtime = Runtime(
+        settings=settings,
+        registry=registry,
+        metrics=metrics,
+        tables=tables,
+        inventory=inventory,
+        rate_centers=RateCenterSource(settings.ratecenters, log=log),
+        tokens=TokenStore(settings.tokens_file),
+        ingest=ingest,
+    )
+    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+
+    async def start_side_services() -> None:
+        await _start_side_services(app.runtime)
+
+    app.task(start_side_services)
+    return app
+
+
+async def _start_side_services(runtime: Runtime) -> None:
+    await runtime.inventory.start()
+    runtime.background.append(asyncio.create_task(_ingest_after_inventory(runtime)))
+    runtime.background.append(asyncio.create_task(_watch_rate_centers(runtime)))
+
+
+async def _ingest_after_inventory(runtime: Runtime) -> None:
+    # SPEC §2: no CDR is processed before the DID inventory is read to its end.
+    await runtime.inventory.wait_loaded()
+    log.info("DID inventory loaded (%d DIDs); starting the ingest stage", len(runtime.inventory))
+    await runtime.ingest.run()
+
+
+async def _watch_rate_centers(runtime: Runtime) -> None:
+    while True:
+        await asyncio.to_thread(runtime.rate_centers.maybe_reload)
+        runtime.tokens.maybe_reload()
+        await asyncio.sleep(RATE_CENTER_CHECK_SECONDS)
+
+
+async def _stop_side_services(runtime: Runtime) -> None:
+    runtime.ingest.stop()
+    for task in runtime.background:
+        task.cancel()
+    await asyncio.gather(*runtime.background, return_exceptions=True)
+    await runtime.inventory.stop()
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    ssl_context: Any = settings.kafka_client_options().get("ssl_context")
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism,
+            ssl_context=ssl_context,
+        )
+    return faust.SSLCredentials(ssl_context)

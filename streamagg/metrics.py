@@ -1,0 +1,95 @@
+"""Every business metric of SPEC §4, declared in one place on a registry passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from streamagg.cdr import Cdr
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    cdrs: Counter
+    calls: Counter
+    calls_answered: Counter
+    answered_seconds: Counter
+    consumer_lag: Gauge
+    processing_latency: Histogram
+    batches_applied: Counter
+    table_keys_written: Counter
+
+    def count_accepted(self, cdrs: Iterable[Cdr]) -> None:
+        """Add accepted calls to the per-tech-prefix counters, one labels() call per prefix."""
+        per_prefix: dict[str, list[int]] = {}
+        accepted = 0
+        for cdr in cdrs:
+            accepted += 1
+            totals = per_prefix.get(cdr.tech_prefix)
+            if totals is None:
+                totals = per_prefix[cdr.tech_prefix] = [0, 0, 0]
+            totals[0] += 1
+            if cdr.answered:
+                totals[1] += 1
+                totals[2] += cdr.duration
+        if accepted:
+            self.cdrs.labels(outcome="accepted").inc(accepted)
+        for prefix, (calls, answered, micros) in per_prefix.items():
+            self.calls.labels(tech_prefix=prefix).inc(calls)
+            if answered:
+                self.calls_answered.labels(tech_prefix=prefix).inc(answered)
+                self.answered_seconds.labels(tech_prefix=prefix).inc(micros / 1_000_000)
+
+
+def create_metrics(registry: CollectorRegistry) -> Metrics:
+    """Declare all streamagg metrics on registry (tests pass a fresh CollectorRegistry)."""
+    metrics = Metrics(
+        cdrs=Counter("streamagg_cdrs", "CDR messages by outcome.", ["outcome"], registry=registry),
+        calls=Counter(
+            "streamagg_calls",
+            "Accepted call attempts per tech prefix.",
+            ["tech_prefix"],
+            registry=registry,
+        ),
+        calls_answered=Counter(
+            "streamagg_calls_answered",
+            "Answered calls per tech prefix.",
+            ["tech_prefix"],
+            registry=registry,
+        ),
+        answered_seconds=Counter(
+            "streamagg_answered_seconds",
+            "Billed seconds of answered calls per tech prefix.",
+            ["tech_prefix"],
+            registry=registry,
+        ),
+        consumer_lag=Gauge(
+            "streamagg_consumer_lag_messages",
+            "Messages not yet processed: end offset minus position, per partition.",
+            ["topic", "partition"],
+            registry=registry,
+        ),
+        processing_latency=Histogram(
+            "streamagg_processing_latency_seconds",
+            "From a CDR message's Kafka timestamp until its table updates are visible.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        batches_applied=Counter(
+            "streamagg_batches_applied",
+            "Internal CDR batches applied to the report tables.",
+            registry=registry,
+        ),
+        table_keys_written=Counter(
+            "streamagg_table_keys_written",
+            "Report table keys written (changelog messages).",
+            registry=registry,
+        ),
+    )
+    for outcome in ("accepted", "rejected", "duplicate"):
+        metrics.cdrs.labels(outcome=outcome)
+    return metrics

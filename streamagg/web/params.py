@@ -1,0 +1,129 @@
+"""Parse and check the parameters of a report request; every problem names its parameter."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from streamagg.errors import BadQuery
+from streamagg.reports import REPORTS, Report
+from streamagg.tables.buckets import HOUR
+
+MAX_QUERY_STRING = 2048
+_ALLOWED = {"from", "to", "month", "format"}
+_MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")
+_SPACE_OFFSET = re.compile(r" ([0-9]{2}:?[0-9]{2})$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UnknownReport(BadQuery):
+    """The report id in the path is not one of SPEC §2's (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    report: Report
+    customer_id: str
+    start: datetime
+    end: datetime
+    format: str  # "json" or "csv"
+
+    @property
+    def start_hour(self) -> int:
+        return int(self.start.timestamp()) // 3600
+
+    @property
+    def end_hour(self) -> int:
+        return int(self.end.timestamp()) // 3600
+
+
+def parse_report_query(
+    report_id: str,
+    customer_id: str,
+    query: Mapping[str, str],
+    *,
+    query_string: str = "",
+    accept: str = "",
+    retention_days: int,
+    now: datetime | None = None,
+) -> ReportQuery:
+    if len(query_string) > MAX_QUERY_STRING:
+        raise BadQuery("query", f"longer than {MAX_QUERY_STRING} characters")
+    report = REPORTS.get(report_id)
+    if report is None:
+        raise UnknownReport(
+            "report", f"unknown report {report_id[:64]!r}; one of {sorted(REPORTS)}"
+        )
+    if not customer_id or len(customer_id) > 128 or _CONTROL.search(customer_id):
+        raise BadQuery("customer_id", "1 to 128 characters, no control characters")
+    for name in query:
+        if name not in _ALLOWED:
+            raise BadQuery(name[:64], f"unknown parameter; allowed: {', '.join(sorted(_ALLOWED))}")
+    start, end = _range(query, report)
+    _check_span(start, end, retention_days, now or datetime.now(UTC))
+    return ReportQuery(report, customer_id, start, end, _format(query, accept))
+
+
+def _range(query: Mapping[str, str], report: Report) -> tuple[datetime, datetime]:
+    has_month = "month" in query
+    if has_month and ("from" in query or "to" in query):
+        raise BadQuery("month", "give either month or from and to, not both")
+    if has_month:
+        return _month(query["month"])
+    for name in ("from", "to"):
+        if name not in query:
+            raise BadQuery(name, "required (or give month=YYYY-MM)")
+    start = _instant("from", query["from"], report)
+    end = _instant("to", query["to"], report)
+    if end <= start:
+        raise BadQuery("to", "must be after from")
+    return start, end
+
+
+def _month(text: str) -> tuple[datetime, datetime]:
+    match = _MONTH_RE.fullmatch(text)
+    if match is None:
+        raise BadQuery("month", f"expected YYYY-MM, got {text[:32]!r}")
+    year, month = int(match.group(1)), int(match.group(2))
+    if not 1 <= month <= 12 or year < 1970:
+        raise BadQuery("month", f"no such month {text!r}")
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def _instant(name: str, text: str, report: Report) -> datetime:
+    # An unencoded "+" of an offset arrives as a space: take it back.
+    text = _SPACE_OFFSET.sub(r"+\1", text.strip())
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadQuery(name, f"not an ISO-8601 time: {text[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise BadQuery(name, "needs a UTC offset or Z, e.g. 2026-11-01T00:00:00Z")
+    moment = moment.astimezone(UTC)
+    if moment.year < 1970:
+        raise BadQuery(name, "before 1970")
+    if moment.minute or moment.second or moment.microsecond:
+        raise BadQuery(name, "must fall on a whole UTC hour")
+    if HOUR not in report.grains and not report.hour_in_group and moment.hour:
+        raise BadQuery(name, f"must fall on a whole UTC day for {report.name}")
+    return moment
+
+
+def _check_span(start: datetime, end: datetime, retention_days: int, now: datetime) -> None:
+    if end - start > timedelta(days=retention_days):
+        raise BadQuery("to", f"the range spans more than the retention of {retention_days} days")
+    if end <= now - timedelta(days=retention_days):
+        raise BadQuery("from", f"the range ends before the retention of {retention_days} days")
+
+
+def _format(query: Mapping[str, str], accept: str) -> str:
+    chosen = query.get("format")
+    if chosen is None:
+        return "csv" if "text/csv" in accept else "json"
+    if chosen not in ("json", "csv"):
+        raise BadQuery("format", "must be json or csv")
+    return chosen

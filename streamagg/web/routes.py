@@ -1,0 +1,123 @@
+"""HTTP surface of a worker: the report API, health, readiness, the page and the OpenAPI document.
+
+Handlers only parse, call a query and serialize; errors become SPEC §3's JSON in one middleware.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from streamagg.errors import BadQuery
+from streamagg.web.auth import AccessDenied
+from streamagg.web.forward import NotOwner, forward_request, owner_url
+from streamagg.web.params import UnknownReport, parse_report_query
+from streamagg.web.query_service import run_local_query
+from streamagg.web.render import error_response, report_response
+
+if TYPE_CHECKING:
+    from streamagg.app import StreamaggApp
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+OPENAPI_FILE = Path(__file__).parent / "openapi.yaml"
+APP_KEY: web.AppKey[Any] = web.AppKey("streamagg_app", object)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Unavailable(Exception):
+    """The worker cannot answer right now (recovering, rebalancing): HTTP 503."""
+
+
+def install_routes(web_app: web.Application, app: StreamaggApp) -> None:
+    web_app[APP_KEY] = app
+    web_app.middlewares.append(error_middleware)
+    router = web_app.router
+    router.add_get("/", index)
+    router.add_get("/healthz", healthz)
+    router.add_get("/readyz", readyz)
+    router.add_get("/api/v1/openapi.yaml", openapi)
+    router.add_get("/api/v1/customers/{customer_id}/reports/{report}", report)
+    if STATIC_DIR.is_dir():
+        router.add_static("/static/", STATIC_DIR)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except UnknownReport as exc:
+        return error_response(404, "unknown_report", str(exc))
+    except BadQuery as exc:
+        return error_response(400, "bad_parameter", str(exc))
+    except AccessDenied as exc:
+        code = "unauthorized" if exc.status == 401 else "forbidden"
+        return error_response(exc.status, code, exc.message)
+    except Unavailable as exc:
+        return error_response(503, "unavailable", str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return error_response(exc.status, code, exc.reason)
+    except Exception:
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error; see the worker log")
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    page = STATIC_DIR / "index.html"
+    if not page.is_file():
+        raise web.HTTPNotFound(reason="the report page is not installed")
+    return web.FileResponse(page)
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    if not OPENAPI_FILE.is_file():
+        raise web.HTTPNotFound(reason="the OpenAPI document is not installed")
+    return web.FileResponse(OPENAPI_FILE, headers={"Content-Type": "application/yaml"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    ready, reason = app.runtime.readiness(app)
+    body = orjson.dumps({"ready": ready, "reason": reason})
+    return web.Response(status=200 if ready else 503, body=body, content_type="application/json")
+
+
+async def report(request: web.Request) -> web.StreamResponse:
+    app = request.app[APP_KEY]
+    runtime = app.runtime
+    query = parse_report_query(
+        request.match_info["report"],
+        request.match_info["customer_id"],
+        request.query,
+        query_string=request.query_string,
+        accept=request.headers.get("Accept", ""),
+        retention_days=runtime.settings.retention_days,
+    )
+    runtime.tokens.authorize(request.headers.get("Authorization"), query.customer_id)
+    ready, reason = runtime.readiness(app)
+    if not ready:
+        raise Unavailable(f"not ready: {reason}; retry shortly")
+    try:
+        rows = run_local_query(app, query)
+    except NotOwner as not_owner:
+        url = owner_url(app, not_owner.partition)
+        if url is None or request.headers.get("X-Streamagg-Forwarded"):
+            raise Unavailable(
+                "the owner of this customer's data is moving; retry shortly"
+            ) from None
+        return await forward_request(app, request, url)
+    return report_response(query, rows)

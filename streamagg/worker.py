@@ -1,0 +1,32 @@
+"""`streamagg worker`: wait for Kafka, then run the Faust worker of the app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from streamagg.settings import Settings
+from streamagg.topics import wait_for_broker
+
+log = logging.getLogger("streamagg")
+
+
+def run_worker(settings: Settings) -> int:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    log.info("settings: %r", settings)
+    try:
+        asyncio.run(wait_for_broker(settings))
+    except KeyboardInterrupt:
+        return 130
+
+    from streamagg.app import create_app
+
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0
