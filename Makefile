@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	  py=""; \
 	  for candidate in python3.13 python3.12 python3.11 python3; do \
 	    if command -v $$candidate >/dev/null && \
-	       $$candidate -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+	       $$candidate -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
 	      py=$$candidate; break; \
 	    fi; \
 	  done; \

@@ -26,9 +26,19 @@ async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
 
 
 async def create_topics(admin: AIOKafkaAdminClient, *topics: NewTopic) -> None:
+    """Create topics and wait until the broker's metadata shows every partition with a leader."""
     response = await admin.create_topics(list(topics))
     errors = [e for e in response.to_object()["topic_errors"] if e["error_code"] != 0]
     assert not errors, errors
+    names = [topic.name for topic in topics]
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        while not all(
+            topic["error_code"] == 0
+            and topic["partitions"]
+            and all(p["leader"] >= 0 for p in topic["partitions"])
+            for topic in await admin.describe_topics(names)
+        ):
+            await asyncio.sleep(0.1)
 
 
 async def produce(bootstrap: str, topic: str, values: list[bytes], **config: object) -> None:
