@@ -89,6 +89,8 @@ class ReportOracle:
             now = now.replace(tzinfo=UTC)
         owners = {normalise_did(did): account for did, account in (did_owner or {}).items()}
         horizon = timedelta(hours=dedup_hours)
+        oldest = now - timedelta(days=retention_days)
+        newest = now + timedelta(hours=future_tolerance_hours)
 
         self._rejections: list[tuple[bytes, str]] = []
         self._duplicates = 0
@@ -97,12 +99,7 @@ class ReportOracle:
         for message in raw_messages:
             raw = bytes(message)
             try:
-                cdr = decode(
-                    raw,
-                    now=now,
-                    retention_days=retention_days,
-                    future_tolerance_hours=future_tolerance_hours,
-                )
+                cdr = decode(raw, oldest=oldest, newest=newest)
             except Rejected as exc:
                 self._rejections.append((raw, str(exc)))
                 continue
@@ -167,8 +164,9 @@ class ReportOracle:
         blocks = self._con.execute(
             "SELECT DISTINCT left(nanp, 7) FROM cdr WHERE nanp IS NOT NULL"
         ).fetchall()
-        self._con.execute("CREATE OR REPLACE TABLE rc_map (p7 VARCHAR, prefix VARCHAR, "
-                          "rc VARCHAR, state VARCHAR)")
+        self._con.execute(
+            "CREATE OR REPLACE TABLE rc_map (p7 VARCHAR, prefix VARCHAR, rc VARCHAR, state VARCHAR)"
+        )
         mapped = []
         for (p7,) in blocks:
             found = rate_centers(p7)

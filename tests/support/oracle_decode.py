@@ -199,10 +199,11 @@ def parse_dt(raw: Any) -> datetime:
         raise Rejected("dt: out of range") from None
 
 
-def decode(
-    message: bytes, *, now: datetime, retention_days: int, future_tolerance_hours: int
-) -> Cdr:
-    """Decode one message or raise ``Rejected``."""
+_JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def decode(message: bytes, *, oldest: datetime, newest: datetime) -> Cdr:
+    """Decode one message or raise ``Rejected``; ``dt`` must lie in [oldest, newest]."""
     if len(message) > MAX_MESSAGE_BYTES:
         raise Rejected("message: over 64 KiB")
     try:
@@ -210,7 +211,7 @@ def decode(
     except UnicodeDecodeError:
         raise Rejected("message: not UTF-8") from None
     try:
-        obj = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        obj = _JSON.decode(text)
     except ValueError:  # JSONDecodeError, bad constants, over-long ints
         raise Rejected("message: not JSON") from None
     if not isinstance(obj, dict):
@@ -228,9 +229,9 @@ def decode(
     if obj.get("dt") is None:
         raise Rejected("dt: missing")
     dt = parse_dt(obj["dt"])
-    if dt < now - timedelta(days=retention_days):
+    if dt < oldest:
         raise Rejected("dt: older than retention")
-    if dt > now + timedelta(hours=future_tolerance_hours):
+    if dt > newest:
         raise Rejected("dt: in the future")
     tech_prefix = _opt_str(obj, "tech_prefix") or ""
     if len(tech_prefix) > 32:
@@ -261,7 +262,7 @@ def nanp_number(dest_number: str | None, tech_prefix: str) -> str | None:
         return None
     number = dest_number
     if tech_prefix and number.startswith(tech_prefix):
-        number = number[len(tech_prefix):]
+        number = number[len(tech_prefix) :]
     if number.startswith("+"):
         number = number[1:]
     if len(number) == 11 and number.startswith("1"):
