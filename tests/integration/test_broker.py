@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaConnectionError
 
+KAFKA_LOCAL = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka-local"
 # Generous bound for any single broker round trip; tests never assert on durations.
 STEP_TIMEOUT_S = 30
 
@@ -191,3 +197,55 @@ async def test_transactions_commit_visible_abort_invisible(
         b"committed-3",
     ]
     assert await read_all("read_committed", 3) == [b"committed-1", b"committed-2", b"committed-3"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def scram_broker(tmp_path: Path) -> Iterator[str]:
+    """A private kafka-local broker with a SASL_PLAINTEXT/SCRAM-SHA-256 listener; yields it."""
+    sasl_port = _free_port()
+    env = {
+        **os.environ,
+        "KAFKA_DIR": str(tmp_path / "kafka"),
+        "KAFKA_PORT": str(_free_port()),
+        "KAFKA_SASL_PORT": str(sasl_port),
+        "KAFKA_SASL_USER": "carrier",
+        "KAFKA_SASL_PASSWORD": "pw with spaces=ok",
+    }
+    started = subprocess.run(
+        [str(KAFKA_LOCAL), "start"], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield f"127.0.0.1:{sasl_port}"
+    finally:
+        subprocess.run([str(KAFKA_LOCAL), "stop"], env=env, capture_output=True, timeout=120)
+
+
+async def test_scram_listener_accepts_only_its_user(scram_broker: str) -> None:
+    def producer(password: str) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=scram_broker,
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-256",
+            sasl_plain_username="carrier",
+            sasl_plain_password=password,
+        )
+
+    intruder = producer("wrong")
+    with pytest.raises(KafkaConnectionError):
+        await asyncio.wait_for(intruder.start(), STEP_TIMEOUT_S)
+    await intruder.stop()
+
+    owner = producer("pw with spaces=ok")
+    await asyncio.wait_for(owner.start(), STEP_TIMEOUT_S)
+    try:
+        sent = await asyncio.wait_for(owner.send_and_wait("sasl-check", b"x"), STEP_TIMEOUT_S)
+    finally:
+        await owner.stop()
+    assert sent.offset == 0
