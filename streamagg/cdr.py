@@ -17,12 +17,12 @@ _MICRO = Decimal("0.000001")
 _ID_MAX_CHARS = 128
 
 _DT_RE = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
-    r"(Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
 )
 _NANP_RE = re.compile(r"[2-9][0-9]{2}[2-9][0-9]{6}")
 _NON_DIGITS = re.compile(r"[^0-9]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ def parse_dt(value: object) -> int:
 
 
 def _zone(spelling: str | None) -> timezone:
-    if spelling is None or spelling in ("Z", "z"):
+    if spelling is None or spelling == "Z":
         return UTC
     sign = -1 if spelling[0] == "-" else 1
     digits = spelling[1:].replace(":", "")

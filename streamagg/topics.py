@@ -34,10 +34,10 @@ async def ensure_topics(settings: Settings) -> None:
             settings.batches_topic: settings.partitions,
             settings.dlq_topic: settings.partitions,
         }
-        existing = await admin.describe_topics(list(wanted))
-        partitions = {
-            t["topic"]: len(t["partitions"]) for t in existing if t.get("error_code", 0) == 0
-        }
+        # describe_topics of a missing topic would auto-create it with default partitions.
+        present = set(await admin.list_topics()) & set(wanted)
+        described = await admin.describe_topics(sorted(present)) if present else []
+        partitions = {t["topic"]: len(t["partitions"]) for t in described}
         missing = [
             NewTopic(name, n, 1 if _single_broker(admin) else 3)
             for name, n in wanted.items()

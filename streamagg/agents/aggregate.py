@@ -44,7 +44,11 @@ def register_aggregate_agent(
             now = time.time()
             if outcome.accepted:
                 sweeper.observe(message.partition, max(c.start for c in outcome.accepted))
-            sweeper.step(tables, message.partition, now)
+            try:
+                sweeper.step(tables, message.partition, now)
+            except Exception:
+                # Expiry is housekeeping: a failure there must never hold up the reports.
+                log.exception("retention sweep of partition %d failed", message.partition)
             _record(metrics, outcome, batch, now)
             highwater = app.consumer.highwater(message.tp)
             if highwater is not None:

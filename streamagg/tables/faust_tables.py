@@ -71,8 +71,6 @@ def declare_tables(app: faust.App, partitions: int) -> ReportTables:
             partitions=partitions,
             key_type=bytes,
             value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
             help=f"streamagg {name}",
         )
 

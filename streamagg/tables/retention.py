@@ -17,6 +17,9 @@ import orjson
 from streamagg.tables.buckets import parse_bucket_key
 from streamagg.tables.faust_tables import ReportTables, partition_db
 
+# Faust's RocksDB store keeps its changelog offset under a key of its own in each partition.
+FAUST_PRIVATE_PREFIX = b"__faust"
+
 
 @dataclass
 class RetentionSweeper:
@@ -61,7 +64,11 @@ class RetentionSweeper:
         items = list(itertools.islice(db.items(from_key=cursor), self.keys_per_step + 1))
         more = len(items) > self.keys_per_step
         self._cursors[(name, partition)] = items[-1][0] if more else None
-        doomed = [key for key, value in items[: self.keys_per_step] if expired(key, value)]
+        doomed = [
+            key
+            for key, value in items[: self.keys_per_step]
+            if not key.startswith(FAUST_PRIVATE_PREFIX) and expired(key, value)
+        ]
         for key in doomed:
             del table[key]
         return len(doomed)
