@@ -106,3 +106,20 @@ def test_missing_maven_is_one_clear_line_when_jars_are_absent(tmp_path: Path) ->
     )
 
     assert one_error_line(result).startswith("kafka-local: error: mvn not found")
+
+
+def test_failed_jar_fetch_is_one_clear_line_and_leaves_no_partial_cache(tmp_path: Path) -> None:
+    bin_dir = path_without(tmp_path, "mvn")
+    fake_mvn = bin_dir / "mvn"
+    fake_mvn.write_text("#!/bin/sh\necho 'Could not resolve dependencies' >&2\nexit 1\n")
+    fake_mvn.chmod(0o755)
+    cache = tmp_path / "cache" / "kafka"
+
+    result = run("fetch", cwd=tmp_path, PATH=str(bin_dir), KAFKA_JARS=str(cache))
+
+    line = one_error_line(result)
+    assert "fetching the Kafka jars with Maven failed; see " in line
+    log = Path(line.rsplit("see ", 1)[1])
+    assert "Could not resolve dependencies" in log.read_text()
+    assert not cache.exists()
+    assert [p.name for p in cache.parent.iterdir()] == [log.name]
