@@ -12,14 +12,15 @@ from typing import TypeVar
 
 import orjson
 
-# Tech prefix → (share of attempts, normal answer-seizure ratio).
-TECH_PREFIXES: dict[str, tuple[float, float]] = {
-    "": (0.34, 0.52),
-    "123#": (0.24, 0.47),
-    "77*": (0.16, 0.58),
-    "9001": (0.14, 0.43),
-    "44#": (0.12, 0.55),
-}
+from streamagg.tools.cdrplan import (
+    PREFIX_NAMES,
+    TECH_PREFIXES,
+    CallPlan,
+    build_plan,
+    did_inventory,
+    rate_center_rows,
+)
+
 DT_SPELLINGS = ("iso_z", "iso_offset", "iso_naive", "space", "epoch_int", "epoch_float")
 INVALID_KINDS = ("bad_json", "missing_callid", "negative_amount", "bad_dt", "not_object")
 FAILURE_SIP_CODES = (487, 486, 480, 503, 404, 408, 603, 403)
@@ -29,23 +30,6 @@ _FAILURE_POOL = tuple(
 )
 DEFAULT_ASR_DROP_FACTOR = 0.3
 
-# Dialed NANP area codes and rate-center names invented for them (uppercase, as NANPA writes).
-_NANP_AREAS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("201", "NJ", ("JERSEYCITY", "HACKENSACK", "BAYONNE")),
-    ("212", "NY", ("NWYRCYZN01", "NWYRCYZN03")),
-    ("213", "CA", ("LSAN DA 01", "LSAN DA 02")),
-    ("305", "FL", ("MIAMI", "HOMESTEAD", "KEY WEST")),
-    ("312", "IL", ("CHICAGO",)),
-    ("404", "GA", ("ATLANTA", "DECATUR")),
-    ("469", "TX", ("DALLAS", "PLANO", "GARLAND")),
-    ("503", "OR", ("PORTLAND", "SALEM")),
-    ("602", "AZ", ("PHOENIX", "SCOTTSDALE")),
-    ("617", "MA", ("BOSTON", "CAMBRIDGE")),
-    ("702", "NV", ("LAS VEGAS", "HENDERSON")),
-    ("720", "CO", ("DENVER", "AURORA")),
-    ("808", "HI", ("HONOLULU", "KANEOHE")),
-    ("917", "NY", ("NWYRCYZN01", "NWYRCYZN05")),
-)
 _INTERNATIONAL = ("44207946", "4930901820", "525512", "919820", "63917", "61291", "33142")
 _OFFSETS_MINUTES = (-300, -240, -420, 60, 120, 330, 0)
 _DTMF_KEYS = "0123456789*#"
@@ -72,29 +56,6 @@ class GeneratorOptions:
     key_by_customer: bool = True
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """The fixed world the calls happen in: who exists, what is dialed, who owns which DID."""
-
-    customer_ids: list[int]
-    customer_weights: list[float]
-    primary_prefix: dict[int, str]
-    provider_ids: list[int]
-    nanp_prefixes: list[str]
-    dids_by_owner: dict[int, list[str]]
-    all_dids: list[str]
-
-
-def nanp_prefixes() -> list[str]:
-    """The NPA-NXX codes the generator dials, the same for every seed."""
-    plan_rng = random.Random("streamagg-nanp-plan")
-    prefixes = []
-    for npa, _state, _centers in _NANP_AREAS:
-        for nxx in plan_rng.sample(range(200, 1000), 3):
-            prefixes.append(f"{npa}{nxx}")
-    return prefixes
-
-
 class CdrGenerator:
     """Iterates (key, value) Kafka messages of a synthetic softswitch CDR stream."""
 
@@ -108,32 +69,15 @@ class CdrGenerator:
         if options.customers < 1 or options.providers < 1:
             raise ValueError("customers and providers must be at least 1")
         self.options = options
-        self._plan = _build_plan(options)
+        self._plan = build_plan(options.seed, options.customers, options.providers)
 
     def did_inventory(self) -> list[tuple[str, str]]:
         """(did, owner account) of every DID the stream presents as CLI."""
-        return [
-            (did, str(owner))
-            for owner, dids in sorted(self._plan.dids_by_owner.items())
-            for did in dids
-        ]
+        return did_inventory(self._plan)
 
     def rate_center_rows(self) -> list[tuple[str, str, str]]:
         """A plain `prefix,rc,state` table for the dialed prefixes; some left out on purpose."""
-        areas = {npa: (state, centers) for npa, state, centers in _NANP_AREAS}
-        table_rng = random.Random("streamagg-rate-centers")
-        rows = []
-        for index, prefix in enumerate(self._plan.nanp_prefixes):
-            if index % 7 == 3:
-                continue  # not in the data: reported as UNKNOWN
-            state, centers = areas[prefix[:3]]
-            center = table_rng.choice(centers)
-            rows.append((prefix, center, state))
-            if index % 9 == 1:
-                # A pooled thousands block whose rate center differs from its NPA-NXX.
-                others = [c for c in centers if c != center] or [center + " 2"]
-                rows.append((prefix + str(table_rng.randint(0, 9)), others[0], state))
-        return rows
+        return rate_center_rows(self._plan)
 
     def messages(self) -> Iterator[tuple[bytes | None, bytes]]:
         options = self.options
@@ -168,16 +112,17 @@ class CdrGenerator:
         customer = plan.customer_ids[
             bisect.bisect(plan.customer_weights, rand() * plan.customer_weights[-1])
         ]
+        customer_text = plan.customer_texts[customer]
         tech_prefix = plan.primary_prefix[customer]
         if rand() < 0.3:
-            tech_prefix = _pick(rand, _PREFIX_NAMES)
+            tech_prefix = _pick(rand, PREFIX_NAMES)
         asr = TECH_PREFIXES[tech_prefix][1] * options.asr_drop.get(tech_prefix, 1.0)
         answered = rand() < asr
         international = rand() < 0.22
         cdr: dict[str, object] = {
             "callid": f"{rng.getrandbits(64):016x}-{sequence:x}@sbc{sequence % 4 + 1}",
             "dt": _spell_dt(rand, event_time, options.dt_spellings),
-            "customer_id": customer if rand() < 0.5 else str(customer),
+            "customer_id": customer if rand() < 0.5 else customer_text,
         }
         provider_roll = rand()
         if provider_roll < 0.97:
@@ -214,36 +159,8 @@ class CdrGenerator:
             cdr["dtmf"] = "".join(rng.choices(_DTMF_KEYS, k=rng.randint(1, 6)))
         elif rand() < 0.2:
             cdr["dtmf"] = "" if rand() < 0.7 else None
-        key = str(customer).encode() if options.key_by_customer else None
+        key = customer_text.encode() if options.key_by_customer else None
         return key, cdr
-
-
-_PREFIX_NAMES = tuple(TECH_PREFIXES)
-
-
-def _build_plan(options: GeneratorOptions) -> _Plan:
-    rng = random.Random(f"plan-{options.seed}")
-    customer_ids = [1001 + index for index in range(options.customers)]
-    # Zipf-like volume: the k-th customer sends about 1/k^1.1 of the first one's calls.
-    cumulative, total = [], 0.0
-    for rank in range(1, options.customers + 1):
-        total += 1.0 / rank**1.1
-        cumulative.append(total)
-    shares = [share for share, _asr in TECH_PREFIXES.values()]
-    primary = {c: rng.choices(_PREFIX_NAMES, weights=shares)[0] for c in customer_ids}
-    provider_ids = [201 + index for index in range(options.providers)]
-    prefixes = nanp_prefixes()
-    dids_by_owner: dict[int, list[str]] = {}
-    taken: set[str] = set()
-    for customer in customer_ids[: max(1, options.customers * 3 // 4)]:
-        owned = dids_by_owner[customer] = []
-        while len(owned) < 1 + customer % 5:
-            did = "1" + rng.choice(prefixes) + f"{rng.randrange(10000):04d}"
-            if did not in taken:
-                taken.add(did)
-                owned.append(did)
-    all_dids = [did for dids in dids_by_owner.values() for did in dids]
-    return _Plan(customer_ids, cumulative, primary, provider_ids, prefixes, dids_by_owner, all_dids)
 
 
 def _uniform(rand: Callable[[], float], low: float, high: float) -> float:
@@ -264,17 +181,33 @@ def _spell_dt(rand: Callable[[], float], event_time: float, spellings: tuple[str
         return int(event_time)
     if spelling == "epoch_float":
         return round(event_time, 3)
-    moment = datetime.fromtimestamp(event_time, UTC)
     if spelling == "iso_offset":
+        moment = datetime.fromtimestamp(event_time, UTC)
         offset = _pick(rand, _OFFSETS_MINUTES)
         moment = moment.astimezone(timezone(timedelta(minutes=offset)))
         return moment.isoformat(timespec="milliseconds" if offset % 120 else "seconds")
-    text = moment.isoformat(timespec="microseconds")[:26]
+    text = _utc_text(event_time)
     if spelling == "iso_z":
         return text[:23] + "Z" if rand() < 0.5 else text[:19] + "Z"
     if spelling == "space":
         return text.replace("T", " ")
     return text  # iso_naive: no zone means UTC
+
+
+_second_text_cache: dict[int, str] = {}
+
+
+def _utc_text(event_time: float) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.ffffff` in UTC; the seconds part is cached (calls share seconds)."""
+    microseconds = round(event_time * 1_000_000)
+    second, fraction = divmod(microseconds, 1_000_000)
+    text = _second_text_cache.get(second)
+    if text is None:
+        if len(_second_text_cache) > 4096:
+            _second_text_cache.clear()
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_text_cache[second] = text
+    return f"{text}.{fraction:06d}"
 
 
 def _amount(rand: Callable[[], float], value: float) -> object:
@@ -284,7 +217,7 @@ def _amount(rand: Callable[[], float], value: float) -> object:
     return f"{value:.{places}f}"
 
 
-def _nanp_number(rand: Callable[[], float], plan: _Plan, tech_prefix: str) -> str:
+def _nanp_number(rand: Callable[[], float], plan: CallPlan, tech_prefix: str) -> str:
     ten_digits = _pick(rand, plan.nanp_prefixes) + _line_number(rand)
     spelling = rand()
     if spelling < 0.4:
@@ -311,7 +244,7 @@ def _international_number(rand: Callable[[], float]) -> str:
     return "00" + country_and_area + subscriber
 
 
-def _caller_id(rand: Callable[[], float], plan: _Plan, customer: int) -> str | None:
+def _caller_id(rand: Callable[[], float], plan: CallPlan, customer: int) -> str | None:
     roll = rand()
     if roll < 0.02:
         return None
@@ -346,15 +279,3 @@ def _invalid_message(rng: random.Random, sequence: int, event_time: float) -> by
     else:
         good["dt"] = "2026-13-45T25:61:00"
     return orjson.dumps(good)
-
-
-def epoch_seconds(text: str) -> float:
-    """Parse a --start value: ISO-8601 (no zone = UTC) or epoch seconds."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()

@@ -1,0 +1,253 @@
+"""Send many messages to one Kafka topic, fast, with progress, pacing and a closing summary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownTopicOrPartitionError
+from aiokafka.partitioner import murmur2
+from tqdm import tqdm
+
+from streamagg.errors import BrokerUnavailable, StreamaggError
+from streamagg.settings import Settings, env_name
+
+Message = tuple[bytes | None, bytes]
+
+# Batches are built here, per partition, and handed to the producer whole: far cheaper per
+# message than `send()`, which partitions (pure-Python murmur2) and queues one record at a time.
+MAX_BATCH_BYTES = 1_000_000  # under the broker's default message.max.bytes (1 MiB + 12)
+MAX_IN_FLIGHT_BATCHES = 32
+FAST_CHUNK = 5000  # messages taken from the source between two yields to the event loop
+PACED_TICKS_PER_SECOND = 20
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """What one run sent; `line()` is the summary printed at the end."""
+
+    topic: str
+    sent: int
+    seconds: float
+    stopped_by: str | None = None  # the signal name when interrupted
+
+    @property
+    def messages_per_second(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        text = (
+            f"sent {self.sent:,} messages to {self.topic} in {self.seconds:.2f} s "
+            f"({self.messages_per_second:,.0f} msgs/s)"
+        )
+        return text + (f", stopped by {self.stopped_by}" if self.stopped_by else "")
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """How to send: pacing, limits and progress display."""
+
+    rate: float = 0.0  # messages per second; 0 = as fast as possible
+    total: int | None = None  # expected count, for the progress bar
+    time_limit: float | None = None  # stop after this many seconds
+    show_progress: bool = False
+    label: str = "sending"
+
+
+def progress_wanted(forced: bool) -> bool:
+    """Progress goes to stderr when it is a terminal, or when asked for."""
+    return forced or sys.stderr.isatty()
+
+
+def send_messages(
+    settings: Settings, topic: str, messages: Iterable[Message], plan: SendPlan
+) -> SendSummary:
+    """Send every message (until a limit or SIGINT/SIGTERM) and return the summary."""
+    return asyncio.run(_send_until_stopped(settings, topic, messages, plan))
+
+
+async def _send_until_stopped(
+    settings: Settings, topic: str, messages: Iterable[Message], plan: SendPlan
+) -> SendSummary:
+    loop = asyncio.get_running_loop()
+    stop = _StopFlag()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set, signal.Signals(signum).name)
+    try:
+        producer = await _start_producer(settings, topic)
+        try:
+            with _quiet_aiokafka(logging.ERROR):  # retried warnings, e.g. a topic being created
+                return await _BatchSender(producer, topic, plan, stop).send(messages)
+        finally:
+            await producer.stop()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.reason: str | None = None
+
+    def set(self, reason: str) -> None:
+        self.reason = reason
+        self.event.set()
+
+
+async def _start_producer(settings: Settings, topic: str) -> AIOKafkaProducer:
+    address = settings.bootstrap_servers
+    options: dict[str, Any] = dict(settings.kafka_client_options())
+    producer = AIOKafkaProducer(
+        bootstrap_servers=address,
+        client_id="streamagg-tools",
+        acks="all",
+        linger_ms=5,
+        max_batch_size=MAX_BATCH_BYTES,
+        request_timeout_ms=15000,
+        **options,
+    )
+    try:
+        with _quiet_aiokafka(logging.CRITICAL):  # its warnings would repeat our error
+            await producer.start()
+    except (KafkaConnectionError, OSError) as exc:
+        await producer.stop()
+        raise BrokerUnavailable(
+            f"cannot reach Kafka at {address} (set {env_name('broker')}): {exc}"
+        ) from None
+    try:
+        with _quiet_aiokafka(logging.CRITICAL):  # "topic not found" while it is created
+            await producer.partitions_for(topic)
+    except UnknownTopicOrPartitionError:
+        await producer.stop()
+        raise StreamaggError(
+            f"topic {topic!r} does not exist on {address} and the broker does not create it"
+        ) from None
+    return producer
+
+
+@contextlib.contextmanager
+def _quiet_aiokafka(level: int) -> Iterator[None]:
+    logger = logging.getLogger("aiokafka")
+    previous = logger.level
+    logger.setLevel(max(level, previous))
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+class _BatchSender:
+    def __init__(
+        self, producer: AIOKafkaProducer, topic: str, plan: SendPlan, stop: _StopFlag
+    ) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.plan = plan
+        self.stop = stop
+        self.partitions: list[int] = []
+        self.partition_of_key: dict[bytes, int] = {}
+        self.open_batches: dict[int, Any] = {}
+        self.in_flight: deque[asyncio.Future[Any]] = deque()
+        self.keyless_partitions = itertools.cycle([0])
+        self.keyless_partition = 0
+
+    async def send(self, messages: Iterable[Message]) -> SendSummary:
+        self.partitions = sorted(await self.producer.partitions_for(self.topic))
+        self.keyless_partitions = itertools.cycle(self.partitions)
+        self.keyless_partition = next(self.keyless_partitions)
+        plan = self.plan
+        paced = plan.rate > 0
+        chunk_size = max(1, round(plan.rate / PACED_TICKS_PER_SECOND)) if paced else FAST_CHUNK
+        source = iter(messages)
+        sent = 0
+        started = time.monotonic()
+        with tqdm(
+            total=plan.total or None,
+            desc=plan.label,
+            unit="msg",
+            unit_scale=not plan.total or plan.total >= 100_000,
+            file=sys.stderr,
+            disable=not plan.show_progress,
+        ) as progress:
+            while not self.stop.event.is_set():
+                if plan.time_limit is not None and time.monotonic() - started >= plan.time_limit:
+                    break
+                chunk = list(itertools.islice(source, chunk_size))
+                if not chunk:
+                    break
+                for key, value in chunk:
+                    await self._append(key, value)
+                sent += len(chunk)
+                progress.update(len(chunk))
+                if paced:
+                    await self._submit_open_batches()
+                    await self._sleep_until(started + sent / plan.rate)
+                else:
+                    await asyncio.sleep(0)  # let the producer's sender task run
+            await self._submit_open_batches()
+            await self._drain(0)
+        return SendSummary(self.topic, sent, time.monotonic() - started, self.stop.reason)
+
+    async def _append(self, key: bytes | None, value: bytes) -> None:
+        partition = self._partition_for(key)
+        batch = self.open_batches.get(partition)
+        if batch is None:
+            batch = self.open_batches[partition] = self.producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is not None:
+            return
+        await self._submit(partition, batch)
+        if key is None:
+            # Like Kafka's sticky partitioner: keyless messages fill one batch, then move on.
+            self.keyless_partition = partition = next(self.keyless_partitions)
+        batch = self.open_batches.get(partition)
+        if batch is None:
+            batch = self.open_batches[partition] = self.producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            raise StreamaggError(f"a message of {len(value):,} bytes does not fit in one batch")
+
+    def _partition_for(self, key: bytes | None) -> int:
+        if key is None:
+            return self.keyless_partition
+        partition = self.partition_of_key.get(key)
+        if partition is None:
+            # The same hash as Kafka's default partitioner, so keys land where any client puts them.
+            index = (murmur2(key) & 0x7FFFFFFF) % len(self.partitions)
+            partition = self.partition_of_key[key] = self.partitions[index]
+        return partition
+
+    async def _submit(self, partition: int, batch: Any) -> None:
+        del self.open_batches[partition]
+        await self._drain(MAX_IN_FLIGHT_BATCHES - 1)
+        try:
+            future = await self.producer.send_batch(batch, self.topic, partition=partition)
+        except KafkaError as exc:
+            raise StreamaggError(f"sending to {self.topic} failed: {exc}") from exc
+        self.in_flight.append(future)
+
+    async def _submit_open_batches(self) -> None:
+        for partition, batch in list(self.open_batches.items()):
+            await self._submit(partition, batch)
+
+    async def _drain(self, keep: int) -> None:
+        while len(self.in_flight) > keep:
+            try:
+                await self.in_flight.popleft()
+            except KafkaError as exc:
+                raise StreamaggError(f"sending to {self.topic} failed: {exc}") from exc
+
+    async def _sleep_until(self, deadline: float) -> None:
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.event.wait(), delay)

@@ -1,0 +1,116 @@
+"""How `streamagg replay` turns JSON-lines and CSV exports into CDR messages, without Kafka."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+import pytest
+
+from streamagg.errors import StreamaggError
+from streamagg.tools.replay import CdrExport, cdr_from_csv_row, detect_format
+
+
+def test_json_lines_are_sent_byte_for_byte_with_the_customer_as_key() -> None:
+    lines = [
+        b'{"callid":"a","dt":0,"customer_id":42}\n',
+        b"\n",
+        b'{"callid": "b", "customer_id": "x7", "dt": "2026-01-01T00:00:00Z"}\r\n',
+        b"   \n",
+        b"not json at all \xff\n",
+        b'{"callid":"c","dt":0}\n',
+        b'{"callid":"d","dt":0,"customer_id":true}',
+    ]
+    export = CdrExport(lines, "jsonl")
+    assert list(export.messages()) == [
+        (b"42", b'{"callid":"a","dt":0,"customer_id":42}'),
+        (b"x7", b'{"callid": "b", "customer_id": "x7", "dt": "2026-01-01T00:00:00Z"}'),
+        (None, b"not json at all \xff"),
+        (None, b'{"callid":"c","dt":0}'),
+        (None, b'{"callid":"d","dt":0,"customer_id":true}'),
+    ]
+    assert export.blank_lines == 2
+    assert export.unparseable_lines == [5]
+
+
+def test_json_lines_without_keys_when_asked() -> None:
+    export = CdrExport([b'{"callid":"a","dt":0,"customer_id":42}'], "jsonl", keyed=False)
+    assert [key for key, _value in export.messages()] == [None]
+
+
+def test_csv_rows_become_cdr_objects_with_numbers_where_the_spec_wants_them() -> None:
+    text = io.BytesIO(
+        "\ufeffcallid,dt,customer_id,provider_id,customer_charge,provider_charge,dest_number,"
+        "dest_cli,tech_prefix,duration,sip_code,dtmf\n"
+        "c1,2026-01-01 00:00:00,42,7,0.012300,0.0100,+12015550123,12015550000,123#,61,200,\n"
+        "c2,1767225600,43,,,,,,,0,486,12#\n"
+        "c3,1767225600.25,44,,1.5,,,,,12.5,busy,\n"
+        ",,,,,,,,,,,\n"
+        '"c4","2026-01-01T00:00:00Z","45",,,,,"line one\nline two",,,,\n'.encode()
+    )
+    export = CdrExport(text, "csv")
+    messages = list(export.messages())
+    assert [key for key, _value in messages] == [b"42", b"43", b"44", b"45"]
+    assert [orjson.loads(value) for _key, value in messages] == [
+        {
+            "callid": "c1",
+            "dt": "2026-01-01 00:00:00",
+            "customer_id": "42",
+            "provider_id": "7",
+            "customer_charge": "0.012300",
+            "provider_charge": "0.0100",
+            "dest_number": "+12015550123",
+            "dest_cli": "12015550000",
+            "tech_prefix": "123#",
+            "duration": 61,
+            "sip_code": 200,
+        },
+        {"callid": "c2", "dt": 1767225600, "customer_id": "43", "duration": 0, "sip_code": 486,
+         "dtmf": "12#"},
+        # An unparseable sip_code is kept as written: the worker rejects it, naming the field.
+        {"callid": "c3", "dt": 1767225600.25, "customer_id": "44", "customer_charge": "1.5",
+         "duration": 12.5, "sip_code": "busy"},
+        {"callid": "c4", "dt": "2026-01-01T00:00:00Z", "customer_id": "45",
+         "dest_cli": "line one\nline two"},
+    ]  # fmt: skip
+    assert export.blank_lines == 1
+
+
+def test_csv_cells_beyond_the_header_and_extra_columns() -> None:
+    row: dict[str | None, object] = {
+        "callid": "c",
+        "dt": "x",
+        "customer_id": "1",
+        "switch": "sbc1",
+        None: ["extra"],
+    }
+    assert cdr_from_csv_row(row) == {"callid": "c", "dt": "x", "customer_id": "1", "switch": "sbc1"}
+
+
+def test_csv_without_the_required_columns_is_refused() -> None:
+    export = CdrExport(io.BytesIO(b"id,when\n1,2\n"), "csv")
+    with pytest.raises(StreamaggError, match="callid, customer_id, dt"):
+        list(export.messages())
+
+
+def test_csv_that_is_not_utf8_is_refused_naming_the_line() -> None:
+    export = CdrExport([b"callid,dt,customer_id\n", b"a,0,\xff\n"], "csv")
+    with pytest.raises(StreamaggError, match="line 2 is not UTF-8"):
+        list(export.messages())
+
+
+@pytest.mark.parametrize(
+    ("name", "first_line", "expected"),
+    [
+        ("export.csv", "{", "csv"),
+        ("export.CSV.gz", "", "csv"),
+        ("export.jsonl", "callid,dt", "jsonl"),
+        ("export.json", "", "jsonl"),
+        ("export.ndjson.gz", "", "jsonl"),
+        ("export.txt", '  {"callid":1}', "jsonl"),
+        ("export.txt", "callid,dt,customer_id", "csv"),
+        ("-", '{"callid":1}', "jsonl"),
+    ],
+)
+def test_format_by_extension_then_content(name: str, first_line: str, expected: str) -> None:
+    assert detect_format(name, first_line) == expected
