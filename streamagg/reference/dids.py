@@ -10,10 +10,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
     for_code,
 )
 
@@ -36,6 +38,11 @@ REQUEST_TIMEOUT_MS = 15_000
 _RETRY_FIRST_S = 1.0
 _RETRY_MAX_S = 30.0
 _MAX_REPLICATION = 3
+_TOLERATED_CREATE_ERRORS = (
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+)
 
 
 def apply_record(mapping: dict[str, str], key: bytes | None, value: bytes | None) -> str | None:
@@ -92,9 +99,10 @@ async def ensure_dids_topic(settings: Settings) -> list[int]:
         response = await admin.create_topics([topic])
         for entry in response.topic_errors:
             error = for_code(entry[1])
-            if entry[1] != 0 and error is not TopicAlreadyExistsError:
+            # Without the right to create topics, an existing topic (made by the admins) is fine.
+            if entry[1] != 0 and error not in _TOLERATED_CREATE_ERRORS:
                 raise error(f"cannot create topic {settings.dids_topic}: {entry[-1]}")
-        return await _partitions(admin, settings.dids_topic)
+        return await _partitions(admin, settings)
     except (KafkaError, OSError) as exc:
         raise broker_unavailable(settings, exc) from exc
     finally:
@@ -268,7 +276,8 @@ async def _read_batch(
     return count
 
 
-async def _partitions(admin: AIOKafkaAdminClient, topic: str) -> list[int]:
+async def _partitions(admin: AIOKafkaAdminClient, settings: Settings) -> list[int]:
+    topic = settings.dids_topic
     # Metadata of a topic created a moment ago can lag behind; ask again briefly.
     for _ in range(50):
         for described in await admin.describe_topics([topic]):
@@ -276,7 +285,10 @@ async def _partitions(admin: AIOKafkaAdminClient, topic: str) -> list[int]:
             if described.get("topic") == topic and described.get("error_code") == 0 and ids:
                 return ids
         await asyncio.sleep(0.1)
-    raise BrokerUnavailable(f"topic {topic} has no partitions the cluster reports")
+    raise BrokerUnavailable(
+        f"the Kafka cluster at {settings.bootstrap_servers} has no topic {topic}, "
+        "and streamagg could not create it"
+    )
 
 
 def broker_unavailable(settings: Settings, exc: BaseException) -> BrokerUnavailable:
@@ -286,8 +298,8 @@ def broker_unavailable(settings: Settings, exc: BaseException) -> BrokerUnavaila
     if isinstance(exc, KafkaConnectionError | OSError):
         # aiokafka's own text here is a list of socket tuples; the address says more.
         reason = f"no connection; check {env_name('broker')} and that the broker runs"
-    else:
-        reason = str(exc).strip() or type(exc).__name__
-    return BrokerUnavailable(
-        f"cannot reach the Kafka broker at {settings.bootstrap_servers} ({reason})"
-    )
+        return BrokerUnavailable(
+            f"cannot reach the Kafka broker at {settings.bootstrap_servers} ({reason})"
+        )
+    reason = str(exc).strip() or type(exc).__name__
+    return BrokerUnavailable(f"the Kafka cluster at {settings.bootstrap_servers} failed: {reason}")
