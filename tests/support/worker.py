@@ -1,0 +1,131 @@
+"""Run `streamagg worker` as a subprocess against the test broker and talk to it over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+READY_TIMEOUT_S = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_tokens(path: Path, tokens: dict[str, list[str]]) -> Path:
+    """A tokens file granting each clear-text token its customers (SPEC §3 format)."""
+    entries = [
+        {"sha256": hashlib.sha256(token.encode()).hexdigest(), "customers": customers}
+        for token, customers in tokens.items()
+    ]
+    path.write_text(json.dumps({"tokens": entries}))
+    return path
+
+
+@dataclass
+class WorkerProcess:
+    """One worker subprocess; restartable on the same data folder and port."""
+
+    env: dict[str, str]
+    data_dir: Path
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WorkerProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamagg.cli", "worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.data_dir.parent,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
+            try:
+                response = httpx.get(f"{self.base_url}/readyz", timeout=2)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready after {timeout:.0f} s ({last}):\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, as a crash or an OOM kill would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def get(self, path: str, token: str | None = None, **params: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.get(f"{self.base_url}{path}", params=params, headers=headers, timeout=30)
+
+
+def worker_env(
+    bootstrap: str,
+    name: str,
+    data_dir: Path,
+    port: int,
+    tokens_file: Path | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """Environment of a worker whose topics and groups are private to one test (prefix name)."""
+    env = {
+        **os.environ,
+        "STREAMAGG_BROKER": f"kafka://{bootstrap}",
+        "STREAMAGG_APP_ID": name,
+        "STREAMAGG_TOPIC": f"{name}-cdrs",
+        "STREAMAGG_DLQ_TOPIC": f"{name}-dlq",
+        "STREAMAGG_DIDS_TOPIC": f"{name}-dids",
+        "STREAMAGG_DATA_DIR": str(data_dir),
+        "STREAMAGG_WEB_PORT": str(port),
+        "STREAMAGG_WEB_HOST": "127.0.0.1",
+        "STREAMAGG_WEB_BIND": "127.0.0.1",
+        "STREAMAGG_PARTITIONS": "4",
+        "STREAMAGG_LOG_LEVEL": "info",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if tokens_file is not None:
+        env["STREAMAGG_TOKENS_FILE"] = str(tokens_file)
+    env.update(extra)
+    return env
