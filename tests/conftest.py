@@ -16,6 +16,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO_ROOT / "deploy" / "kafka" / "kafka-local"
 # Room for a first-time jar fetch plus the broker's own start timeout.
 BROKER_START_TIMEOUT_S = 600
+# kafka-local settings that name one broker; the private test broker never inherits them.
+BROKER_VARS = (
+    "KAFKA_DIR",
+    "KAFKA_PORT",
+    "KAFKA_SASL_PORT",
+    "KAFKA_SASL_USER",
+    "KAFKA_SASL_PASSWORD",
+)
 
 
 def _free_port() -> int:
@@ -51,7 +59,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     port = _free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in BROKER_VARS},
         "KAFKA_PORT": str(port),
         "KAFKA_DIR": str(tmp_path_factory.mktemp("kafka")),
     }

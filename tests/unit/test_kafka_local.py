@@ -8,13 +8,21 @@ import subprocess
 from pathlib import Path
 
 KAFKA_LOCAL = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka-local"
+# Never inherited: they may name a real broker (a developer's, CI's) that tests must not touch.
+BROKER_VARS = (
+    "KAFKA_DIR",
+    "KAFKA_PORT",
+    "KAFKA_SASL_PORT",
+    "KAFKA_SASL_USER",
+    "KAFKA_SASL_PASSWORD",
+)
 
 
 def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(KAFKA_LOCAL), *args],
         cwd=cwd,
-        env={**os.environ, **env},
+        env={**{k: v for k, v in os.environ.items() if k not in BROKER_VARS}, **env},
         capture_output=True,
         text=True,
         timeout=30,
