@@ -40,7 +40,8 @@ T = TypeVar("T")
 class GeneratorOptions:
     """Everything that shapes the stream; equal options give byte-identical messages."""
 
-    seed: int = 1
+    seed: int = 1  # the calls
+    world_seed: int = 1  # customers' tech prefixes and DIDs: keep it to pair several streams
     count: int = 0  # messages; 0 = endless
     start: float = 1_767_225_600.0  # event time of the first call, epoch seconds
     rate: float = 0.0  # calls per second of event time; 0 = advance by event_step
@@ -69,7 +70,7 @@ class CdrGenerator:
         if options.customers < 1 or options.providers < 1:
             raise ValueError("customers and providers must be at least 1")
         self.options = options
-        self._plan = build_plan(options.seed, options.customers, options.providers)
+        self._plan = build_plan(options.world_seed, options.customers, options.providers)
 
     def did_inventory(self) -> list[tuple[str, str]]:
         """(did, owner account) of every DID the stream presents as CLI."""

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Send a realistic synthetic CDR stream to the CDR topic (STREAMAGG_TOPIC). "
         "The same --seed, --start and options give byte-identical messages."
     )
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.formatter_class = _HelpWithDefaults
     volume = parser.add_argument_group("volume and timing")
     volume.add_argument(
         "--rate", type=float, default=0.0, help="calls per second; 0 = as fast as possible"
@@ -51,7 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --rate 0: event-time seconds between two calls",
     )
     shape = parser.add_argument_group("traffic shape")
-    shape.add_argument("--seed", type=int, default=1, help="random seed")
+    shape.add_argument("--seed", type=int, default=1, help="random seed of the calls")
+    shape.add_argument(
+        "--world-seed",
+        type=int,
+        default=1,
+        help="random seed of the accounts' tech prefixes and DIDs; keep it when several runs "
+        "(different --seed) must share one DID inventory",
+    )
     shape.add_argument(
         "--customers", type=int, default=40, help="customer accounts (Zipf-like volume)"
     )
@@ -114,6 +121,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write a prefix,rc,state CSV for the dialed NANP prefixes",
     )
     output.add_argument(
+        "--reference-only",
+        action="store_true",
+        help="write the --dids-out/--ratecenters-out files and exit without sending",
+    )
+    output.add_argument(
         "--dry-run",
         action="store_true",
         help="write the messages' values to stdout as JSON lines, no Kafka",
@@ -121,6 +133,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument(
         "--progress", action="store_true", help="show progress even when stderr is not a terminal"
     )
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Shows an option's default where it has a meaningful one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, [], False, argparse.SUPPRESS) or not action.help:
+            return action.help
+        return action.help + " (default: %(default)s)"
 
 
 def options_from_args(args: argparse.Namespace, now: float | None = None) -> GeneratorOptions:
@@ -137,6 +158,7 @@ def options_from_args(args: argparse.Namespace, now: float | None = None) -> Gen
         raise ValueError("--rate and --count must not be negative")
     return GeneratorOptions(
         seed=args.seed,
+        world_seed=args.world_seed,
         count=count,
         start=start,
         rate=args.rate,
@@ -154,7 +176,7 @@ def options_from_args(args: argparse.Namespace, now: float | None = None) -> Gen
 
 
 def parse_asr_drops(values: Iterable[str]) -> dict[str, float]:
-    """`123#:0.3` → {"123#": 0.3}; a bare prefix takes the default factor ("" needs ":F")."""
+    """`123#:0.3` → {"123#": 0.3}; a bare prefix takes the default factor; `:0.3` is ""."""
     drops = {}
     for value in values:
         prefix, _, factor = value.rpartition(":") if ":" in value else (value, "", "")
@@ -197,6 +219,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         write_csv(args.dids_out, ("did", "account"), generator.did_inventory())
     if args.ratecenters_out:
         write_csv(args.ratecenters_out, ("prefix", "rc", "state"), generator.rate_center_rows())
+    if args.reference_only:
+        return 0
     if args.dry_run:
         return _print_values(generator, args.duration)
     options = generator.options
