@@ -49,7 +49,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     With STREAMAGG_TEST_BROKER=host:port set (as .ci/run does), that broker is used as is.
     Otherwise deploy/kafka/kafka-local starts a private single-node broker on a free port with
-    its data in a temporary folder, and stops it when the session ends. Tests sharing a broker
+    its data in a temporary folder, and stops it when the session ends (or, via KAFKA_OWNER_PID,
+    when the pytest process dies without tearing down). Tests sharing a broker
     must use fresh topic and group names: see ``unique_name``.
     """
     external = os.environ.get("STREAMAGG_TEST_BROKER", "").strip()
@@ -62,6 +63,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         **{k: v for k, v in os.environ.items() if k not in BROKER_VARS},
         "KAFKA_PORT": str(port),
         "KAFKA_DIR": str(tmp_path_factory.mktemp("kafka")),
+        # Should the session be killed before its teardown, the broker still stops.
+        "KAFKA_OWNER_PID": str(os.getpid()),
     }
     started = _kafka_local("start", env, timeout=BROKER_START_TIMEOUT_S)
     if started.returncode != 0:

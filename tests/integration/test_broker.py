@@ -199,20 +199,27 @@ async def test_transactions_commit_visible_abort_invisible(
     assert await read_all("read_committed", 3) == [b"committed-1", b"committed-2", b"committed-3"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """Distinct free ports (all held open while choosing, so none is handed out twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @pytest.fixture
 def scram_broker(tmp_path: Path) -> Iterator[str]:
     """A private kafka-local broker with a SASL_PLAINTEXT/SCRAM-SHA-256 listener; yields it."""
-    sasl_port = _free_port()
+    port, sasl_port = _free_ports(2)
     env = {
         **os.environ,
         "KAFKA_DIR": str(tmp_path / "kafka"),
-        "KAFKA_PORT": str(_free_port()),
+        "KAFKA_PORT": str(port),
+        "KAFKA_OWNER_PID": str(os.getpid()),
         "KAFKA_SASL_PORT": str(sasl_port),
         "KAFKA_SASL_USER": "carrier",
         "KAFKA_SASL_PASSWORD": "pw with spaces=ok",
