@@ -1,0 +1,535 @@
+// The report page: controls → one API request → summary, chart, table, CSV download.
+
+import { REPORTS, NUMERIC, columnsFor, formatCell, sortKey, totalsFor } from "/static/reports.js";
+import { drawHBars, drawTimeBars } from "/static/charts.js";
+
+const TOKEN_KEY = "streamagg.token";          // sessionStorage: this tab only, never the URL
+const CHOICES_KEY = "streamagg.page.choices"; // localStorage: last choices, never the token
+const HOUR_MS = 3600 * 1000;
+const DAY_MS = 24 * HOUR_MS;
+
+const $ = (id) => document.getElementById(id);
+const page = {
+  last: null,       // {reportId, customer, params, body, elapsed}
+  sort: null,       // {key, dir: 1 | -1}
+  inFlight: null,   // AbortController of the running request
+};
+
+// ---------- remembered choices and the token ----------
+
+function loadChoices() {
+  try {
+    return JSON.parse(localStorage.getItem(CHOICES_KEY) || "{}");
+  } catch {
+    return {};
+  }
+}
+
+function saveChoices() {
+  const choices = {
+    report: currentReport(), customer: $("customer").value.trim(), mode: currentMode(),
+    month: $("month").value,
+    fromDate: $("from-date").value, fromHour: $("from-hour").value,
+    toDate: $("to-date").value, toHour: $("to-hour").value,
+  };
+  localStorage.setItem(CHOICES_KEY, JSON.stringify(choices));
+}
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+function setTokenState(state, text) {
+  const badge = $("token-state");
+  badge.dataset.state = state;
+  badge.textContent = text;
+}
+
+function onTokenInput() {
+  const value = $("token").value.trim();
+  if (value) sessionStorage.setItem(TOKEN_KEY, value);
+  else sessionStorage.removeItem(TOKEN_KEY);
+  setTokenState(value ? "set" : "missing", value ? "set for this tab" : "not set");
+}
+
+// ---------- controls ----------
+
+function currentReport() {
+  const checked = document.querySelector('input[name="report"]:checked');
+  return checked ? checked.value : "dtmf";
+}
+
+function currentMode() {
+  return $("mode-range").checked ? "range" : "month";
+}
+
+function buildReportTabs(selected) {
+  const tabs = $("report-tabs");
+  for (const [id, report] of Object.entries(REPORTS)) {
+    const label = document.createElement("label");
+    label.className = "tab";
+    const input = document.createElement("input");
+    Object.assign(input, { type: "radio", name: "report", value: id, id: `report-${id}` });
+    input.checked = id === selected;
+    const text = document.createElement("span");
+    text.textContent = report.short;
+    label.title = report.label;
+    label.append(input, text);
+    tabs.appendChild(label);
+  }
+}
+
+const isoHour = (ms) => new Date(ms).toISOString().slice(0, 16);
+const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
+const isoMonth = (ms) => new Date(ms).toISOString().slice(0, 7);
+
+/** Hour pickers for hourly reports; whole days only for did-cli. */
+function applyGrain() {
+  const days = REPORTS[currentReport()].days;
+  for (const id of ["from-hour", "to-hour"]) $(id).hidden = days;
+  $("report-hint").textContent = REPORTS[currentReport()].hint;
+  document.querySelector('[data-preset="24h"]').disabled = days;
+}
+
+function buildHourPickers() {
+  for (const id of ["from-hour", "to-hour"]) {
+    for (let hour = 0; hour < 24; hour++) {
+      const text = String(hour).padStart(2, "0");
+      $(id).add(new Option(`${text}:00`, text));
+    }
+  }
+}
+
+function applyMode() {
+  const range = currentMode() === "range";
+  $("range-inputs").hidden = !range;
+  $("month-inputs").hidden = range;
+}
+
+function setRange(fromMs, toMs) {
+  $("mode-range").checked = true;
+  for (const [id, ms] of [["from", fromMs], ["to", toMs]]) {
+    $(`${id}-date`).value = isoDay(ms);
+    $(`${id}-hour`).value = isoHour(ms).slice(11, 13);
+  }
+  applyMode();
+}
+
+function setMonth(ms) {
+  $("mode-month").checked = true;
+  $("month").value = isoMonth(ms);
+  applyMode();
+}
+
+const PRESETS = [
+  ["24h", "Last 24 h", () => {
+    const end = Math.floor(Date.now() / HOUR_MS) * HOUR_MS + HOUR_MS;
+    setRange(end - DAY_MS, end);
+  }],
+  ["today", "Today", () => {
+    const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+    setRange(today, today + DAY_MS);
+  }],
+  ["yesterday", "Yesterday", () => {
+    const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+    setRange(today - DAY_MS, today);
+  }],
+  ["7d", "Last 7 days", () => {
+    const tomorrow = Math.floor(Date.now() / DAY_MS) * DAY_MS + DAY_MS;
+    setRange(tomorrow - 7 * DAY_MS, tomorrow);
+  }],
+  ["month", "This month", () => setMonth(Date.now())],
+  ["prev-month", "Last month", () => {
+    const now = new Date();
+    setMonth(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+  }],
+];
+
+function buildPresets() {
+  for (const [key, label, apply] of PRESETS) {
+    const button = document.createElement("button");
+    Object.assign(button, { type: "button", className: "chip", textContent: label });
+    button.dataset.preset = key;
+    button.addEventListener("click", () => {
+      apply();
+      saveChoices();
+      if ($("customer").value.trim()) generate();
+    });
+    $("presets").appendChild(button);
+  }
+}
+
+/** The query parameters of the chosen range, or an error string naming what to fix. */
+function rangeParams() {
+  if (currentMode() === "month") {
+    const month = $("month").value;
+    return /^\d{4}-\d{2}$/.test(month) ? { month } : "Choose a month.";
+  }
+  const days = REPORTS[currentReport()].days;
+  const params = {};
+  for (const id of ["from", "to"]) {
+    const date = $(`${id}-date`).value;
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) return `Choose the ${id} day.`;
+    const hour = days ? "00" : $(`${id}-hour`).value;
+    params[id] = `${date}T${hour}:00:00Z`;
+  }
+  if (params.to <= params.from) return "To must be after from.";
+  return params;
+}
+
+// ---------- talking to the API ----------
+
+function reportUrl(reportId, customer, params) {
+  const query = new URLSearchParams(params).toString();
+  return `/api/v1/customers/${encodeURIComponent(customer)}/reports/${reportId}?${query}`;
+}
+
+/** GET with the bearer token; resolves to the Response or throws {status, code, message}. */
+async function apiGet(url, accept, signal) {
+  let response;
+  try {
+    response = await fetch(url, {
+      headers: { Authorization: `Bearer ${token()}`, Accept: accept }, signal,
+    });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw { status: 0, code: "network", message: `cannot reach the worker (${error.message})` };
+  }
+  if (response.ok) return response;
+  let detail = { code: "http_error", message: response.statusText || "request failed" };
+  try {
+    const body = await response.json();
+    if (body && body.error) detail = body.error;
+  } catch { /* not the API's JSON error: keep the status text */ }
+  throw { status: response.status, code: detail.code, message: detail.message };
+}
+
+function hideResult() {
+  $("result").hidden = true;
+  $("placeholder").hidden = false;
+}
+
+function requestContext() {
+  if (!token()) {
+    showMessage("warn", "API token needed",
+      "Enter your API token at the top right. It is kept for this browser tab only.");
+    $("token").focus();
+    return null;
+  }
+  const customer = $("customer").value.trim();
+  if (!customer) {
+    showMessage("warn", "Customer needed", "Enter the customer (account id) to report on.");
+    $("customer").focus();
+    return null;
+  }
+  const params = rangeParams();
+  if (typeof params === "string") {
+    showMessage("warn", "Check the range", params);
+    return null;
+  }
+  return { reportId: currentReport(), customer, params };
+}
+
+async function generate() {
+  saveChoices();
+  const context = requestContext();
+  if (!context) {
+    hideResult();
+    return;
+  }
+  if (page.inFlight) page.inFlight.abort();
+  const controller = new AbortController();
+  page.inFlight = controller;
+  setBusy(true);
+  const started = performance.now();
+  try {
+    const url = reportUrl(context.reportId, context.customer, context.params);
+    const response = await apiGet(url, "application/json", controller.signal);
+    const body = await response.json();
+    page.last = { ...context, body, elapsed: performance.now() - started };
+    page.sort = null;
+    setTokenState("set", "accepted");
+    renderResult();
+  } catch (error) {
+    if (error.name !== "AbortError") showApiError(error, context);
+  } finally {
+    if (page.inFlight === controller) {
+      page.inFlight = null;
+      setBusy(false);
+    }
+  }
+}
+
+async function downloadCsv() {
+  const last = page.last;
+  if (!last) return;
+  const button = $("download-csv");
+  button.disabled = true;
+  try {
+    const url = reportUrl(last.reportId, last.customer, { ...last.params, format: "csv" });
+    const response = await apiGet(url, "text/csv");
+    const blob = await response.blob();
+    const disposition = response.headers.get("Content-Disposition") || "";
+    const match = /filename="([^"]+)"/.exec(disposition);
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = match ? match[1] : `${last.reportId}_${last.customer}.csv`;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  } catch (error) {
+    showApiError(error, last);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function setBusy(busy) {
+  const button = $("generate");
+  button.disabled = busy;
+  button.textContent = busy ? "Generating…" : "Generate Report";
+  document.body.classList.toggle("busy", busy);
+}
+
+// ---------- messages ----------
+
+function showMessage(kind, title, text) {
+  const box = $("message");
+  box.className = `message message-${kind}`;
+  const strong = document.createElement("strong");
+  strong.textContent = title;
+  const span = document.createElement("span");
+  span.className = "message-text";
+  span.textContent = text;
+  box.replaceChildren(strong, span);
+  box.hidden = false;
+}
+
+function clearMessage() {
+  $("message").hidden = true;
+}
+
+function showApiError(error, context) {
+  const { status, message } = error;
+  hideResult(); // never leave an older answer on screen under a new error
+  if (status === 401) {
+    setTokenState("refused", "refused");
+    showMessage("error", "Token refused (401)", `${message}. Check the API token and try again.`);
+  } else if (status === 403) {
+    setTokenState("refused", "not allowed");
+    showMessage("error", "Not allowed (403)",
+      `${message}. Ask for a token that covers customer ${context.customer}.`);
+  } else if (status === 503) {
+    showMessage("warn", "Not ready (503)", `${message}.`);
+  } else if (status === 0) {
+    showMessage("error", "No connection", `The page ${message}.`);
+  } else {
+    showMessage("error", `Request rejected (${status})`, message);
+  }
+}
+
+// ---------- the result ----------
+
+function rangeText(body) {
+  const show = (iso) => iso.replace("T", " ").replace(/:00Z$/, "").replace(/ 00:00$/, "");
+  return `${show(body.from)} → ${show(body.to)} UTC`;
+}
+
+function renderResult() {
+  const { reportId, body, elapsed } = page.last;
+  const rows = body.rows;
+  $("placeholder").hidden = true;
+  $("download-csv").disabled = false;
+  $("result-title").textContent = REPORTS[reportId].label;
+  $("result-customer").textContent = body.customer_id;
+  $("result-range").textContent = rangeText(body);
+  $("row-count").textContent = rows.length.toLocaleString("en-US");
+  $("result-time").textContent = `${Math.max(1, Math.round(elapsed))} ms`;
+  $("result").hidden = false;
+  if (!rows.length) {
+    showMessage("info", "No calls in this range.",
+      `Customer ${body.customer_id} has no ${REPORTS[reportId].label} data for ${rangeText(body)}.`);
+    $("chart").hidden = true;
+    $("result-table").hidden = true;
+    return;
+  }
+  clearMessage();
+  $("result-table").hidden = false;
+  renderTable();
+  renderChart();
+}
+
+function sortedRows(columns, rows) {
+  if (!page.sort) return rows;
+  const column = columns.find((c) => c.key === page.sort.key);
+  return [...rows].sort((a, b) => {
+    const x = sortKey(column, a[column.key]);
+    const y = sortKey(column, b[column.key]);
+    return (x < y ? -1 : x > y ? 1 : 0) * page.sort.dir;
+  });
+}
+
+function cell(tag, column, text, extraClass = "") {
+  const node = document.createElement(tag);
+  node.className = `${NUMERIC.has(column.type) ? "num" : ""} col-${column.type} ${extraClass}`.trim();
+  node.textContent = text;
+  return node;
+}
+
+function renderTable() {
+  const { reportId, body } = page.last;
+  const columns = columnsFor(reportId, body.rows);
+  const table = $("result-table");
+
+  const head = document.createElement("tr");
+  for (const column of columns) {
+    const th = cell("th", column, "");
+    th.scope = "col";
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = column.label;
+    button.title = `Sort by ${column.label}`;
+    if (page.sort && page.sort.key === column.key) {
+      th.setAttribute("aria-sort", page.sort.dir > 0 ? "ascending" : "descending");
+    }
+    button.addEventListener("click", () => {
+      const same = page.sort && page.sort.key === column.key;
+      const numeric = NUMERIC.has(column.type);
+      page.sort = { key: column.key, dir: same ? -page.sort.dir : numeric ? -1 : 1 };
+      renderTable();
+      table.querySelector(`th[data-key="${column.key}"] button`).focus();
+    });
+    th.dataset.key = column.key;
+    th.appendChild(button);
+    head.appendChild(th);
+  }
+  table.tHead.replaceChildren(head);
+
+  const fragment = document.createDocumentFragment();
+  for (const row of sortedRows(columns, body.rows)) {
+    const tr = document.createElement("tr");
+    for (const column of columns) {
+      const value = row[column.key];
+      const empty = value === "" && column.type !== "money";
+      const extra = column.type === "flag" && value ? "flag-on" : empty ? "empty" : "";
+      tr.appendChild(cell("td", column, empty ? "(none)" : formatCell(column, value), extra));
+    }
+    fragment.appendChild(tr);
+  }
+  table.tBodies[0].replaceChildren(fragment);
+
+  const totals = totalsFor(reportId, body.rows);
+  const foot = document.createElement("tr");
+  if (totals) {
+    columns.forEach((column, i) => {
+      const text = column.key in totals ? formatCell(column, totals[column.key])
+        : i === 0 ? `Total (${body.rows.length.toLocaleString("en-US")} rows)` : "";
+      foot.appendChild(cell(i === 0 ? "th" : "td", column, text));
+    });
+  }
+  table.tFoot.replaceChildren(...(totals ? [foot] : []));
+}
+
+function renderChart() {
+  const { reportId, body } = page.last;
+  const rows = body.rows;
+  const target = $("chart-body");
+  const caption = $("chart-title");
+  const show = (text) => {
+    caption.textContent = text;
+    $("chart").hidden = false;
+  };
+  if (reportId === "dtmf") {
+    show("Calls and DTMF calls over time");
+    const points = rows.map((r) => ({ t: Date.parse(r.dt), calls: r.calls, dtmf: r.dtmf_count }));
+    drawTimeBars(target, points, Date.parse(body.from), Date.parse(body.to));
+  } else if (reportId === "tech-prefix") {
+    const top = rows.slice(0, 20);
+    show(`ASR by tech prefix${rows.length > top.length ? " (20 busiest)" : ""}`);
+    drawHBars(target, top.map((r) => ({
+      label: r.tech_prefix || "(none)",
+      value: r.asr,
+      text: `${r.asr.toFixed(2)} % · ${r.total.toLocaleString("en-US")} ` +
+        `attempt${r.total === 1 ? "" : "s"}`,
+      tone: r.asr < 30 ? "bad" : r.asr < 50 ? "warn" : "good",
+    })), { scaleMax: 100 });
+  } else if (reportId === "rate-center") {
+    const top = rows.slice(0, 12);
+    show(`Calls by prefix${rows.length > top.length ? " (12 busiest)" : ""}`);
+    drawHBars(target, top.map((r) => ({
+      label: r.prefix,
+      value: r.call_count,
+      text: `${r.call_count.toLocaleString("en-US")} · ${r.rc}, ${r.state}`,
+    })));
+  } else if (reportId === "did-cli") {
+    const top = [...rows].sort((a, b) => b.count - a.count).slice(0, 12);
+    show(`DIDs presented as caller ID${rows.length > top.length ? " (12 most used)" : ""}`);
+    drawHBars(target, top.map((r) => ({
+      label: r.dest_cli,
+      value: r.count,
+      text: `${r.count.toLocaleString("en-US")} · ${r.account}`,
+      tone: r.foreign ? "warn" : "base",
+    })), { legendItems: [["tone-base", "Customer's own DID"], ["tone-warn", "Foreign DID"]] });
+  } else {
+    $("chart").hidden = true;
+  }
+}
+
+// ---------- start ----------
+
+function init() {
+  const choices = loadChoices();
+  buildReportTabs(REPORTS[choices.report] ? choices.report : "dtmf");
+  buildPresets();
+  buildHourPickers();
+  $("customer").value = choices.customer || "";
+  $("month").value = choices.month || isoMonth(Date.now());
+  if (choices.mode === "range") $("mode-range").checked = true;
+  applyGrain();
+  applyMode();
+  const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+  $("from-date").value = choices.fromDate || isoDay(today);
+  $("to-date").value = choices.toDate || isoDay(today + DAY_MS);
+  $("from-hour").value = choices.fromHour || "00";
+  $("to-hour").value = choices.toHour || "00";
+
+  $("token").value = token();
+  onTokenInput();
+  $("token").addEventListener("input", onTokenInput);
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    $("customer").focus();
+  });
+  $("token-clear").addEventListener("click", () => {
+    $("token").value = "";
+    onTokenInput();
+    $("token").focus();
+  });
+
+  $("report-tabs").addEventListener("change", () => {
+    applyGrain();
+    saveChoices();
+  });
+  for (const id of ["mode-month", "mode-range"]) {
+    $(id).addEventListener("change", () => {
+      applyMode();
+      saveChoices();
+    });
+  }
+  $("controls").addEventListener("change", saveChoices);
+  $("controls").addEventListener("submit", (event) => {
+    event.preventDefault();
+    generate();
+  });
+  $("download-csv").addEventListener("click", downloadCsv);
+
+  let resizeTimer;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => page.last && page.last.body.rows.length && renderChart(), 150);
+  });
+  document.body.dataset.ready = "true";
+}
+
+init();

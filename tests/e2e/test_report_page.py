@@ -1,0 +1,457 @@
+"""The report page in a real browser: four reports read off the table, CSV download, errors.
+
+Expected numbers are worked out by hand from the handful of CDRs below (see the comments),
+not taken from the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from tests.e2e.conftest import ADMIN_TOKEN, LIMITED_TOKEN
+from tests.support.worker import WorkerProcess, worker_env
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+RATECENTERS = Path(__file__).resolve().parents[1] / "data" / "ratecenters" / "allutlzd.txt"
+SCREENSHOT = Path("/tmp/streamagg-page.png")
+CUSTOMER, OTHER_CUSTOMER = "7001", "7002"
+OWN_DID, FOREIGN_DID = "2125550101", "2125550102"
+DATA_WAIT_S = 90.0
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"
+)
+
+
+def base_day() -> datetime:
+    """Midnight UTC two days ago: well inside retention, never in the future."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=2)
+
+
+def sample_cdrs(day: datetime) -> list[dict[str, Any]]:
+    """Six calls of CUSTOMER in hours 10 and 11 of `day`, one of OTHER_CUSTOMER."""
+
+    def at(hour: int, minute: int) -> str:
+        return (day + timedelta(hours=hour, minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    c = CUSTOMER
+    return [
+        # 10:xx P1: answered 60 s, DTMF, 201-200 (JERSEY CITY), own DID as CLI.
+        {
+            "callid": "c1",
+            "dt": at(10, 5),
+            "customer_id": c,
+            "provider_id": "P1",
+            "customer_charge": "0.010000",
+            "provider_charge": "0.006000",
+            "dest_number": "12012005555",
+            "dest_cli": OWN_DID,
+            "tech_prefix": "11#",
+            "duration": 60,
+            "sip_code": 200,
+            "dtmf": "12",
+        },
+        # 10:xx P1: busy, 201-204 (HACKENSACK), foreign DID as CLI.
+        {
+            "callid": "c2",
+            "dt": at(10, 20),
+            "customer_id": c,
+            "provider_id": "P1",
+            "customer_charge": 0.02,
+            "provider_charge": "0.0125",
+            "dest_number": "+12012045555",
+            "dest_cli": FOREIGN_DID,
+            "tech_prefix": "11#",
+            "duration": 0,
+            "sip_code": 486,
+        },
+        # 10:xx P2: answered 30 s, DTMF, tech prefix on the number, own DID written loosely.
+        {
+            "callid": "c3",
+            "dt": at(10, 40),
+            "customer_id": c,
+            "provider_id": "P2",
+            "customer_charge": "1.5",
+            "provider_charge": 1,
+            "dest_number": "11#2012005556",
+            "dest_cli": "+1 (212) 555-0101",
+            "tech_prefix": "11#",
+            "duration": 30,
+            "sip_code": 200,
+            "dtmf": "5",
+        },
+        # 11:xx P1: answered 90 s, 415-555 (not in the rate-center data: UNKNOWN).
+        {
+            "callid": "c4",
+            "dt": at(11, 0),
+            "customer_id": c,
+            "provider_id": "P1",
+            "customer_charge": "0.25",
+            "provider_charge": "0.125",
+            "dest_number": "4155550000",
+            "dest_cli": "3105550199",
+            "tech_prefix": "22*",
+            "duration": 90,
+            "sip_code": 200,
+        },
+        # 11:xx no provider: not NANP, no tech prefix, no SIP code and 0 s: not answered.
+        {
+            "callid": "c5",
+            "dt": at(11, 59),
+            "customer_id": c,
+            "provider_id": None,
+            "dest_number": "12345",
+            "dtmf": "",
+        },
+        # 11:xx P2: no SIP code but 45 s: answered; DTMF; foreign DID.
+        {
+            "callid": "c6",
+            "dt": at(11, 30),
+            "customer_id": int(c),
+            "provider_id": "P2",
+            "customer_charge": "0.333333",
+            "provider_charge": "0.111111",
+            "dest_number": "2012005557",
+            "dest_cli": FOREIGN_DID,
+            "tech_prefix": "22*",
+            "duration": 45,
+            "dtmf": "9",
+        },
+        # Another customer's call: must appear in none of CUSTOMER's reports.
+        {
+            "callid": "x1",
+            "dt": at(10, 10),
+            "customer_id": OTHER_CUSTOMER,
+            "provider_id": "P1",
+            "customer_charge": "9.000000",
+            "dest_number": "2012005555",
+            "dest_cli": OWN_DID,
+            "tech_prefix": "11#",
+            "duration": 10,
+            "sip_code": 200,
+            "dtmf": "1",
+        },
+    ]
+
+
+# ---------- the worker and its data ----------
+
+
+def load_dids(env: dict[str, str], folder: Path) -> None:
+    inventory = folder / "dids.csv"
+    inventory.write_text(f"did,account\n{OWN_DID},{CUSTOMER}\n{FOREIGN_DID},8800\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "streamagg.cli", "dids", "load", str(inventory)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def produce(bootstrap: str, topic: str, cdrs: list[dict[str, Any]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for cdr in cdrs:
+            key = str(cdr["customer_id"]).encode()
+            await producer.send_and_wait(topic, json.dumps(cdr).encode(), key=key)
+    finally:
+        await producer.stop()
+
+
+def attempts(worker: WorkerProcess, customer: str, day: datetime) -> int:
+    response = worker.get(
+        f"/api/v1/customers/{customer}/reports/tech-prefix",
+        ADMIN_TOKEN,
+        **{"from": iso(day), "to": iso(day + timedelta(days=1))},
+    )
+    if response.status_code != 200:
+        return -1
+    return sum(row["total"] for row in response.json()["rows"])
+
+
+def wait_for_calls(worker: WorkerProcess, day: datetime, expected: dict[str, int]) -> None:
+    deadline = time.monotonic() + DATA_WAIT_S
+    seen: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        seen = {customer: attempts(worker, customer, day) for customer in expected}
+        if seen == expected:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"API shows {seen}, expected {expected}:\n{worker.tail()}")
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def loaded_worker(
+    worker_factory: Any, kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> tuple[WorkerProcess, datetime]:
+    """A worker with the DID inventory and sample_cdrs() of base_day() ingested."""
+    # worker_factory derives its topics from unique_name the same way: load the DIDs first, so
+    # that the worker knows them before it processes a CDR.
+    load_dids(worker_env(kafka_bootstrap, unique_name, tmp_path, 1), tmp_path)
+    worker = worker_factory(STREAMAGG_RATECENTERS=str(RATECENTERS))
+    worker.wait_ready()
+    day = base_day()
+    asyncio.run(produce(kafka_bootstrap, worker.env["STREAMAGG_TOPIC"], sample_cdrs(day)))
+    wait_for_calls(worker, day, {CUSTOMER: 6, OTHER_CUSTOMER: 1})
+    return worker, day
+
+
+# ---------- the browser ----------
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        context = browser.new_context(
+            viewport={"width": 1360, "height": 900}, accept_downloads=True
+        )
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def choose(page: Any, report: str, start: datetime, end: datetime) -> None:
+    page.check(f"#report-{report}")
+    page.check("#mode-range")
+    for name, moment in (("from", start), ("to", end)):
+        page.fill(f"#{name}-date", moment.strftime("%Y-%m-%d"))
+        if report != "did-cli":
+            page.select_option(f"#{name}-hour", moment.strftime("%H"))
+
+
+def generate(page: Any) -> None:
+    """Click Generate Report and wait until the answer (table or message) is shown."""
+    page.evaluate("document.getElementById('row-count').textContent = ''")
+    page.evaluate("document.getElementById('message').hidden = true")
+    page.click("#generate")
+    page.wait_for_function(
+        "document.getElementById('row-count').textContent !== ''"
+        " || !document.getElementById('message').hidden"
+    )
+    page.wait_for_selector("#generate:not([disabled])")
+
+
+def table(page: Any) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header labels, body cells and totals cells of the result table, as shown."""
+    cells = "rows => rows.map(r => [...r.cells].map(c => c.textContent.trim()))"
+    head = page.eval_on_selector_all("#result-table thead tr", cells)
+    body = page.eval_on_selector_all("#result-table tbody tr", cells)
+    foot = page.eval_on_selector_all("#result-table tfoot tr", cells)
+    return head[0], body, (foot[0] if foot else [])
+
+
+def message(page: Any) -> str:
+    return str(page.inner_text("#message"))
+
+
+def test_report_page_shows_the_four_reports(loaded_worker: Any, browser_page: Any) -> None:
+    worker, day = loaded_worker
+    page = browser_page
+    page.goto(worker.base_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+
+    # No token yet: the page asks for one instead of calling the API.
+    page.fill("#customer", CUSTOMER)
+    choose(page, "tech-prefix", day, day + timedelta(days=1))
+    generate(page)
+    assert "API token needed" in message(page)
+
+    # A refused token shows the API's own message.
+    page.fill("#token", "not-a-token")
+    generate(page)
+    assert "401" in message(page) and "unknown token" in message(page)
+    page.fill("#token", LIMITED_TOKEN)
+    generate(page)
+    assert "403" in message(page) and f"may not read customer {CUSTOMER}" in message(page)
+
+    page.fill("#token", ADMIN_TOKEN)
+    assert page.evaluate("sessionStorage.getItem('streamagg.token')") == ADMIN_TOKEN
+    assert ADMIN_TOKEN not in page.url
+    check_tech_prefix(page)
+    check_csv_download(page)
+    check_dtmf(page, day)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    check_rate_center(page, day)
+    check_did_cli(page, day)
+    check_empty_range(page, day)
+    check_bad_range_message(page, day)
+
+    # Last choices are remembered, the token is not.
+    assert ADMIN_TOKEN not in page.evaluate("JSON.stringify(localStorage)")
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.input_value("#customer") == CUSTOMER
+    assert page.is_checked("#report-did-cli")
+
+
+def check_tech_prefix(page: Any) -> None:
+    generate(page)
+    head, body, foot = table(page)
+    assert head == ["Tech prefix", "Attempts", "Answered", "ASR %", "ACD (s)"]
+    # 11#: c1 (200, 60 s), c2 (486), c3 (200, 30 s) → 2/3 = 66.67 %, (60+30)/2 = 45.0 s
+    # 22*: c4 (200, 90 s), c6 (no code, 45 s) → 2/2 = 100 %, (90+45)/2 = 67.5 s
+    # "":  c5 (no code, 0 s) → not answered
+    assert body == [
+        ["11#", "3", "2", "66.67", "45.0"],
+        ["22*", "2", "2", "100.00", "67.5"],
+        ["(none)", "1", "0", "0.00", "0.0"],
+    ]
+    # Overall: 4/6 = 66.67 %, (60+30+90+45)/4 = 56.25 → 56.3 s
+    assert foot == ["Total (3 rows)", "6", "4", "66.67", "56.3"]
+    assert page.inner_text("#row-count") == "3"
+    assert page.locator("#chart-body svg .hbar").count() == 3
+
+
+def check_csv_download(page: Any) -> None:
+    with page.expect_download() as download_info:
+        page.click("#download-csv")
+    download = download_info.value
+    assert download.suggested_filename.startswith(f"tech-prefix_{CUSTOMER}_")
+    text = Path(download.path()).read_text(encoding="utf-8")
+    assert list(csv.reader(io.StringIO(text))) == [
+        ["tech_prefix", "total", "answered_calls", "asr", "acd"],
+        ["11#", "3", "2", "66.67", "45.0"],
+        ["22*", "2", "2", "100.0", "67.5"],
+        ["", "1", "0", "0.0", "0.0"],
+    ]
+
+
+def check_dtmf(page: Any, day: datetime) -> None:
+    choose(page, "dtmf", day, day + timedelta(days=1))
+    generate(page)
+    head, body, foot = table(page)
+    assert head == [
+        "Hour (UTC)",
+        "Provider",
+        "Customer charge",
+        "Provider charge",
+        "DTMF calls",
+        "Calls",
+    ]
+    date = day.strftime("%Y-%m-%d")
+    assert body == [
+        # c1 + c2; c3
+        [f"{date} 10:00", "P1", "0.030000", "0.018500", "1", "2"],
+        [f"{date} 10:00", "P2", "1.500000", "1.000000", "1", "1"],
+        # c5 (no provider, empty dtmf); c4; c6
+        [f"{date} 11:00", "(none)", "0.000000", "0.000000", "0", "1"],
+        [f"{date} 11:00", "P1", "0.250000", "0.125000", "0", "1"],
+        [f"{date} 11:00", "P2", "0.333333", "0.111111", "1", "1"],
+    ]
+    assert foot == ["Total (5 rows)", "", "2.113333", "1.254611", "3", "6"]
+    # One bar group per hour with calls: 10:00 and 11:00.
+    assert page.locator("#chart-body svg .bar-group").count() == 2
+
+
+def check_rate_center(page: Any, day: datetime) -> None:
+    choose(page, "rate-center", day + timedelta(hours=10), day + timedelta(hours=12))
+    generate(page)
+    head, body, foot = table(page)
+    assert head == ["Prefix", "Rate center", "State", "Customer charge", "Provider charge", "Calls"]
+    assert body == [
+        # c1, c3 (tech prefix stripped), c6
+        ["201200", "JERSEY CITY", "NJ", "1.843333", "1.117111", "3"],
+        ["201204", "HACKENSACK", "NJ", "0.020000", "0.012500", "1"],  # c2
+        ["415555", "UNKNOWN", "UNKNOWN", "0.250000", "0.125000", "1"],  # c4
+    ]
+    assert foot == ["Total (3 rows)", "", "", "2.113333", "1.254611", "5"]
+    # Sorting by a column is a click on its header.
+    page.click("#result-table thead th[data-key=prefix] button")
+    _, sorted_body, _ = table(page)
+    assert [row[0] for row in sorted_body] == ["201200", "201204", "415555"]
+    page.click("#result-table thead th[data-key=prefix] button")
+    _, sorted_body, _ = table(page)
+    assert [row[0] for row in sorted_body] == ["415555", "201204", "201200"]
+
+
+def check_did_cli(page: Any, day: datetime) -> None:
+    choose(page, "did-cli", day, day + timedelta(days=1))
+    generate(page)
+    head, body, foot = table(page)
+    assert head == ["Owner account", "DID", "Calls", "Foreign"]
+    assert body == [
+        [CUSTOMER, OWN_DID, "2", "no"],  # c1, c3
+        ["8800", FOREIGN_DID, "2", "yes"],  # c2, c6
+    ]
+    assert foot == ["Total (2 rows)", "", "4", ""]
+
+
+def check_empty_range(page: Any, day: datetime) -> None:
+    choose(page, "did-cli", day - timedelta(days=1), day)
+    generate(page)
+    assert "No calls in this range." in message(page)
+    assert page.is_hidden("#result-table")
+    assert page.inner_text("#row-count") == "0"
+
+
+def check_bad_range_message(page: Any, day: datetime) -> None:
+    # The page refuses an end before the start without asking the API.
+    choose(page, "did-cli", day, day - timedelta(days=1))
+    generate(page)
+    assert "To must be after from." in message(page)
+
+
+def test_api_errors_reach_the_page_verbatim(worker_factory: Any, browser_page: Any) -> None:
+    """The page shows the API's own message for a rejected request (here a too-long range)."""
+    worker = worker_factory(STREAMAGG_RETENTION_DAYS="30")
+    worker.wait_ready()
+    page = browser_page
+    page.goto(worker.base_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.fill("#token", ADMIN_TOKEN)
+    page.fill("#customer", CUSTOMER)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    choose(page, "tech-prefix", today - timedelta(days=40), today)
+    generate(page)
+    api = httpx.get(
+        f"{worker.base_url}/api/v1/customers/{CUSTOMER}/reports/tech-prefix",
+        params={"from": iso(today - timedelta(days=40)), "to": iso(today)},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert api.status_code == 400
+    shown = message(page)
+    assert "Request rejected (400)" in shown
+    assert api.json()["error"]["message"] in shown
+    assert "retention of 30 days" in shown
