@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
+import multiprocessing
+import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from streamagg.settings import Settings
 from streamagg.tools.cdrgen import (
@@ -18,7 +22,11 @@ from streamagg.tools.cdrgen import (
     CdrGenerator,
     GeneratorOptions,
 )
-from streamagg.tools.kafka_out import SendPlan, progress_wanted, send_messages
+from streamagg.tools.kafka_out import Message, SendPlan, progress_wanted, send_messages
+
+# As-fast-as-possible runs of at least this many messages synthesise them in a child process.
+SUBPROCESS_FROM_COUNT = 50_000
+SUBPROCESS_CHUNK = 5000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -231,9 +239,39 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         show_progress=progress_wanted(args.progress),
         label="generate",
     )
-    summary = send_messages(settings, settings.topic, generator.messages(), plan)
+    messages: Iterable[Message] = generator.messages()
+    big = options.count == 0 or options.count >= SUBPROCESS_FROM_COUNT
+    if options.rate == 0 and big and "fork" in multiprocessing.get_all_start_methods():
+        messages = synthesised_in_subprocess(options)
+    summary = send_messages(settings, settings.topic, messages, plan)
     print(summary.line(), file=sys.stderr)
     return {"SIGINT": 130, "SIGTERM": 143}.get(summary.stopped_by or "", 0)
+
+
+def synthesised_in_subprocess(options: GeneratorOptions) -> Iterator[Message]:
+    """The same messages, synthesised by a child process: synthesis and sending use two cores."""
+    # fork, not spawn: the child needs nothing re-imported and touches none of our connections.
+    context = multiprocessing.get_context("fork")
+    chunks: multiprocessing.Queue[list[Message] | None] = context.Queue(maxsize=16)
+    child = context.Process(target=_synthesise_into, args=(options, chunks), daemon=True)
+    child.start()
+    try:
+        while (chunk := chunks.get()) is not None:
+            yield from chunk
+    finally:
+        child.terminate()
+        child.join()
+
+
+def _synthesise_into(options: GeneratorOptions, chunks: multiprocessing.Queue[Any]) -> None:
+    # Undo the parent's event-loop signal handling: our signals must not reach its loop.
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops us after its summary
+    messages = CdrGenerator(options).messages()
+    while chunk := list(itertools.islice(messages, SUBPROCESS_CHUNK)):
+        chunks.put(chunk)
+    chunks.put(None)
 
 
 def _print_values(generator: CdrGenerator, duration: float | None) -> int:

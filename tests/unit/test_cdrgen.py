@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 from collections import Counter
@@ -12,6 +13,12 @@ import pytest
 
 from streamagg.tools.cdrgen import DT_SPELLINGS, CdrGenerator, GeneratorOptions
 from streamagg.tools.cdrplan import TECH_PREFIXES, nanp_prefixes
+from streamagg.tools.generate import (
+    add_arguments,
+    options_from_args,
+    parse_asr_drops,
+    synthesised_in_subprocess,
+)
 
 START = 1_795_000_000.0  # 2026-11-18T09:46:40Z
 SAMPLE = 20_000
@@ -279,3 +286,27 @@ def test_invalid_messages_break_the_contract_in_each_way() -> None:
     assert 0.01 <= len(broken) / len(values) <= 0.03
     kinds = Counter(broken)
     assert {"not JSON", "not an object", "callid", "dt", "customer_charge"} <= set(kinds)
+
+
+def test_synthesis_in_a_child_process_gives_the_same_messages() -> None:
+    options = GeneratorOptions(seed=9, count=12_345, start=START)
+    assert list(synthesised_in_subprocess(options)) == list(CdrGenerator(options).messages())
+
+
+def test_command_line_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--rate", "50", "--duration", "10", "--start", "2026-11-25T13:00:00Z",
+         "--asr-drop", "123#", "--asr-drop", "77*:0.5", "--asr-drop", ":0.1", "--key", "none"]
+    )  # fmt: skip
+    options = options_from_args(args)
+    assert options.count == 500
+    assert options.start == datetime(2026, 11, 25, 13, tzinfo=UTC).timestamp()
+    assert options.asr_drop == {"123#": 0.3, "77*": 0.5, "": 0.1}
+    assert not options.key_by_customer
+    assert parse_asr_drops(["9001:0"]) == {"9001": 0.0}
+    with pytest.raises(ValueError, match="FACTOR"):
+        parse_asr_drops(["9001:lots"])
+    with pytest.raises(ValueError, match="unknown tech prefix"):
+        CdrGenerator(GeneratorOptions(asr_drop={"555#": 0.5}))
