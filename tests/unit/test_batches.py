@@ -1,0 +1,136 @@
+"""The internal batch message and customer partitioning (batches.py)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamagg.batches import Batch, Record, customer_partition, split_into_batches
+from streamagg.cdr import Cdr
+
+PROPS = settings(max_examples=150, deadline=None)
+
+# Kafka's own murmur2 test vectors (clients UtilsTest), as signed Java ints.
+JAVA_MURMUR2 = {
+    "21": -973932308,
+    "foobar": -790332482,
+    "a-little-bit-long-string": -985981536,
+    "a-little-bit-longer-string": -1486304829,
+    "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    "abc": 479470107,
+}
+
+cdrs = st.builds(
+    Cdr,
+    callid=st.text(min_size=1, max_size=256),
+    customer_id=st.text(min_size=1, max_size=128),
+    start=st.integers(min_value=-(2**40), max_value=2**40),
+    provider_id=st.text(max_size=20),
+    customer_charge=st.integers(min_value=0, max_value=10**15),
+    provider_charge=st.integers(min_value=0, max_value=10**15),
+    tech_prefix=st.text(max_size=32),
+    duration=st.integers(min_value=0, max_value=86_400_000_000),
+    answered=st.booleans(),
+    has_dtmf=st.booleans(),
+    nanp_number=st.sampled_from(["", "2125551234"]),
+    cli=st.text(alphabet="0123456789", max_size=15),
+    did_owner=st.text(max_size=20),
+)
+records = st.builds(
+    Record,
+    source_offset=st.integers(min_value=0, max_value=2**62),
+    timestamp_ms=st.integers(min_value=0, max_value=2**50),
+    cdr=cdrs,
+)
+
+
+@PROPS
+@given(st.text(min_size=1, max_size=40), st.lists(records, max_size=8))
+def test_batch_round_trip(source: str, rows: list[Record]) -> None:
+    batch = Batch(source, rows)
+    raw = batch.encode()
+    assert isinstance(raw, bytes)
+    decoded = Batch.decode(raw)
+    assert decoded == batch
+    assert decoded.records == rows  # field by field, including booleans and did_owner
+
+
+def test_empty_batch_round_trip() -> None:
+    assert Batch.decode(Batch("cdr-events/3").encode()) == Batch("cdr-events/3", [])
+
+
+@pytest.mark.parametrize(("key", "java_hash"), sorted(JAVA_MURMUR2.items()))
+@pytest.mark.parametrize("partitions", [1, 2, 3, 8, 12, 100])
+def test_customer_partition_matches_kafkas_default_partitioner(
+    key: str, java_hash: int, partitions: int
+) -> None:
+    # Java: Utils.toPositive(Utils.murmur2(keyBytes)) % numPartitions
+    assert customer_partition(key, partitions) == (java_hash & 0x7FFFFFFF) % partitions
+
+
+@PROPS
+@given(st.text(min_size=1, max_size=128), st.integers(min_value=1, max_value=64))
+def test_customer_partition_is_stable_and_in_range(customer: str, partitions: int) -> None:
+    partition = customer_partition(customer, partitions)
+    assert 0 <= partition < partitions
+    assert customer_partition(customer, partitions) == partition
+
+
+def record(offset: int, customer: str) -> Record:
+    cdr = Cdr(f"c{offset}", customer, 0, "", 0, 0, "", 0, False, False, "", "")
+    return Record(offset, 1000 + offset, cdr)
+
+
+@PROPS
+@given(
+    st.lists(st.sampled_from([str(c) for c in range(12)]), max_size=60),
+    st.integers(min_value=1, max_value=7),
+    st.integers(min_value=1, max_value=6),
+    st.booleans(),
+)
+def test_split_into_batches_partitions_keeps_order_and_bounds(
+    customers: list[str], partitions: int, max_records: int, custom: bool
+) -> None:
+    source_records = [record(offset, customer) for offset, customer in enumerate(customers)]
+
+    def partition_of(customer: str) -> int:
+        return int(customer) % partitions
+
+    kwargs: dict[str, Any] = {"partition_of": partition_of} if custom else {}
+    owner = partition_of if custom else (lambda c: customer_partition(c, partitions))
+    out = list(
+        split_into_batches("cdr-events/5", source_records, partitions, max_records, **kwargs)
+    )
+
+    per_partition: dict[int, list[Record]] = defaultdict(list)
+    for partition, batch in out:
+        assert batch.source == "cdr-events/5"
+        assert 1 <= len(batch.records) <= max_records
+        assert {owner(r.cdr.customer_id) for r in batch.records} == {partition}
+        per_partition[partition].extend(batch.records)
+    # every record exactly once, each partition's records in source order
+    assert sorted(r.source_offset for rs in per_partition.values() for r in rs) == list(
+        range(len(customers))
+    )
+    for partition, rs in per_partition.items():
+        assert rs == [r for r in source_records if owner(r.cdr.customer_id) == partition]
+    # only the last batch of a partition may be short
+    seen_short: set[int] = set()
+    for partition, batch in out:
+        assert partition not in seen_short
+        if len(batch.records) < max_records:
+            seen_short.add(partition)
+
+
+def test_split_into_batches_example() -> None:
+    rs = [record(i, c) for i, c in enumerate(["a", "b", "a", "a", "b", "a"])]
+    out = list(split_into_batches("t/0", rs, 2, 2, partition_of={"a": 0, "b": 1}.__getitem__))
+    assert [(p, [r.source_offset for r in b.records]) for p, b in out] == [
+        (0, [0, 2]),
+        (1, [1, 4]),
+        (0, [3, 5]),
+    ]

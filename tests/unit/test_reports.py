@@ -1,0 +1,437 @@
+"""The four report folds of SPEC §2 on hand-made CDRs, and queries over bucketed state."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamagg.batches import Batch, Record
+from streamagg.cdr import Cdr
+from streamagg.reference.ratecenters import RateCenterRow
+from streamagg.reports import REPORTS
+from streamagg.reports.base import QueryContext, Report, merge_into, money, ratio
+from streamagg.reports.did_cli import DidCliReport
+from streamagg.reports.dtmf import DtmfReport
+from streamagg.reports.query import merged_groups, run_query
+from streamagg.reports.rate_center import RateCenterReport
+from streamagg.reports.tech_prefix import TechPrefixReport
+from streamagg.tables.applier import BatchApplier, PartitionStores
+from tests.support.memstore import MemStore
+
+_callids = itertools.count()
+
+
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp())
+
+
+H13 = at(2026, 11, 25, 13)
+
+
+def call(**fields: Any) -> Cdr:
+    """An accepted CDR of customer "42" at 2026-11-25T13:00Z; ``fields`` override."""
+    values: dict[str, Any] = {
+        "callid": f"call-{next(_callids)}",
+        "customer_id": "42",
+        "start": H13,
+        "provider_id": "",
+        "customer_charge": 0,
+        "provider_charge": 0,
+        "tech_prefix": "",
+        "duration": 0,
+        "answered": False,
+        "has_dtmf": False,
+        "nanp_number": "",
+        "cli": "",
+        "did_owner": "",
+    }
+    values.update(fields)
+    return Cdr(**values)
+
+
+def fold(report: Report, cdrs: Iterable[Cdr]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for cdr in cdrs:
+        group = report.group(cdr)
+        if group is not None:
+            merge_into(groups, {group: report.delta(cdr)})
+    return groups
+
+
+def rows_of(report: Report, cdrs: Iterable[Cdr], **context: Any) -> list[dict[str, Any]]:
+    context.setdefault("customer_id", "42")
+    return report.rows(fold(report, cdrs), QueryContext(**context))
+
+
+def test_registry_holds_the_four_reports_by_api_id() -> None:
+    assert sorted(REPORTS) == ["did-cli", "dtmf", "rate-center", "tech-prefix"]
+    assert all(report.name == name for name, report in REPORTS.items())
+
+
+def test_money_and_ratio_helpers() -> None:
+    assert money(0) == "0.000000"
+    assert money(12_345_000) == "12.345000"
+    assert money(1) == "0.000001"
+    assert money(10**15) == "1000000000.000000"
+    assert money(123 * 10**18 + 5) == "123000000000000.000005"
+    assert ratio(1, 8, 2) == 0.13  # 0.125 half-up
+    assert ratio(1, 3, 2) == 0.33
+    assert ratio(2, 3, 1) == 0.7
+    assert ratio(5, 0, 2) == 0.0
+
+
+# ---------------------------------------------------------------- dtmf
+
+
+def test_dtmf_rows_per_hour_and_provider() -> None:
+    cdrs = [
+        call(provider_id="7", customer_charge=1_500_000, provider_charge=1_000_000, has_dtmf=True),
+        call(provider_id="7", customer_charge=250_000, provider_charge=1),
+        call(start=H13 + 3599, provider_id="10", customer_charge=1),
+        call(start=H13 + 3600, provider_id="7", has_dtmf=True),
+        call(start=H13 - 1, provider_id=""),
+        call(start=H13 + 60, provider_id=""),
+    ]
+    assert rows_of(DtmfReport(), cdrs) == [
+        {
+            "dt": "2026-11-25T12:00:00Z",
+            "provider_id": "",
+            "customer_charge": "0.000000",
+            "provider_charge": "0.000000",
+            "dtmf_count": 0,
+            "calls": 1,
+        },
+        {
+            "dt": "2026-11-25T13:00:00Z",
+            "provider_id": "",
+            "customer_charge": "0.000000",
+            "provider_charge": "0.000000",
+            "dtmf_count": 0,
+            "calls": 1,
+        },
+        {
+            "dt": "2026-11-25T13:00:00Z",
+            "provider_id": "10",
+            "customer_charge": "0.000001",
+            "provider_charge": "0.000000",
+            "dtmf_count": 0,
+            "calls": 1,
+        },
+        {
+            "dt": "2026-11-25T13:00:00Z",
+            "provider_id": "7",
+            "customer_charge": "1.750000",
+            "provider_charge": "1.000001",
+            "dtmf_count": 1,
+            "calls": 2,
+        },
+        {
+            "dt": "2026-11-25T14:00:00Z",
+            "provider_id": "7",
+            "customer_charge": "0.000000",
+            "provider_charge": "0.000000",
+            "dtmf_count": 1,
+            "calls": 1,
+        },
+    ]
+
+
+def test_dtmf_columns_match_the_row_keys() -> None:
+    (row,) = rows_of(DtmfReport(), [call()])
+    assert tuple(row) == DtmfReport.columns
+
+
+# ---------------------------------------------------------------- rate-center
+
+
+BLOCKS = {
+    # 212-555: the whole NPA-NXX is one rate center; the directory answers per block.
+    "2125551": RateCenterRow("212555", "NWYRCYZN01", "NY"),
+    "2125552": RateCenterRow("212555", "NWYRCYZN01", "NY"),
+    # 201-555-0 has its own rate center; the rest of 201-555 another.
+    "2015550": RateCenterRow("2015550", "HACKENSACK", "NJ"),
+    "2015551": RateCenterRow("201555", "JERSEYCITY", "NJ"),
+}
+OUTSIDE_NPAS = {"416", "876"}
+
+
+def fake_resolve(block: str) -> RateCenterRow | None:
+    if block[:3] in OUTSIDE_NPAS:
+        return None
+    return BLOCKS.get(block) or RateCenterRow(block[:6], "UNKNOWN", "UNKNOWN")
+
+
+def test_rate_center_rows_merge_blocks_and_drop_foreign_prefixes() -> None:
+    cdrs = [
+        call(nanp_number="2125551000", customer_charge=1_000_000, provider_charge=500_000),
+        call(nanp_number="2125552999", customer_charge=2_000_000, provider_charge=250_000),
+        call(nanp_number="2125551234", customer_charge=1),
+        call(nanp_number="2015550123", customer_charge=3),
+        call(nanp_number="2015551123", customer_charge=4),
+        call(nanp_number="2015551999", customer_charge=5),
+        call(nanp_number="4165550100", customer_charge=999),  # Toronto: outside the US
+        call(nanp_number="8765550100", customer_charge=999),  # Jamaica
+        call(nanp_number="3055550100", customer_charge=7),  # known to no file
+        call(nanp_number="", customer_charge=10**9),  # not NANP: not in this report
+    ]
+    assert rows_of(RateCenterReport(), cdrs, resolve_rate_center=fake_resolve) == [
+        {
+            "prefix": "212555",
+            "rc": "NWYRCYZN01",
+            "state": "NY",
+            "customer_charge": "3.000001",
+            "provider_charge": "0.750000",
+            "call_count": 3,
+        },
+        {
+            "prefix": "201555",
+            "rc": "JERSEYCITY",
+            "state": "NJ",
+            "customer_charge": "0.000009",
+            "provider_charge": "0.000000",
+            "call_count": 2,
+        },
+        {
+            "prefix": "2015550",
+            "rc": "HACKENSACK",
+            "state": "NJ",
+            "customer_charge": "0.000003",
+            "provider_charge": "0.000000",
+            "call_count": 1,
+        },
+        {
+            "prefix": "305555",
+            "rc": "UNKNOWN",
+            "state": "UNKNOWN",
+            "customer_charge": "0.000007",
+            "provider_charge": "0.000000",
+            "call_count": 1,
+        },
+    ]
+
+
+def test_rate_center_without_reference_data_is_unknown_per_npa_nxx() -> None:
+    cdrs = [call(nanp_number="2125551000"), call(nanp_number="2125559000")]
+    assert rows_of(RateCenterReport(), cdrs) == [
+        {
+            "prefix": "212555",
+            "rc": "UNKNOWN",
+            "state": "UNKNOWN",
+            "customer_charge": "0.000000",
+            "provider_charge": "0.000000",
+            "call_count": 2,
+        }
+    ]
+
+
+def test_rate_center_ties_sort_by_prefix() -> None:
+    cdrs = [call(nanp_number=n) for n in ("3055550100", "2125550100", "2125550101", "2015550100")]
+    rows = rows_of(RateCenterReport(), cdrs)
+    assert [(r["prefix"], r["call_count"]) for r in rows] == [
+        ("212555", 2),
+        ("201555", 1),
+        ("305555", 1),
+    ]
+
+
+# ---------------------------------------------------------------- did-cli
+
+
+def test_did_cli_counts_per_owner_and_did_with_foreign_flag() -> None:
+    cdrs = [
+        call(cli="2125550100", did_owner="42"),
+        call(cli="2125550100", did_owner="42"),
+        call(cli="2125550199", did_owner="42"),
+        call(cli="6465550100", did_owner="7"),
+        call(cli="6465550100", did_owner="7"),
+        call(cli="6465550100", did_owner="7"),
+        call(cli="6465550101", did_owner="7"),
+        call(cli="6465550102", did_owner="7"),
+        call(cli="3055550100", did_owner="100"),
+        call(cli="9995550100", did_owner=""),  # not a DID of the inventory
+    ]
+    assert rows_of(DidCliReport(), cdrs) == [
+        {"account": "100", "dest_cli": "3055550100", "count": 1, "foreign": True},
+        {"account": "42", "dest_cli": "2125550100", "count": 2, "foreign": False},
+        {"account": "42", "dest_cli": "2125550199", "count": 1, "foreign": False},
+        {"account": "7", "dest_cli": "6465550100", "count": 3, "foreign": True},
+        {"account": "7", "dest_cli": "6465550101", "count": 1, "foreign": True},
+        {"account": "7", "dest_cli": "6465550102", "count": 1, "foreign": True},
+    ]
+
+
+def test_did_cli_foreign_is_relative_to_the_queried_customer() -> None:
+    cdrs = [call(customer_id="7", cli="6465550100", did_owner="7")]
+    assert rows_of(DidCliReport(), cdrs, customer_id="7")[0]["foreign"] is False
+    assert rows_of(DidCliReport(), cdrs, customer_id="42")[0]["foreign"] is True
+
+
+# ---------------------------------------------------------------- tech-prefix
+
+
+def answered(seconds_micros: int, **fields: Any) -> Cdr:
+    return call(answered=True, duration=seconds_micros, **fields)
+
+
+def test_tech_prefix_asr_and_acd() -> None:
+    cdrs = [
+        answered(100_250_000, tech_prefix="123#"),
+        answered(50_100_000, tech_prefix="123#"),
+        call(tech_prefix="123#", duration=40_000_000),  # not answered: its duration is ignored
+        call(tech_prefix=""),
+        call(tech_prefix=""),
+        call(tech_prefix="77*"),
+        call(tech_prefix="77*"),
+        call(tech_prefix="77*"),
+    ]
+    assert rows_of(TechPrefixReport(), cdrs) == [
+        # 2/3 = 66.666…% → 66.67; (100.25 + 50.1) / 2 = 75.175 s → 75.2
+        {"tech_prefix": "123#", "total": 3, "answered_calls": 2, "asr": 66.67, "acd": 75.2},
+        {"tech_prefix": "77*", "total": 3, "answered_calls": 0, "asr": 0.0, "acd": 0.0},
+        {"tech_prefix": "", "total": 2, "answered_calls": 0, "asr": 0.0, "acd": 0.0},
+    ]
+
+
+def test_tech_prefix_ratios_round_half_up() -> None:
+    # ASR 1/32 = 3.125 % → 3.13 (half-even would give 3.12); ACD 0.25 s → 0.3 (not 0.2).
+    cdrs = [answered(250_000, tech_prefix="9")] + [call(tech_prefix="9") for _ in range(31)]
+    (row,) = rows_of(TechPrefixReport(), cdrs)
+    assert row == {"tech_prefix": "9", "total": 32, "answered_calls": 1, "asr": 3.13, "acd": 0.3}
+    (full,) = rows_of(TechPrefixReport(), [answered(1_000_000)])
+    assert full["asr"] == 100.0 and full["acd"] == 1.0
+
+
+def test_tech_prefix_ratios_come_from_summed_counts_not_averages() -> None:
+    report = TechPrefixReport()
+    busy_hour = fold(report, [call(tech_prefix="1")] * 3)  # 0 of 3 answered
+    quiet_hour = fold(report, [answered(10_000_000, tech_prefix="1")])  # 1 of 1, 10 s
+    merged: dict[str, list[int]] = {}
+    merge_into(merged, busy_hour)
+    merge_into(merged, quiet_hour)
+    (row,) = report.rows(merged, QueryContext("42"))
+    assert row["asr"] == 25.0  # not (0 + 100) / 2
+    assert row["acd"] == 10.0
+    assert row["total"] == 4 and row["answered_calls"] == 1
+
+
+def test_tech_prefix_sorted_by_total_then_prefix() -> None:
+    cdrs = [call(tech_prefix=p) for p in ("b", "a", "c", "c", "", "b")]
+    rows = rows_of(TechPrefixReport(), cdrs)
+    assert [(r["tech_prefix"], r["total"]) for r in rows] == [
+        ("b", 2),
+        ("c", 2),
+        ("", 1),
+        ("a", 1),
+    ]
+
+
+def test_merge_into_adds_vectors_without_aliasing() -> None:
+    source = {"g": [1, 2]}
+    target: dict[str, list[int]] = {}
+    merge_into(target, source)
+    merge_into(target, source)
+    assert target == {"g": [2, 4]}
+    assert source == {"g": [1, 2]}
+
+
+# ---------------------------------------------------------------- queries over buckets
+
+
+def build_tables(cdrs: list[Cdr]) -> dict[str, MemStore]:
+    """Report tables as the applier writes them, one batch per 25 CDRs."""
+    stores = {name: MemStore() for name in REPORTS}
+    partition = PartitionStores(progress=MemStore(), dedup=MemStore(), reports=stores)
+    applier = BatchApplier(REPORTS, dedup_horizon_seconds=48 * 3600)
+    records = [Record(i, 0, cdr) for i, cdr in enumerate(cdrs)]
+    for offset, first in enumerate(range(0, len(records), 25)):
+        batch = Batch("cdr-events/0", records[first : first + 25])
+        outcome = applier.apply(0, offset, batch, partition)
+        assert outcome.duplicates == 0 and outcome.resent == 0
+    return stores
+
+
+def brute_force(report: Report, cdrs: list[Cdr], customer: str, start_h: int, end_h: int) -> dict:
+    return fold(
+        report, [c for c in cdrs if c.customer_id == customer and start_h <= c.hour < end_h]
+    )
+
+
+SPAN_START_H = at(2026, 11, 20) // 3600  # 20 Nov 2026 … 15 Feb 2027: two month ends, new year
+SPAN_HOURS = 24 * 87
+
+
+@st.composite
+def random_cdrs(draw: st.DrawFn) -> list[Cdr]:
+    count = draw(st.integers(min_value=0, max_value=60))
+    cdrs = []
+    for _ in range(count):
+        nanp = draw(st.sampled_from(["", "2125551000", "2125559000", "2015550100", "4165550100"]))
+        is_answered = draw(st.booleans())
+        cdrs.append(
+            call(
+                customer_id=draw(st.sampled_from(["42", "43"])),
+                start=SPAN_START_H * 3600 + draw(st.integers(0, SPAN_HOURS * 3600 - 1)),
+                provider_id=draw(st.sampled_from(["", "7", "10"])),
+                customer_charge=draw(st.integers(0, 10**15)),
+                provider_charge=draw(st.integers(0, 10**9)),
+                tech_prefix=draw(st.sampled_from(["", "123#", "77*"])),
+                answered=is_answered,
+                duration=draw(st.integers(0, 86_400_000_000)) if is_answered else 0,
+                has_dtmf=draw(st.booleans()),
+                nanp_number=nanp,
+                cli=draw(st.sampled_from(["2125550100", "6465550100"])),
+                did_owner=draw(st.sampled_from(["", "42", "7"])),
+            )
+        )
+    return cdrs
+
+
+@st.composite
+def hour_ranges(draw: st.DrawFn, whole_days: bool) -> tuple[int, int]:
+    if whole_days:
+        first_day = SPAN_START_H // 24 - 2
+        a = draw(st.integers(first_day, first_day + SPAN_HOURS // 24 + 4)) * 24
+        b = draw(st.integers(first_day, first_day + SPAN_HOURS // 24 + 4)) * 24
+    else:
+        a = draw(st.integers(SPAN_START_H - 30, SPAN_START_H + SPAN_HOURS + 30))
+        b = draw(st.integers(SPAN_START_H - 30, SPAN_START_H + SPAN_HOURS + 30))
+    return min(a, b), max(a, b)
+
+
+@settings(max_examples=100, deadline=None)
+@given(random_cdrs(), st.data())
+def test_query_over_buckets_equals_the_fold_of_the_range(cdrs: list[Cdr], data: Any) -> None:
+    stores = build_tables(cdrs)
+    for name, report in REPORTS.items():
+        whole_days = name == "did-cli"
+        start_h, end_h = data.draw(hour_ranges(whole_days), label=name)
+        customer = data.draw(st.sampled_from(["42", "43", "44"]), label=f"{name} customer")
+        got = merged_groups(report, customer, start_h, end_h, stores[name].get)
+        assert got == brute_force(report, cdrs, customer, start_h, end_h), name
+        context = QueryContext(customer, resolve_rate_center=fake_resolve)
+        expected_rows = report.rows(brute_force(report, cdrs, customer, start_h, end_h), context)
+        assert run_query(report, start_h, end_h, stores[name].get, context) == expected_rows
+
+
+def test_dtmf_query_filters_the_hours_of_its_edge_days() -> None:
+    day_start = at(2026, 11, 25)
+    cdrs = [call(start=day_start + h * 3600, customer_charge=1) for h in range(48)]
+    stores = build_tables(cdrs)
+    read: Callable[[bytes], bytes | None] = stores["dtmf"].get
+    rows = run_query(
+        DtmfReport(), day_start // 3600 + 5, day_start // 3600 + 29, read, QueryContext("42")
+    )
+    assert [r["dt"] for r in rows] == [
+        f"2026-11-{25 + (5 + i) // 24}T{(5 + i) % 24:02d}:00:00Z" for i in range(24)
+    ]
+
+
+def test_query_of_a_customer_without_data_is_empty() -> None:
+    stores = build_tables([call()])
+    for name, report in REPORTS.items():
+        assert run_query(report, 0, 10**6, stores[name].get, QueryContext("43")) == []
