@@ -33,6 +33,7 @@ def register_aggregate_agent(
     )
     applier = BatchApplier(REPORTS, settings.dedup_hours * 3600)
     sweeper = RetentionSweeper(settings.retention_days, settings.dedup_hours * 3600)
+    stream_times: dict[int, int] = {}  # newest call start per partition, for dedup expiry
 
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -42,10 +43,11 @@ def register_aggregate_agent(
                 message.partition, message.offset, batch, tables.stores_for(message.partition)
             )
             now = time.time()
-            if outcome.accepted:
-                sweeper.observe(message.partition, max(c.start for c in outcome.accepted))
             try:
-                sweeper.step(tables, message.partition, now)
+                stream_times[message.partition] = max(
+                    stream_times.get(message.partition, 0), outcome.stream_time
+                )
+                sweeper.step(tables, message.partition, now, stream_times[message.partition])
             except Exception:
                 # Expiry is housekeeping: a failure there must never hold up the reports.
                 log.exception("retention sweep of partition %d failed", message.partition)

@@ -1,10 +1,15 @@
-"""Apply one batch message to a partition's tables so that applying it twice changes nothing.
+"""Apply one batch message to a partition's tables so that applying it again changes nothing.
 
 Faust commits the batch topic at least once, and a crash can leave some table keys written and
-others not. Every value therefore carries the offset of the batch message that last changed it
-(its tag): a replayed batch skips each key whose tag is already at or past its offset. Batches
-carry the source offsets of their CDRs, and a per-source high-water mark drops CDRs that the
-ingest stage sent again after a crash or a rebalance.
+others not, in whatever order their changelogs were flushed. So:
+
+- every report value carries the offset of the batch message that last changed it (its tag):
+  a replayed batch skips each key whose tag is already at or past its offset;
+- batches carry the source offsets of their CDRs, and a progress record per (partition, source)
+  keeps the high-water mark of source offsets applied, which drops CDRs the ingest stage sent
+  twice (after its own crash or a rebalance);
+- the progress record also remembers, for its recent batches, the mark and the stream time
+  each one started from, so replaying several batches decides exactly as the first run did.
 """
 
 from __future__ import annotations
@@ -17,8 +22,12 @@ import orjson
 
 from streamagg.batches import Batch
 from streamagg.cdr import Cdr
-from streamagg.reports.base import Groups, Report, merge_into
+from streamagg.reports.base import Groups, Report
 from streamagg.tables.buckets import bucket_key
+
+# Batches of one source that can be replayed together: far more than Faust leaves uncommitted
+# (it commits every 100 events or every second).
+REMEMBERED_BATCHES = 512
 
 
 class KeyValueStore(Protocol):
@@ -46,6 +55,7 @@ class BatchOutcome:
     duplicates: int = 0
     resent: int = 0  # CDRs the ingest stage had already delivered (dropped silently)
     keys_written: int = 0
+    stream_time: int = 0
 
 
 def encode_state(tag: int, groups: Groups) -> bytes:
@@ -59,6 +69,34 @@ def decode_state(raw: bytes | None) -> tuple[int, Groups]:
     return tag, groups
 
 
+@dataclass
+class SourceProgress:
+    """What a partition has applied from one source partition."""
+
+    high_water: int = -1  # highest source offset applied
+    stream_time: int = 0  # newest call start applied (epoch seconds)
+    recent: list[list[int]] = field(default_factory=list)  # [batch offset, mark, stream time]
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> SourceProgress:
+        if raw is None:
+            return cls()
+        high_water, stream_time, recent = orjson.loads(raw)
+        return cls(high_water, stream_time, recent)
+
+    def encode(self) -> bytes:
+        return orjson.dumps([self.high_water, self.stream_time, self.recent])
+
+    def starting_point(self, offset: int) -> tuple[int, int]:
+        """(mark, stream time) a batch starts from: as first recorded when it is a replay."""
+        for batch_offset, mark, stream_time in reversed(self.recent):
+            if batch_offset == offset:
+                return mark, stream_time
+        self.recent.append([offset, self.high_water, self.stream_time])
+        del self.recent[:-REMEMBERED_BATCHES]
+        return self.high_water, self.stream_time
+
+
 class BatchApplier:
     """Folds batches into report tables: dedup, then one read and one write per touched key."""
 
@@ -70,62 +108,76 @@ class BatchApplier:
         self, partition: int, offset: int, batch: Batch, stores: PartitionStores
     ) -> BatchOutcome:
         outcome = BatchOutcome()
-        fresh = self._not_yet_delivered(partition, offset, batch, stores.progress, outcome)
+        fresh, stream_time = self._not_yet_delivered(partition, offset, batch, stores, outcome)
         seen_here: dict[bytes, int] = {}
         for cdr in fresh:
-            if self._is_duplicate(cdr, offset, stores.dedup, seen_here):
+            # Stream time advances call by call, so batching never changes a decision.
+            stream_time = max(stream_time, cdr.start)
+            if self._is_duplicate(cdr, offset, stream_time, stores.dedup, seen_here):
                 outcome.duplicates += 1
             else:
                 outcome.accepted.append(cdr)
+        outcome.stream_time = stream_time
         for name, report in self.reports.items():
             outcome.keys_written += self._fold_report(
                 report, outcome.accepted, offset, stores.reports[name]
             )
         return outcome
 
+    @staticmethod
     def _not_yet_delivered(
-        self,
         partition: int,
         offset: int,
         batch: Batch,
-        progress: KeyValueStore,
+        stores: PartitionStores,
         outcome: BatchOutcome,
-    ) -> list[Cdr]:
+    ) -> tuple[list[Cdr], int]:
         key = f"{partition}\x1f{batch.source}".encode()
-        raw = progress.get(key)
-        if raw is None:
-            floor = -1
-        else:
-            tag, previous, high_water = orjson.loads(raw)
-            # A replay of this very batch must see the mark as it was before the batch.
-            floor = previous if tag == offset else high_water
+        progress = SourceProgress.decode(stores.progress.get(key))
+        mark, stream_time = progress.starting_point(offset)
         fresh = []
-        high_water = floor
         for record in batch.records:
-            if record.source_offset <= floor:
+            if record.source_offset <= mark:
                 outcome.resent += 1
                 continue
             fresh.append(record.cdr)
-            high_water = max(high_water, record.source_offset)
-        progress.set(key, orjson.dumps([offset, floor, high_water]))
-        return fresh
+            progress.high_water = max(progress.high_water, record.source_offset)
+            progress.stream_time = max(progress.stream_time, record.cdr.start)
+        stores.progress.set(key, progress.encode())
+        return fresh, stream_time
 
     def _is_duplicate(
-        self, cdr: Cdr, offset: int, dedup: KeyValueStore, seen_here: dict[bytes, int]
+        self,
+        cdr: Cdr,
+        offset: int,
+        stream_time: int,
+        dedup: KeyValueStore,
+        seen_here: dict[bytes, int],
     ) -> bool:
+        """A call is a duplicate when its id was accepted within the horizon of stream time,
+        and of its own start (a call id reused months later is a new call)."""
         key = f"{cdr.customer_id}\x1f{cdr.callid}".encode()
         earlier = seen_here.get(key)
         if earlier is not None and abs(cdr.start - earlier) <= self.dedup_horizon:
             return True
+        previous = None
         if earlier is None:
             raw = dedup.get(key)
-            if raw is not None:
-                start, tag = orjson.loads(raw)
-                # Accepted by this very batch before a crash: accept it again.
-                if tag != offset and abs(cdr.start - start) <= self.dedup_horizon:
+            entry = orjson.loads(raw) if raw is not None else None
+            if entry is not None and entry[1] == offset:
+                # Written by this very batch before a crash: decide against what was there
+                # before the batch, as the first run did.
+                entry = entry[3]
+            if entry is not None:
+                start, _tag, accepted_at = entry[:3]
+                if (
+                    accepted_at >= stream_time - self.dedup_horizon
+                    and abs(cdr.start - start) <= self.dedup_horizon
+                ):
                     return True
+                previous = entry[:3]
         seen_here[key] = cdr.start
-        dedup.set(key, orjson.dumps([cdr.start, offset]))
+        dedup.set(key, orjson.dumps([cdr.start, offset, stream_time, previous]))
         return False
 
     @staticmethod
@@ -153,7 +205,13 @@ class BatchApplier:
             tag, groups = decode_state(store.get(key))
             if tag >= offset:
                 continue  # this batch already reached this key before a crash
-            merge_into(groups, delta_groups)
+            for group, vector in delta_groups.items():
+                existing = groups.get(group)
+                if existing is None:
+                    groups[group] = vector
+                else:
+                    for i, value in enumerate(vector):
+                        existing[i] += value
             store.set(key, encode_state(offset, groups))
             written += 1
         return written

@@ -19,6 +19,7 @@ from streamagg.tables.faust_tables import ReportTables, partition_db
 
 # Faust's RocksDB store keeps its changelog offset under a key of its own in each partition.
 FAUST_PRIVATE_PREFIX = b"__faust"
+EXPIRY_SLACK_SECONDS = 6 * 3600
 
 
 @dataclass
@@ -27,13 +28,10 @@ class RetentionSweeper:
     dedup_horizon_seconds: int
     keys_per_step: int = 500
     _cursors: dict[tuple[str, int], bytes | None] = field(default_factory=dict)
-    watermarks: dict[int, int] = field(default_factory=dict)  # newest call start per partition
 
-    def observe(self, partition: int, newest_start: int) -> None:
-        if newest_start > self.watermarks.get(partition, 0):
-            self.watermarks[partition] = newest_start
-
-    def step(self, tables: ReportTables, partition: int, now: float) -> int:
+    def step(
+        self, tables: ReportTables, partition: int, now: float, stream_time: int | None
+    ) -> int:
         """Examine a slice of every table of one partition; returns how many keys it deleted."""
         oldest_hour = int(now // 3600) - self.retention_days * 24
         deleted = 0
@@ -41,14 +39,12 @@ class RetentionSweeper:
             deleted += self._sweep(
                 name, table, partition, lambda key, _v: _bucket_end(key) <= oldest_hour
             )
-        watermark = self.watermarks.get(partition)
-        if watermark is not None:
-            oldest_start = watermark - self.dedup_horizon_seconds
+        if stream_time is not None:
+            # Dedup entries hold [start, batch offset, stream time of acceptance].
+            # Stream time is kept per source partition; the slack covers sources lagging behind.
+            oldest = stream_time - self.dedup_horizon_seconds - EXPIRY_SLACK_SECONDS
             deleted += self._sweep(
-                "dedup",
-                tables.dedup,
-                partition,
-                lambda _k, value: orjson.loads(value)[0] < oldest_start,
+                "dedup", tables.dedup, partition, lambda _k, value: orjson.loads(value)[2] < oldest
             )
         return deleted
 

@@ -224,12 +224,6 @@ def test_a_crash_during_the_replay_too_still_converges() -> None:
             assert durable(stores) == clean, (first_crash, second_crash)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: applier.py _not_yet_delivered keeps one 'previous' mark per source: when a "
-    "restart replays two uncommitted batches of one source and the 2nd had crashed midway, "
-    "the replay of the 1st raises the floor past the 2nd's CDRs, which are dropped as resent",
-)
 def test_replaying_several_uncommitted_batches_after_a_crash_loses_nothing() -> None:
     first = batch([(i, cdr(f"p{i}", start=T0 + i * 3600)) for i in range(5)])
     second = batch([(i, cdr(f"p{i}", start=T0 + i * 3600)) for i in range(5, 10)])
@@ -283,13 +277,6 @@ def test_random_batches_with_a_random_crash_equal_the_clean_run(data: Any) -> No
     assert durable(stores) == clean
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: applier.py _is_duplicate: on a replay, a dedup entry tagged with this batch's "
-    "offset is taken as 'this CDR, accepted before the crash', but it may belong to a later "
-    "CDR of the batch with the same callid past the horizon; an earlier CDR of the batch that "
-    "was a duplicate is then accepted and counted twice",
-)
 def test_replay_does_not_accept_a_duplicate_that_shares_its_callid_with_a_later_call() -> None:
     x_first = cdr("x", start=T0)
     duplicate = cdr("x", start=T0 + 60)  # a duplicate of x_first
