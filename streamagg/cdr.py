@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -79,10 +80,39 @@ def decode_cdr(raw: bytes, *, now: float, policy: TimePolicy | None = None) -> C
         return Rejection(f"message: not valid UTF-8 JSON ({_first_line(str(exc))})")
     if not isinstance(obj, dict):
         return Rejection(f"message: not a JSON object but {_json_type(obj)}")
+    if _needs_exact_numbers(obj):
+        # orjson reads numbers as 64-bit values; this message has one that only the exact
+        # (slower) parser keeps whole: a long decimal or an integer past 64 bits.
+        try:
+            obj = json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+        except ValueError as exc:
+            return Rejection(f"message: not valid UTF-8 JSON ({_first_line(str(exc))})")
     try:
         return _decode_fields(obj, now, policy)
     except _Bad as exc:
         return Rejection(str(exc))
+
+
+_EXACT_FIELDS = ("customer_charge", "provider_charge", "duration", "customer_id", "provider_id")
+
+
+def _needs_exact_numbers(obj: dict[str, object]) -> bool:
+    """Whether a float may differ from the exact number written: one with more than 6
+    decimals (rounding it to 6 can depend on digits the float lost), or an id that was an
+    integer too long for 64 bits."""
+    for name in _EXACT_FIELDS:
+        value = obj.get(name)
+        if isinstance(value, float) and math.isfinite(value):
+            if name.endswith("_id"):
+                return True
+            exponent = Decimal(repr(value)).as_tuple().exponent
+            if isinstance(exponent, int) and exponent < -6:
+                return True
+    return False
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _decode_fields(obj: dict[str, object], now: float, policy: TimePolicy) -> Cdr:
@@ -98,9 +128,9 @@ def _decode_fields(obj: dict[str, object], now: float, policy: TimePolicy) -> Cd
     tech_prefix = _optional_str(obj, "tech_prefix")
     if len(tech_prefix) > 32:
         raise _Bad("tech_prefix: longer than 32 characters")
-    duration = _duration(obj.get("duration"))
+    duration, talked = _duration(obj.get("duration"))
     sip_code = _sip_code(obj.get("sip_code"))
-    answered = sip_code == 200 if sip_code is not None else duration > 0
+    answered = sip_code == 200 if sip_code is not None else talked
     return Cdr(
         callid=callid,
         customer_id=customer_id,
@@ -125,7 +155,7 @@ def parse_dt(value: object) -> int:
         raise _Bad("dt: must be an ISO-8601 string or epoch seconds, not a boolean")
     if isinstance(value, int):
         return value
-    if isinstance(value, float):
+    if isinstance(value, float | Decimal):
         if not math.isfinite(value):
             raise _Bad("dt: epoch seconds must be finite")
         return math.floor(value)
@@ -198,6 +228,8 @@ def _amount(field: str, value: object) -> int:
         if not math.isfinite(value):
             raise _Bad(f"{field}: must be finite")
         exact = Decimal(repr(value))
+    elif isinstance(value, Decimal):
+        exact = value
     elif isinstance(value, str):
         try:
             exact = Decimal(value)
@@ -214,16 +246,18 @@ def _amount(field: str, value: object) -> int:
     return to_micros(exact)
 
 
-def _duration(value: object) -> int:
+def _duration(value: object) -> tuple[int, bool]:
+    """Billed micro-seconds, and whether the call talked at all (duration > 0, unrounded)."""
     if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0, False
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise _Bad(f"duration: must be a number of seconds, not {_json_type(value)}")
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float | Decimal) and not math.isfinite(value):
         raise _Bad("duration: must be finite")
     if not 0 <= value <= MAX_DURATION:
         raise _Bad(f"duration: must be between 0 and {MAX_DURATION} seconds")
-    return to_micros(Decimal(value) if isinstance(value, int) else Decimal(repr(value)))
+    exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    return to_micros(exact), value > 0
 
 
 def _sip_code(value: object) -> int | None:
@@ -268,7 +302,7 @@ def _json_type(value: object) -> str:
             return name
     if value is None:
         return "null"
-    return "a number" if isinstance(value, int | float) else type(value).__name__
+    return "a number" if isinstance(value, int | float | Decimal) else type(value).__name__
 
 
 def _excerpt(text: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from streamagg.errors import SettingsError
 
 _PREFIX = "STREAMAGG_"
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
 def _doc(text: str, secret: bool = False) -> dict[str, object]:
@@ -110,11 +111,26 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("web_port", "partitions", "retention_days", "dedup_hours"):
+        positive = (
+            "web_port",
+            "partitions",
+            "retention_days",
+            "dedup_hours",
+            "ingest_max_records",
+            "batch_max_cdrs",
+        )
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{env_name(name)} must be a positive integer")
-        if self.standby_replicas < 0:
-            raise SettingsError(f"{env_name('standby_replicas')} must be 0 or more")
+        if self.web_port > 65535:
+            raise SettingsError(f"{env_name('web_port')} must be a TCP port (1 to 65535)")
+        for name in ("standby_replicas", "future_tolerance_hours"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{env_name(name)} must be 0 or more")
+        if self.log_level.upper() not in _LOG_LEVELS:
+            raise SettingsError(
+                f"{env_name('log_level')} must be one of {', '.join(sorted(_LOG_LEVELS)).lower()}"
+            )
         if not self.broker_hosts:
             raise SettingsError(f"{env_name('broker')} names no host:port")
         protocols = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}

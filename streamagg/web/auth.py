@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import orjson
 from streamagg.errors import StreamaggError
 
 log = logging.getLogger(__name__)
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class AccessDenied(StreamaggError, PermissionError):
@@ -64,21 +66,31 @@ class TokenStore:
         except (OSError, ValueError) as exc:
             log.warning("tokens file %s not used: %s", self.path, exc)
 
-    def authorize(self, authorization: str | None, customer_id: str) -> None:
-        """Raise AccessDenied unless the Authorization header grants this customer."""
+    def authenticate(self, authorization: str | None) -> Grant:
+        """The grant of the bearer token in an Authorization header, or AccessDenied (401)."""
         if self.path is None:
             raise AccessDenied(401, "this worker has no tokens file (STREAMAGG_TOKENS_FILE)")
-        if not authorization or not authorization.startswith("Bearer "):
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise AccessDenied(401, "send the header Authorization: Bearer <token>")
-        digest = hashlib.sha256(authorization[7:].strip().encode()).hexdigest()
+        digest = hashlib.sha256(token.encode()).hexdigest()
         grant = None
         for known, candidate in self._grants.items():
             if hmac.compare_digest(known, digest):
                 grant = candidate
         if grant is None:
             raise AccessDenied(401, "unknown token")
-        if not grant.allows(customer_id):
-            raise AccessDenied(403, f"this token may not read customer {customer_id}")
+        return grant
+
+    def authorize(self, authorization: str | None, customer_id: str) -> None:
+        """Raise AccessDenied unless the Authorization header grants this customer."""
+        check_customer(self.authenticate(authorization), customer_id)
+
+
+def check_customer(grant: Grant, customer_id: str) -> None:
+    if not grant.allows(customer_id):
+        raise AccessDenied(403, f"this token may not read customer {customer_id}")
 
 
 def parse_tokens(raw: bytes) -> dict[str, Grant]:
@@ -94,7 +106,7 @@ def parse_tokens(raw: bytes) -> dict[str, Grant]:
     for index, entry in enumerate(entries):
         digest = entry.get("sha256") if isinstance(entry, dict) else None
         customers = entry.get("customers") if isinstance(entry, dict) else None
-        if not isinstance(digest, str) or len(digest) != 64:
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
             raise ValueError(f"tokens[{index}].sha256 must be 64 hex digits")
         if not isinstance(customers, list) or not all(
             isinstance(c, str | int) and not isinstance(c, bool) for c in customers

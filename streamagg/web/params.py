@@ -12,6 +12,7 @@ from streamagg.reports import REPORTS, Report
 from streamagg.tables.buckets import HOUR
 
 MAX_QUERY_STRING = 2048
+_LAST_YEAR = 9000  # keeps every bucket computation far from datetime's year 9999
 _ALLOWED = {"from", "to", "month", "format"}
 _MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")
 _SPACE_OFFSET = re.compile(r" ([0-9]{2}:?[0-9]{2})$")
@@ -62,7 +63,8 @@ def parse_report_query(
         if name not in _ALLOWED:
             raise BadQuery(name[:64], f"unknown parameter; allowed: {', '.join(sorted(_ALLOWED))}")
     start, end = _range(query, report)
-    _check_span(start, end, retention_days, now or datetime.now(UTC))
+    names = ("month", "month") if "month" in query else ("from", "to")
+    _check_span(start, end, retention_days, now or datetime.now(UTC), names)
     return ReportQuery(report, customer_id, start, end, _format(query, accept))
 
 
@@ -87,8 +89,8 @@ def _month(text: str) -> tuple[datetime, datetime]:
     if match is None:
         raise BadQuery("month", f"expected YYYY-MM, got {text[:32]!r}")
     year, month = int(match.group(1)), int(match.group(2))
-    if not 1 <= month <= 12 or year < 1970:
-        raise BadQuery("month", f"no such month {text!r}")
+    if not 1 <= month <= 12 or not 1970 <= year <= _LAST_YEAR:
+        raise BadQuery("month", f"no such month {text!r} (years 1970 to {_LAST_YEAR})")
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
     return start, end
@@ -103,9 +105,9 @@ def _instant(name: str, text: str, report: Report) -> datetime:
         raise BadQuery(name, f"not an ISO-8601 time: {text[:40]!r}") from None
     if moment.tzinfo is None:
         raise BadQuery(name, "needs a UTC offset or Z, e.g. 2026-11-01T00:00:00Z")
+    if not 1970 <= moment.year <= _LAST_YEAR:
+        raise BadQuery(name, f"the year must be between 1970 and {_LAST_YEAR}")
     moment = moment.astimezone(UTC)
-    if moment.year < 1970:
-        raise BadQuery(name, "before 1970")
     if moment.minute or moment.second or moment.microsecond:
         raise BadQuery(name, "must fall on a whole UTC hour")
     if HOUR not in report.grains and not report.hour_in_group and moment.hour:
@@ -113,11 +115,18 @@ def _instant(name: str, text: str, report: Report) -> datetime:
     return moment
 
 
-def _check_span(start: datetime, end: datetime, retention_days: int, now: datetime) -> None:
-    if end - start > timedelta(days=retention_days):
-        raise BadQuery("to", f"the range spans more than the retention of {retention_days} days")
-    if end <= now - timedelta(days=retention_days):
-        raise BadQuery("from", f"the range ends before the retention of {retention_days} days")
+def _check_span(
+    start: datetime, end: datetime, retention_days: int, now: datetime, names: tuple[str, str]
+) -> None:
+    retention = timedelta(days=retention_days)
+    if end - start > retention:
+        raise BadQuery(
+            names[1], f"the range spans more than the retention of {retention_days} days"
+        )
+    if end <= now - retention:
+        raise BadQuery(names[0], f"the range ends before the retention of {retention_days} days")
+    if start >= now + retention:
+        raise BadQuery(names[0], f"the range starts more than {retention_days} days from now")
 
 
 def _format(query: Mapping[str, str], accept: str) -> str:

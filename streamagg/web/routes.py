@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from streamagg.errors import BadQuery
-from streamagg.web.auth import AccessDenied
+from streamagg.web.auth import AccessDenied, check_customer
 from streamagg.web.forward import NotOwner, forward_request, owner_url
 from streamagg.web.params import UnknownReport, parse_report_query
 from streamagg.web.query_service import run_local_query
@@ -99,6 +99,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def report(request: web.Request) -> web.StreamResponse:
     app = request.app[APP_KEY]
     runtime = app.runtime
+    grant = runtime.tokens.authenticate(request.headers.get("Authorization"))
     query = parse_report_query(
         request.match_info["report"],
         request.match_info["customer_id"],
@@ -107,7 +108,7 @@ async def report(request: web.Request) -> web.StreamResponse:
         accept=request.headers.get("Accept", ""),
         retention_days=runtime.settings.retention_days,
     )
-    runtime.tokens.authorize(request.headers.get("Authorization"), query.customer_id)
+    check_customer(grant, query.customer_id)
     ready, reason = runtime.readiness(app)
     if not ready:
         raise Unavailable(f"not ready: {reason}; retry shortly")

@@ -168,20 +168,10 @@ def test_a_range_that_ended_before_the_retention_is_refused() -> None:
     assert partly.start == utc(2025, 10, 20)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: params.py _check_span blames 'from'/'to' for a month= query too: "
-    "month=2020-01 (past the retention) is refused naming 'from', a parameter never sent",
-)
 def test_month_past_the_retention_is_refused_naming_month() -> None:
     bad("month", query={"month": "2020-01"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: params.py _instant/_month: instants near year 1 or 9999 raise OverflowError/"
-    "ValueError from datetime instead of BadQuery, so the API answers 500, not 400",
-)
 @pytest.mark.parametrize(
     ("parameter", "query"),
     [

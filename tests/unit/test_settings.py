@@ -111,12 +111,6 @@ def test_zero_standby_replicas_is_fine() -> None:
     assert from_env(STANDBY_REPLICAS="0").standby_replicas == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: settings.py validate checks only some ranges: a port past 65535, zero batch "
-    "or poll sizes, a negative future tolerance or an unknown log level are "
-    "accepted and fail later (or silently misbehave) without naming the variable",
-)
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
