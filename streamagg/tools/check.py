@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 import httpx
@@ -19,10 +20,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"streamagg check: no answer from {url} ({exc.__class__.__name__})", file=sys.stderr)
         return 1
     reason = response.text
-    try:
+    with contextlib.suppress(ValueError):
         reason = response.json().get("reason", reason)
-    except ValueError:
-        pass
     if response.status_code == 200:
         print(f"ready: {url}")
         return 0
