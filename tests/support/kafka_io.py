@@ -1,0 +1,71 @@
+"""Produce test messages to the real broker and read them back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+
+async def produce(
+    bootstrap: str, topic: str, values: Sequence[bytes], key: bytes | None = None
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all"
+    )
+    await producer.start()
+    try:
+        pending = []
+        for value in values:
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 20000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def produce_dids(bootstrap: str, topic: str, owners: dict[str, str]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for did, account in owners.items():
+            await producer.send(topic, orjson.dumps({"account": account}), key=did.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def consume_all(
+    bootstrap: str, topic: str, expected: int, timeout: float = 60.0
+) -> list[ConsumerRecord]:  # type: ignore[type-arg]
+    """Every message of topic from the beginning, until expected arrived or timeout passed."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []  # type: ignore[type-arg]
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(records) < expected and loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                records.extend(messages)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def header(record: ConsumerRecord, name: str) -> str | None:  # type: ignore[type-arg]
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode()
+    return None
+
+
+def flatten(chunks: Iterable[Sequence[bytes]]) -> list[bytes]:
+    return [value for chunk in chunks for value in chunk]
