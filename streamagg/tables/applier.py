@@ -202,9 +202,14 @@ class BatchApplier:
                         existing[i] += value
         written = 0
         for key, delta_groups in deltas.items():
-            tag, groups = decode_state(store.get(key))
-            if tag >= offset:
-                continue  # this batch already reached this key before a crash
+            raw = store.get(key)
+            tag, groups = decode_state(raw)
+            if tag >= offset and raw is not None:
+                # This batch reached the key before a crash: the local store has it, but its
+                # changelog message may have died in the producer's buffer. Send it again, or
+                # a standby or the next owner of the partition would never see it.
+                store.set(key, raw)
+                continue
             for group, vector in delta_groups.items():
                 existing = groups.get(group)
                 if existing is None:
