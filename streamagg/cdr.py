@@ -6,13 +6,15 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import lru_cache
 
 import orjson
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_AMOUNT = Decimal(10) ** 9  # keeps sums of micro-units far inside 64 bits
+_MAX_AMOUNT_INT = 10**9
 MAX_DURATION = 86400
 _MICRO = Decimal("0.000001")
 _ID_MAX_CHARS = 128
@@ -21,12 +23,14 @@ _DT_RE = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
     r"(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
 )
+_EPOCH = date(1970, 1, 1)
+_PLAIN_AMOUNT = re.compile(r"([0-9]{1,10})(?:\.([0-9]{1,6}))?")
 _NANP_RE = re.compile(r"[2-9][0-9]{2}[2-9][0-9]{6}")
 _NON_DIGITS = re.compile(r"[^0-9]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Cdr:
     """One accepted call, normalised: UTC epoch seconds, money and talk time in micro-units."""
 
@@ -102,13 +106,21 @@ def _needs_exact_numbers(obj: dict[str, object]) -> bool:
     integer too long for 64 bits."""
     for name in _EXACT_FIELDS:
         value = obj.get(name)
-        if isinstance(value, float) and math.isfinite(value):
-            if name.endswith("_id"):
-                return True
-            exponent = Decimal(repr(value)).as_tuple().exponent
-            if isinstance(exponent, int) and exponent < -6:
-                return True
+        if (
+            type(value) is float
+            and math.isfinite(value)
+            and (name.endswith("_id") or _float_places(value) > 6)
+        ):
+            return True
     return False
+
+
+def _float_places(value: float) -> int:
+    """Decimal places of a float's shortest spelling (99 for exponent notation)."""
+    text = repr(value)
+    if "e" in text:
+        return 99
+    return len(text) - text.index(".") - 1
 
 
 def _no_constant(name: str) -> object:
@@ -165,22 +177,30 @@ def parse_dt(value: object) -> int:
     if match is None:
         raise _Bad(f"dt: unparseable time {_excerpt(value)}")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    if hour > 23 or minute > 59 or second > 59:
+        raise _Bad(f"dt: no such time of day in {_excerpt(value)}")
     try:
-        moment = datetime(year, month, day, hour, minute, second, tzinfo=_zone(match.group(8)))
+        epoch_day = _epoch_day(year, month, day)
     except ValueError as exc:
         raise _Bad(f"dt: {exc} in {_excerpt(value)}") from None
-    return int(moment.timestamp())
+    return epoch_day * 86400 + hour * 3600 + minute * 60 + second - _offset(match.group(8))
 
 
-def _zone(spelling: str | None) -> timezone:
+@lru_cache(maxsize=8192)
+def _epoch_day(year: int, month: int, day: int) -> int:
+    return (date(year, month, day) - _EPOCH).days
+
+
+def _offset(spelling: str | None) -> int:
+    """Seconds east of UTC of a zone spelling."""
     if spelling is None or spelling == "Z":
-        return UTC
+        return 0
     sign = -1 if spelling[0] == "-" else 1
     digits = spelling[1:].replace(":", "")
     hours, minutes = int(digits[:2]), int(digits[2:] or 0)
     if hours > 23 or minutes > 59:
         raise _Bad(f"dt: bad UTC offset {spelling}")
-    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+    return sign * (hours * 3600 + minutes * 60)
 
 
 def _check_time(start: int, now: float, policy: TimePolicy) -> None:
@@ -220,6 +240,9 @@ def _optional_str(obj: dict[str, object], field: str) -> str:
 def _amount(field: str, value: object) -> int:
     if value is None:
         return 0
+    fast = _fast_micros(value)
+    if fast is not None:
+        return fast
     if isinstance(value, bool):
         raise _Bad(f"{field}: must be a number or a decimal string, not a boolean")
     if isinstance(value, int):
@@ -244,6 +267,25 @@ def _amount(field: str, value: object) -> int:
     if exact > MAX_AMOUNT:
         raise _Bad(f"{field}: larger than {MAX_AMOUNT:,}")
     return to_micros(exact)
+
+
+def _fast_micros(value: object) -> int | None:
+    """Micro-units of what softswitches usually send, or None for the exact Decimal road."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value * 1_000_000 if 0 <= value <= _MAX_AMOUNT_INT else None
+    if isinstance(value, float):
+        if 0 <= value <= _MAX_AMOUNT_INT and _float_places(value) <= 6:
+            # At most 6 decimals and 10^9: value * 10^6 is within half a unit of the integer.
+            return round(value * 1_000_000)
+        return None
+    if isinstance(value, str):
+        plain = _PLAIN_AMOUNT.fullmatch(value)
+        if plain is not None:
+            micros = int(plain.group(1)) * 1_000_000 + int((plain.group(2) or "").ljust(6, "0"))
+            return micros if micros <= _MAX_AMOUNT_INT * 1_000_000 else None
+    return None
 
 
 def _duration(value: object) -> tuple[int, bool]:

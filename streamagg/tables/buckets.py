@@ -16,18 +16,17 @@ class Grain:
 
     def bucket(self, epoch_hour: int) -> int:
         """Id of the bucket that holds this epoch hour."""
-        if self is HOUR:
+        if self.code == "h":
             return epoch_hour
-        if self is DAY:
+        if self.code == "d":
             return epoch_hour // 24
-        moment = datetime.fromtimestamp(epoch_hour * 3600, UTC)
-        return moment.year * 12 + moment.month - 1
+        return _month_of_day(epoch_hour // 24)
 
     def span(self, bucket: int) -> tuple[int, int]:
         """Epoch hours [start, end) that a bucket covers."""
-        if self is HOUR:
+        if self.code == "h":
             return bucket, bucket + 1
-        if self is DAY:
+        if self.code == "d":
             return bucket * 24, bucket * 24 + 24
         return _month_start_hour(bucket), _month_start_hour(bucket + 1)
 
@@ -35,6 +34,13 @@ class Grain:
 HOUR = Grain("hour", "h")
 DAY = Grain("day", "d")
 MONTH = Grain("month", "m")
+
+
+@lru_cache(maxsize=8192)
+def _month_of_day(epoch_day: int) -> int:
+    """Month id (year * 12 + month - 1) of an epoch day."""
+    moment = datetime.fromtimestamp(epoch_day * 86400, UTC)
+    return moment.year * 12 + moment.month - 1
 
 
 @lru_cache(maxsize=4096)
