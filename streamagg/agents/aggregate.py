@@ -33,7 +33,7 @@ def register_aggregate_agent(
     )
     applier = BatchApplier(REPORTS, settings.dedup_hours * 3600)
     sweeper = RetentionSweeper(settings.retention_days, settings.dedup_hours * 3600)
-    stream_times: dict[int, int] = {}  # newest call start per partition, for dedup expiry
+    newest: dict[int, int] = {}  # newest CDR message timestamp (ms) per partition
 
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -44,10 +44,10 @@ def register_aggregate_agent(
             )
             now = time.time()
             try:
-                stream_times[message.partition] = max(
-                    stream_times.get(message.partition, 0), outcome.stream_time
+                newest[message.partition] = max(
+                    newest.get(message.partition, 0), outcome.newest_timestamp_ms
                 )
-                sweeper.step(tables, message.partition, now, stream_times[message.partition])
+                sweeper.step(tables, message.partition, now, newest[message.partition])
             except Exception:
                 # Expiry is housekeeping: a failure there must never hold up the reports.
                 log.exception("retention sweep of partition %d failed", message.partition)

@@ -8,8 +8,12 @@ others not, in whatever order their changelogs were flushed. So:
 - batches carry the source offsets of their CDRs, and a progress record per (partition, source)
   keeps the high-water mark of source offsets applied, which drops CDRs the ingest stage sent
   twice (after its own crash or a rebalance);
-- the progress record also remembers, for its recent batches, the mark and the stream time
-  each one started from, so replaying several batches decides exactly as the first run did.
+- the progress record also remembers, for its recent batches, the mark each one started from,
+  so replaying several batches decides exactly as the first run did.
+
+Dedup runs on event time as Kafka defines it, the timestamps of the CDR messages: a call id is
+remembered for the horizon after the message that brought it. Every decision depends only on
+the batch and the tables, never on the clock or on what the process saw before.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Protocol
 
 import orjson
 
-from streamagg.batches import Batch
+from streamagg.batches import Batch, Record
 from streamagg.cdr import Cdr
 from streamagg.reports.base import Groups, Report, merge_into
 from streamagg.tables.buckets import bucket_key
@@ -55,7 +59,7 @@ class BatchOutcome:
     duplicates: int = 0
     resent: int = 0  # CDRs the ingest stage had already delivered (dropped silently)
     keys_written: int = 0
-    stream_time: int = 0
+    newest_timestamp_ms: int = 0  # of the CDR messages applied, for dedup expiry
 
 
 def encode_state(tag: int, groups: Groups) -> bytes:
@@ -74,27 +78,26 @@ class SourceProgress:
     """What a partition has applied from one source partition."""
 
     high_water: int = -1  # highest source offset applied
-    stream_time: int = 0  # newest call start applied (epoch seconds)
-    recent: list[list[int]] = field(default_factory=list)  # [batch offset, mark, stream time]
+    recent: list[list[int]] = field(default_factory=list)  # [batch offset, mark it started from]
 
     @classmethod
     def decode(cls, raw: bytes | None) -> SourceProgress:
         if raw is None:
             return cls()
-        high_water, stream_time, recent = orjson.loads(raw)
-        return cls(high_water, stream_time, recent)
+        high_water, recent = orjson.loads(raw)
+        return cls(high_water, recent)
 
     def encode(self) -> bytes:
-        return orjson.dumps([self.high_water, self.stream_time, self.recent])
+        return orjson.dumps([self.high_water, self.recent])
 
-    def starting_point(self, offset: int) -> tuple[int, int]:
-        """(mark, stream time) a batch starts from: as first recorded when it is a replay."""
-        for batch_offset, mark, stream_time in reversed(self.recent):
+    def starting_mark(self, offset: int) -> int:
+        """The high-water mark a batch starts from: as first recorded when it is a replay."""
+        for batch_offset, mark in reversed(self.recent):
             if batch_offset == offset:
-                return mark, stream_time
-        self.recent.append([offset, self.high_water, self.stream_time])
+                return mark
+        self.recent.append([offset, self.high_water])
         del self.recent[:-REMEMBERED_BATCHES]
-        return self.high_water, self.stream_time
+        return self.high_water
 
 
 class BatchApplier:
@@ -103,21 +106,21 @@ class BatchApplier:
     def __init__(self, reports: Mapping[str, Report], dedup_horizon_seconds: int) -> None:
         self.reports = reports
         self.dedup_horizon = dedup_horizon_seconds
+        self.horizon_ms = dedup_horizon_seconds * 1000
 
     def apply(
         self, partition: int, offset: int, batch: Batch, stores: PartitionStores
     ) -> BatchOutcome:
         outcome = BatchOutcome()
-        fresh, stream_time = self._not_yet_delivered(partition, offset, batch, stores, outcome)
+        fresh = self._not_yet_delivered(partition, offset, batch, stores, outcome)
         seen_here: dict[bytes, int] = {}
-        for cdr in fresh:
-            # Stream time advances call by call, so batching never changes a decision.
-            stream_time = max(stream_time, cdr.start)
-            if self._is_duplicate(cdr, offset, stream_time, stores.dedup, seen_here):
+        for record in fresh:
+            if self._is_duplicate(record, offset, stores.dedup, seen_here):
                 outcome.duplicates += 1
             else:
-                outcome.accepted.append(cdr)
-        outcome.stream_time = stream_time
+                outcome.accepted.append(record.cdr)
+            if record.timestamp_ms > outcome.newest_timestamp_ms:
+                outcome.newest_timestamp_ms = record.timestamp_ms
         for name, report in self.reports.items():
             outcome.keys_written += self._fold_report(
                 report, outcome.accepted, offset, stores.reports[name]
@@ -131,31 +134,27 @@ class BatchApplier:
         batch: Batch,
         stores: PartitionStores,
         outcome: BatchOutcome,
-    ) -> tuple[list[Cdr], int]:
+    ) -> list[Record]:
         key = f"{partition}\x1f{batch.source}".encode()
         progress = SourceProgress.decode(stores.progress.get(key))
-        mark, stream_time = progress.starting_point(offset)
+        mark = progress.starting_mark(offset)
         fresh = []
         for record in batch.records:
             if record.source_offset <= mark:
                 outcome.resent += 1
                 continue
-            fresh.append(record.cdr)
+            fresh.append(record)
             progress.high_water = max(progress.high_water, record.source_offset)
-            progress.stream_time = max(progress.stream_time, record.cdr.start)
         stores.progress.set(key, progress.encode())
-        return fresh, stream_time
+        return fresh
 
     def _is_duplicate(
-        self,
-        cdr: Cdr,
-        offset: int,
-        stream_time: int,
-        dedup: KeyValueStore,
-        seen_here: dict[bytes, int],
+        self, record: Record, offset: int, dedup: KeyValueStore, seen_here: dict[bytes, int]
     ) -> bool:
-        """A call is a duplicate when its id was accepted within the horizon of stream time,
-        and of its own start (a call id reused months later is a new call)."""
+        """A call is a duplicate when its id was accepted from a message less than the horizon
+        older than this one, and its start is within the horizon of the first one's (a call id
+        reused months later is a new call)."""
+        cdr = record.cdr
         key = f"{cdr.customer_id}\x1f{cdr.callid}".encode()
         earlier = seen_here.get(key)
         if earlier is not None and abs(cdr.start - earlier) <= self.dedup_horizon:
@@ -171,13 +170,13 @@ class BatchApplier:
             if entry is not None:
                 start, _tag, accepted_at = entry[:3]
                 if (
-                    accepted_at >= stream_time - self.dedup_horizon
+                    accepted_at >= record.timestamp_ms - self.horizon_ms
                     and abs(cdr.start - start) <= self.dedup_horizon
                 ):
                     return True
                 previous = entry[:3]
         seen_here[key] = cdr.start
-        dedup.set(key, orjson.dumps([cdr.start, offset, stream_time, previous]))
+        dedup.set(key, orjson.dumps([cdr.start, offset, record.timestamp_ms, previous]))
         return False
 
     @staticmethod

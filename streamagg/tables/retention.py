@@ -30,7 +30,7 @@ class RetentionSweeper:
     _cursors: dict[tuple[str, int], bytes | None] = field(default_factory=dict)
 
     def step(
-        self, tables: ReportTables, partition: int, now: float, stream_time: int | None
+        self, tables: ReportTables, partition: int, now: float, newest_message_ms: int | None
     ) -> int:
         """Examine a slice of every table of one partition; returns how many keys it deleted."""
         oldest_hour = int(now // 3600) - self.retention_days * 24
@@ -39,10 +39,10 @@ class RetentionSweeper:
             deleted += self._sweep(
                 name, table, partition, lambda key, _v: _bucket_end(key) <= oldest_hour
             )
-        if stream_time is not None:
-            # Dedup entries hold [start, batch offset, stream time of acceptance].
-            # Stream time is kept per source partition; the slack covers sources lagging behind.
-            oldest = stream_time - self.dedup_horizon_seconds - EXPIRY_SLACK_SECONDS
+        if newest_message_ms:
+            # Dedup entries hold [start, batch offset, message timestamp (ms), previous entry].
+            # The slack covers source partitions that lag behind the newest.
+            oldest = newest_message_ms - (self.dedup_horizon_seconds + EXPIRY_SLACK_SECONDS) * 1000
             deleted += self._sweep(
                 "dedup", tables.dedup, partition, lambda _k, value: orjson.loads(value)[2] < oldest
             )

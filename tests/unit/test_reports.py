@@ -163,7 +163,14 @@ OUTSIDE_NPAS = {"416", "876"}
 def fake_resolve(block: str) -> RateCenterRow | None:
     if block[:3] in OUTSIDE_NPAS:
         return None
-    return BLOCKS.get(block) or RateCenterRow(block[:6], "UNKNOWN", "UNKNOWN")
+    found = BLOCKS.get(block)
+    if found is not None:
+        return found
+    # Like a real directory: a block without data of its own takes its NPA-NXX's rate center.
+    for row in BLOCKS.values():
+        if row.prefix == block[:6]:
+            return row
+    return RateCenterRow(block[:6], "UNKNOWN", "UNKNOWN")
 
 
 def test_rate_center_rows_merge_blocks_and_drop_foreign_prefixes() -> None:
