@@ -12,11 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+from prometheus_client import Gauge
 
 from streamagg.batches import Batch, Record, split_into_batches
 from streamagg.cdr import Rejection, TimePolicy, decode_cdr
@@ -60,6 +67,25 @@ def triage(
     return result
 
 
+class LagSeriesListener(ConsumerRebalanceListener):
+    """Drops the lag series of partitions a rebalance takes away from this consumer.
+
+    The lag gauge is set only for partitions this stage polls; a series left behind for a
+    partition now read elsewhere would keep its last value forever (and an alert firing).
+    """
+
+    def __init__(self, lag: Gauge) -> None:
+        self.lag = lag
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        for tp in revoked:
+            self.lag.remove(tp.topic, str(tp.partition))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        # Nothing to do: a series appears with the first poll of the partition.
+        return None
+
+
 class IngestStage:
     """Runs the ingest loop until stopped; survives an unreachable broker by retrying."""
 
@@ -94,7 +120,6 @@ class IngestStage:
         s = self.settings
         common = {"bootstrap_servers": s.bootstrap_servers, **s.kafka_client_options()}
         consumer = AIOKafkaConsumer(
-            s.topic,
             group_id=f"{s.app_id}-ingest",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -102,6 +127,7 @@ class IngestStage:
             fetch_max_bytes=32 * 1024 * 1024,
             **common,
         )
+        consumer.subscribe([s.topic], listener=LagSeriesListener(self.metrics.consumer_lag))
         producer = AIOKafkaProducer(
             acks="all",
             enable_idempotence=True,
@@ -160,7 +186,8 @@ class IngestStage:
                 self.metrics.cdrs.labels(outcome="rejected").inc(len(result.rejects))
             offsets[tp] = messages[-1].offset + 1
             highwater = consumer.highwater(tp)
-            if highwater is not None:
+            # A rebalance during the sends above may have revoked tp: set no series for it.
+            if highwater is not None and tp in consumer.assignment():
                 self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(0, highwater - offsets[tp])
                 )
