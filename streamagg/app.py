@@ -23,8 +23,6 @@ from streamagg.web.auth import TokenStore
 
 log = logging.getLogger(__name__)
 
-RATE_CENTER_CHECK_SECONDS = 30.0
-
 
 class StreamaggWeb(AiohttpWeb):
     """Faust's aiohttp server without its built-in pages (/table would dump table contents)."""
@@ -148,7 +146,7 @@ async def _watch_rate_centers(runtime: Runtime) -> None:
     while True:
         await asyncio.to_thread(runtime.rate_centers.maybe_reload)
         runtime.tokens.maybe_reload()
-        await asyncio.sleep(RATE_CENTER_CHECK_SECONDS)
+        await asyncio.sleep(runtime.settings.ratecenters_check_seconds)
 
 
 async def _stop_side_services(runtime: Runtime) -> None:

@@ -61,6 +61,10 @@ class Settings:
         default="",
         metadata=_doc("Rate-center files or folders, separated by `:`; reloaded when changed."),
     )
+    ratecenters_check_seconds: int = field(
+        default=30,
+        metadata=_doc("Seconds between checks of the rate-center files (and the tokens file)."),
+    )
     retention_days: int = field(
         default=400, metadata=_doc("Days of report buckets kept; older ones are deleted.")
     )
@@ -114,6 +118,7 @@ class Settings:
         positive = (
             "web_port",
             "partitions",
+            "ratecenters_check_seconds",
             "retention_days",
             "dedup_hours",
             "ingest_max_records",
