@@ -13,6 +13,7 @@ from streamagg.metrics import Metrics
 from streamagg.reports import REPORTS
 from streamagg.settings import Settings
 from streamagg.tables.applier import BatchApplier
+from streamagg.tables.changelog import ChangelogWriter
 from streamagg.tables.faust_tables import ReportTables
 from streamagg.tables.retention import RetentionSweeper
 
@@ -33,6 +34,7 @@ def register_aggregate_agent(
     )
     applier = BatchApplier(REPORTS, settings.dedup_hours * 3600)
     sweeper = RetentionSweeper(settings.retention_days, settings.dedup_hours * 3600)
+    writer = ChangelogWriter(settings)
     newest: dict[int, int] = {}  # newest CDR message timestamp (ms) per partition
 
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
@@ -40,18 +42,24 @@ def register_aggregate_agent(
             message = event.message
             batch = Batch.decode(event.value)
             outcome = applier.apply(
-                message.partition, message.offset, batch, tables.stores_for(message.partition)
+                message.partition,
+                message.offset,
+                batch,
+                tables.stores_for(message.partition, writer),
             )
             now = time.time()
             try:
                 newest[message.partition] = max(
                     newest.get(message.partition, 0), outcome.newest_timestamp_ms
                 )
-                sweeper.step(tables, message.partition, now, newest[message.partition])
+                sweeper.step(tables, message.partition, now, newest[message.partition], writer)
             except Exception:
                 # Expiry is housekeeping: a failure there must never hold up the reports.
                 log.exception("retention sweep of partition %d failed", message.partition)
-            _record(metrics, outcome, batch, now)
+            # The batch is acknowledged (and its offset committed) only once the changelog holds
+            # every change it made.
+            await writer.flush()
+            _record(metrics, outcome, batch, time.time())
             highwater = app.consumer.highwater(message.tp)
             if highwater is not None:
                 metrics.consumer_lag.labels(

@@ -16,23 +16,25 @@ from streamagg.tables.applier import PartitionStores
 class TableStore:
     """One partition of a Faust table as bytes in, bytes out.
 
-    Reads go straight to that partition's RocksDB (no serializer round trip); writes go through
-    the table, so Faust sends each one to the changelog of the partition being processed.
+    Reads go straight to that partition's RocksDB (no serializer round trip); writes go to the
+    same database and to the changelog through the batch's ChangelogWriter.
     """
 
-    def __init__(self, table: Any, partition: int) -> None:
+    def __init__(self, table: Any, partition: int, writer: Any) -> None:
         self.table = table
         self.partition = partition
+        self.db = partition_db(table, partition)
+        self.writer = writer
 
     def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = partition_db(self.table, self.partition).get(key)
+        value: bytes | None = self.db.get(key)
         return value
 
     def set(self, key: bytes, value: bytes) -> None:
-        self.table[key] = value
+        self.writer.put(self.table, self.partition, key, value)
 
     def delete(self, key: bytes) -> None:
-        del self.table[key]
+        self.writer.put(self.table, self.partition, key, None)
 
 
 def partition_db(table: Any, partition: int) -> Any:
@@ -51,11 +53,11 @@ class ReportTables:
         yield self.dedup
         yield from self.reports.values()
 
-    def stores_for(self, partition: int) -> PartitionStores:
+    def stores_for(self, partition: int, writer: Any) -> PartitionStores:
         return PartitionStores(
-            progress=TableStore(self.progress, partition),
-            dedup=TableStore(self.dedup, partition),
-            reports={name: TableStore(t, partition) for name, t in self.reports.items()},
+            progress=TableStore(self.progress, partition, writer),
+            dedup=TableStore(self.dedup, partition, writer),
+            reports={name: TableStore(t, partition, writer) for name, t in self.reports.items()},
         )
 
     def changelog_tp(self, partition: int) -> TP:

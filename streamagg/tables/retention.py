@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from streamagg.tables.buckets import parse_bucket_key
+from streamagg.tables.changelog import ChangelogWriter
 from streamagg.tables.faust_tables import ReportTables, partition_db
 
 # Faust's RocksDB store keeps its changelog offset under a key of its own in each partition.
@@ -30,21 +31,30 @@ class RetentionSweeper:
     _cursors: dict[tuple[str, int], bytes | None] = field(default_factory=dict)
 
     def step(
-        self, tables: ReportTables, partition: int, now: float, newest_message_ms: int | None
+        self,
+        tables: ReportTables,
+        partition: int,
+        now: float,
+        newest_message_ms: int | None,
+        writer: ChangelogWriter,
     ) -> int:
         """Examine a slice of every table of one partition; returns how many keys it deleted."""
         oldest_hour = int(now // 3600) - self.retention_days * 24
         deleted = 0
         for name, table in tables.reports.items():
             deleted += self._sweep(
-                name, table, partition, lambda key, _v: _bucket_end(key) <= oldest_hour
+                name, table, partition, writer, lambda key, _v: _bucket_end(key) <= oldest_hour
             )
         if newest_message_ms:
             # Dedup entries hold [start, batch offset, message timestamp (ms), previous entry].
             # The slack covers source partitions that lag behind the newest.
             oldest = newest_message_ms - (self.dedup_horizon_seconds + EXPIRY_SLACK_SECONDS) * 1000
             deleted += self._sweep(
-                "dedup", tables.dedup, partition, lambda _k, value: orjson.loads(value)[2] < oldest
+                "dedup",
+                tables.dedup,
+                partition,
+                writer,
+                lambda _k, value: orjson.loads(value)[2] < oldest,
             )
         return deleted
 
@@ -53,6 +63,7 @@ class RetentionSweeper:
         name: str,
         table: Any,
         partition: int,
+        writer: ChangelogWriter,
         expired: Callable[[bytes, bytes], bool],
     ) -> int:
         db = partition_db(table, partition)
@@ -66,7 +77,7 @@ class RetentionSweeper:
             if not key.startswith(FAUST_PRIVATE_PREFIX) and expired(key, value)
         ]
         for key in doomed:
-            del table[key]
+            writer.put(table, partition, key, None)  # a tombstone in the changelog
         return len(doomed)
 
 
