@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from streamagg.cdr import normalise_number
-from streamagg.errors import ReferenceDataError, StreamaggError
+from streamagg.errors import BrokerUnavailable, ReferenceDataError, StreamaggError
 from streamagg.reference.dids import (
     REQUEST_TIMEOUT_MS,
     broker_unavailable,
@@ -26,6 +26,7 @@ from streamagg.reference.dids import (
     read_inventory,
 )
 from streamagg.settings import Settings
+from streamagg.tools.kafka_out import authentication_failure
 
 __all__ = ["DidFile", "parse_did_csv", "run"]
 
@@ -129,7 +130,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             publish(settings, inventory, replace=bool(args.replace))
         )
     except StreamaggError as exc:
-        print(f"streamagg: {exc}", file=sys.stderr)
+        message = str(exc)
+        if isinstance(exc, BrokerUnavailable):  # a refused login reads like a broker down
+            message = asyncio.run(authentication_failure(settings)) or message
+        print(f"streamagg: {message}", file=sys.stderr)
         return EXIT_FAILED
     summary = f"published {published}, removed {removed}, skipped {skipped} bad rows"
     if kept:

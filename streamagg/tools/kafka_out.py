@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownTopicOrPartitionError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    IllegalSaslStateError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnknownTopicOrPartitionError,
+    UnsupportedSaslMechanismError,
+)
 from aiokafka.partitioner import murmur2
 from tqdm import tqdm
 
@@ -30,6 +39,13 @@ MAX_BATCH_BYTES = 1_000_000  # under the broker's default message.max.bytes (1 M
 MAX_IN_FLIGHT_BATCHES = 32
 FAST_CHUNK = 5000  # messages taken from the source between two yields to the event loop
 PACED_TICKS_PER_SECOND = 20
+AUTH_PROBE_TIMEOUT_S = 15.0
+_AUTH_ERRORS = (
+    AuthenticationFailedError,
+    IllegalSaslStateError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 
 
 @dataclass(frozen=True)
@@ -122,8 +138,10 @@ async def _start_producer(settings: Settings, topic: str) -> AIOKafkaProducer:
             await producer.start()
     except (KafkaConnectionError, OSError) as exc:
         await producer.stop()
+        with _quiet_aiokafka(logging.CRITICAL):
+            refused = await authentication_failure(settings)
         raise BrokerUnavailable(
-            f"cannot reach Kafka at {address} (set {env_name('broker')}): {exc}"
+            refused or f"cannot reach Kafka at {address} (set {env_name('broker')}): {exc}"
         ) from None
     try:
         with _quiet_aiokafka(logging.CRITICAL):  # "topic not found" while it is created
@@ -134,6 +152,36 @@ async def _start_producer(settings: Settings, topic: str) -> AIOKafkaProducer:
             f"topic {topic!r} does not exist on {address} and the broker does not create it"
         ) from None
     return producer
+
+
+async def authentication_failure(settings: Settings) -> str | None:
+    """Say so when the brokers refuse the SASL login, or None (no SASL, down, other causes).
+
+    aiokafka only logs a refused login and then reports "Unable to bootstrap", which reads like
+    a broker that is down; one direct connection per address tells the two apart.
+    """
+    if not settings.security_protocol.startswith("SASL"):
+        return None
+    options: dict[str, Any] = dict(settings.kafka_client_options())
+    for address in settings.broker_hosts:
+        host, _, port = address.rpartition(":")
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(host.strip("[]"), int(port), **options), AUTH_PROBE_TIMEOUT_S
+            )
+        except _AUTH_ERRORS as exc:
+            given = exc.args[0] if exc.args else None  # the broker's text, or the connection
+            reason = (given if isinstance(given, str) and given else exc.description).rstrip(".")
+            return (
+                f"authentication failed at Kafka broker {address} "
+                f"({settings.sasl_mechanism} as user {settings.sasl_username!r}): {reason}; "
+                f"check {env_name('sasl_username')}, {env_name('sasl_password')} and "
+                f"{env_name('sasl_mechanism')}"
+            )
+        except (KafkaError, OSError, TimeoutError, ValueError):
+            continue
+        conn.close()
+    return None
 
 
 @contextlib.contextmanager
