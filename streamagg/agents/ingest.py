@@ -68,22 +68,26 @@ def triage(
 
 
 class LagSeriesListener(ConsumerRebalanceListener):
-    """Drops the lag series of partitions a rebalance takes away from this consumer.
+    """Keeps the lag series to the partitions this consumer owns.
 
     The lag gauge is set only for partitions this stage polls; a series left behind for a
-    partition now read elsewhere would keep its last value forever (and an alert firing).
+    partition now read elsewhere would keep its last value forever (and an alert firing). A
+    rebalance revokes partitions while a poll may still be forwarded, so the stage sets a series
+    only for a partition in ``owned``.
     """
 
     def __init__(self, lag: Gauge) -> None:
         self.lag = lag
+        self.owned: set[TopicPartition] = set()
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         for tp in revoked:
+            self.owned.discard(tp)
             self.lag.remove(tp.topic, str(tp.partition))
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        # Nothing to do: a series appears with the first poll of the partition.
-        return None
+        # No series yet: one appears with the first poll of the partition.
+        self.owned.update(assigned)
 
 
 class IngestStage:
@@ -97,6 +101,7 @@ class IngestStage:
         self.did_owner = did_owner
         self.policy = TimePolicy(settings.retention_days, settings.future_tolerance_hours)
         self.running = asyncio.Event()
+        self.lag_listener = LagSeriesListener(metrics.consumer_lag)
         self._stopping = False
 
     def stop(self) -> None:
@@ -127,7 +132,8 @@ class IngestStage:
             fetch_max_bytes=32 * 1024 * 1024,
             **common,
         )
-        consumer.subscribe([s.topic], listener=LagSeriesListener(self.metrics.consumer_lag))
+        self.lag_listener = LagSeriesListener(self.metrics.consumer_lag)
+        consumer.subscribe([s.topic], listener=self.lag_listener)
         producer = AIOKafkaProducer(
             acks="all",
             enable_idempotence=True,
@@ -150,6 +156,9 @@ class IngestStage:
             finally:
                 self.running.clear()
                 await consumer.stop()
+                # Closing the consumer revokes nothing through the listener: drop the series
+                # here, the next consumer may be given other partitions.
+                await self.lag_listener.on_partitions_revoked(list(self.lag_listener.owned))
         finally:
             await producer.stop()
 
@@ -187,7 +196,7 @@ class IngestStage:
             offsets[tp] = messages[-1].offset + 1
             highwater = consumer.highwater(tp)
             # A rebalance during the sends above may have revoked tp: set no series for it.
-            if highwater is not None and tp in consumer.assignment():
+            if highwater is not None and tp in self.lag_listener.owned:
                 self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(0, highwater - offsets[tp])
                 )

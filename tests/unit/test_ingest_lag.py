@@ -76,19 +76,34 @@ async def test_revoking_a_partition_never_polled_and_revoking_twice_are_harmless
 async def test_assignment_creates_no_series_until_the_partition_is_polled() -> None:
     registry, metrics = fresh()
     listener = LagSeriesListener(metrics.consumer_lag)
+    assigned = {TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)}
 
-    await listener.on_partitions_assigned([TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)])
+    await listener.on_partitions_assigned(assigned)
 
     assert lag_series(registry) == set()
+    assert listener.owned == assigned
+
+
+async def test_a_poll_of_a_partition_not_owned_sets_no_series() -> None:
+    registry, metrics = fresh()
+    stage = IngestStage(Settings(topic=TOPIC), metrics, did_owner=lambda did: "")
+    tp = TopicPartition(TOPIC, 3)
+    consumer = FakeConsumer(highwater={tp: 8})
+
+    await stage._forward(consumer, FakeProducer(), {tp: [message(tp, 5)]})
+
+    assert lag_series(registry) == set()
+    assert consumer.committed == {tp: 6}  # everything else about the poll happened
 
 
 async def test_a_reassigned_partition_gets_a_series_again_from_its_next_poll() -> None:
     registry, metrics = fresh()
     stage = IngestStage(Settings(topic=TOPIC), metrics, did_owner=lambda did: "")
     tp = TopicPartition(TOPIC, 1)
-    consumer = FakeConsumer({tp}, highwater={tp: 10})
-    listener = LagSeriesListener(metrics.consumer_lag)
+    consumer = FakeConsumer(highwater={tp: 10})
+    listener = stage.lag_listener
 
+    await listener.on_partitions_assigned([tp])
     await stage._forward(consumer, FakeProducer(), {tp: [message(tp, 6)]})
     assert lag(registry, TOPIC, 1) == 3  # end offset 10, next to read 7
 
@@ -101,25 +116,28 @@ async def test_a_reassigned_partition_gets_a_series_again_from_its_next_poll() -
 
 
 async def test_a_poll_finishing_after_its_partition_was_revoked_sets_no_series() -> None:
-    """The sends of a poll are awaited; a rebalance can revoke the partition meanwhile."""
+    """The sends of a poll are awaited; a rebalance can revoke the partition meanwhile (before
+    the consumer's new assignment is known)."""
     registry, metrics = fresh()
     stage = IngestStage(Settings(topic=TOPIC), metrics, did_owner=lambda did: "")
     kept, moved = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 2)
-    consumer = FakeConsumer({kept, moved}, highwater={kept: 4, moved: 50})
+    consumer = FakeConsumer(highwater={kept: 4, moved: 50})
+    listener = stage.lag_listener
+    await listener.on_partitions_assigned([kept, moved])
     metrics.consumer_lag.labels(topic=TOPIC, partition="2").set(40)
-    listener = LagSeriesListener(metrics.consumer_lag)
 
-    async def revoke_during_send() -> None:
-        consumer.assigned.discard(moved)
-        await listener.on_partitions_revoked([moved])
+    async def rebalance_during_send() -> None:
+        await listener.on_partitions_revoked([kept, moved])  # eager: everything is revoked
+        await listener.on_partitions_assigned([kept])
 
-    producer = FakeProducer(on_first_send=revoke_during_send)
+    producer = FakeProducer(on_first_send=rebalance_during_send)
     polled = {kept: [message(kept, 3)], moved: [message(moved, 10)]}
     await stage._forward(consumer, producer, polled)
 
     assert lag(registry, TOPIC, 0) == 0
     assert lag(registry, TOPIC, 2) is None
     assert lag_series(registry) == {(TOPIC, "0")}
+    assert listener.owned == {kept}
 
 
 # --- fakes of the two aiokafka clients, as far as IngestStage._forward uses them ---
@@ -145,13 +163,9 @@ def message(tp: TopicPartition, offset: int) -> ConsumerRecord:
 
 
 class FakeConsumer:
-    def __init__(self, assigned: set[TopicPartition], highwater: dict[TopicPartition, int]):
-        self.assigned = set(assigned)
+    def __init__(self, highwater: dict[TopicPartition, int]):
         self._highwater = highwater
         self.committed: dict[TopicPartition, int] = {}
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self.assigned)
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return self._highwater.get(tp)
