@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from streamagg.agents.aggregate import register_aggregate_agent
 from streamagg.agents.ingest import IngestStage
+from streamagg.agents.ingest_process import IngestProcess
 from streamagg.metrics import Metrics, create_metrics
 from streamagg.reference.dids import DidInventory
 from streamagg.reference.ratecenters import RateCenterSource
@@ -41,15 +42,21 @@ class Runtime:
     registry: CollectorRegistry
     metrics: Metrics
     tables: ReportTables
-    inventory: DidInventory
+    inventory: DidInventory | None  # None when the ingest child process keeps its own
     rate_centers: RateCenterSource
     tokens: TokenStore
-    ingest: IngestStage
+    ingest: IngestStage | IngestProcess
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def readiness(self, app: faust.App) -> tuple[bool, str]:
         """Whether this worker answers queries with complete data, and if not, why."""
-        if not self.inventory.loaded:
+        if self.inventory is not None:
+            inventory_loaded = self.inventory.loaded
+        else:
+            inventory_loaded = (
+                isinstance(self.ingest, IngestProcess) and self.ingest.inventory_loaded
+            )
+        if not inventory_loaded:
             return False, "loading the DID inventory"
         recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
         if not recovery.completed.is_set() or app.in_recovery:
@@ -108,8 +115,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     metrics = create_metrics(registry)
     tables = declare_tables(app, settings.partitions)
     register_aggregate_agent(app, settings, tables, metrics)
-    inventory = DidInventory(settings)
-    ingest = IngestStage(settings, metrics, inventory.owner)
+    inventory: DidInventory | None = None
+    ingest: IngestStage | IngestProcess
+    if settings.ingest_mode == "process":
+        ingest = IngestProcess(settings, metrics)
+    else:
+        inventory = DidInventory(settings)
+        ingest = IngestStage(settings, metrics, inventory.owner)
     app.runtime = Runtime(
         settings=settings,
         registry=registry,
@@ -130,12 +142,16 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
 
 async def _start_side_services(runtime: Runtime) -> None:
-    await runtime.inventory.start()
-    runtime.background.append(asyncio.create_task(_ingest_after_inventory(runtime)))
+    if runtime.inventory is not None:
+        await runtime.inventory.start()
+        runtime.background.append(asyncio.create_task(_ingest_after_inventory(runtime)))
+    else:
+        runtime.background.append(asyncio.create_task(runtime.ingest.run()))
     runtime.background.append(asyncio.create_task(_watch_rate_centers(runtime)))
 
 
 async def _ingest_after_inventory(runtime: Runtime) -> None:
+    assert runtime.inventory is not None
     # SPEC §2: no CDR is processed before the DID inventory is read to its end.
     await runtime.inventory.wait_loaded()
     log.info("DID inventory loaded (%d DIDs); starting the ingest stage", len(runtime.inventory))
@@ -154,7 +170,8 @@ async def _stop_side_services(runtime: Runtime) -> None:
     for task in runtime.background:
         task.cancel()
     await asyncio.gather(*runtime.background, return_exceptions=True)
-    await runtime.inventory.stop()
+    if runtime.inventory is not None:
+        await runtime.inventory.stop()
 
 
 def _credentials(settings: Settings) -> Any:

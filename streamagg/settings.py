@@ -75,6 +75,13 @@ class Settings:
         default=24,
         metadata=_doc("CDRs dated further than this into the future are rejected."),
     )
+    ingest_mode: str = field(
+        default="inline",
+        metadata=_doc(
+            "Where the ingest stage runs: `process` (a child process: a worker uses two cores) "
+            "or `inline` (in the worker's own process)."
+        ),
+    )
     ingest_max_records: int = field(
         default=20000, metadata=_doc("Most CDR messages the ingest stage reads per poll.")
     )
@@ -132,6 +139,8 @@ class Settings:
         for name in ("standby_replicas", "future_tolerance_hours"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{env_name(name)} must be 0 or more")
+        if self.ingest_mode not in ("process", "inline"):
+            raise SettingsError(f"{env_name('ingest_mode')} must be process or inline")
         if self.log_level.upper() not in _LOG_LEVELS:
             raise SettingsError(
                 f"{env_name('log_level')} must be one of {', '.join(sorted(_LOG_LEVELS)).lower()}"

@@ -1,0 +1,185 @@
+"""Run the ingest stage in a child process, so that a worker uses two cores.
+
+Decoding and validating CDRs (the ingest stage) and folding batches into the tables (the Faust
+report agent) each take about half of a worker's CPU; Python runs one of them at a time per
+process. The child runs the ingest stage with its own DID inventory and sends the parent a
+snapshot of its state twice a second: whether it runs, whether the inventory is loaded, and its
+metrics (rejected CDRs, input lag), which the parent shows on its own /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from streamagg.metrics import Metrics, create_metrics
+from streamagg.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_SECONDS = 0.5
+RESTART_SECONDS = 3.0
+
+
+@dataclass
+class IngestSnapshot:
+    running: bool = False
+    inventory_loaded: bool = False
+    dids: int = 0
+    rejected: float = 0.0
+    lag: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def _child_main(settings: Settings, conn: Connection) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s ingest[%(process)d] %(name)s: %(message)s",
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_child(settings, conn))
+
+
+async def _child(settings: Settings, conn: Connection) -> None:
+    from streamagg.agents.ingest import IngestStage
+    from streamagg.reference.dids import DidInventory
+
+    registry = CollectorRegistry()
+    metrics = create_metrics(registry)
+    inventory = DidInventory(settings)
+    stage = IngestStage(settings, metrics, inventory.owner)
+
+    parent = os.getppid()
+
+    async def report() -> None:
+        while True:
+            if os.getppid() != parent:  # the worker died (even by SIGKILL): so do we
+                stage.stop()
+                return
+            snapshot = IngestSnapshot(
+                running=stage.running.is_set(),
+                inventory_loaded=inventory.loaded,
+                dids=len(inventory),
+                rejected=registry.get_sample_value("streamagg_cdrs_total", {"outcome": "rejected"})
+                or 0.0,
+                lag=_lag_samples(registry),
+            )
+            try:
+                conn.send(snapshot)
+            except OSError:  # the worker closed its end: it is gone or restarting us
+                stage.stop()
+                return
+            await asyncio.sleep(SNAPSHOT_SECONDS)
+
+    reporter = asyncio.create_task(report())
+    await inventory.start()
+    # SPEC §2: no CDR is processed before the DID inventory is read to its end.
+    await inventory.wait_loaded()
+    log.info("DID inventory loaded (%d DIDs); starting the ingest stage", len(inventory))
+    try:
+        await stage.run()
+    finally:
+        reporter.cancel()
+        await inventory.stop()
+
+
+def _lag_samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+    samples = {}
+    for family in registry.collect():
+        if family.name == "streamagg_consumer_lag_messages":
+            for sample in family.samples:
+                samples[(sample.labels["topic"], sample.labels["partition"])] = sample.value
+    return samples
+
+
+class IngestProcess:
+    """The parent's handle on the ingest child: starts it, mirrors its state, restarts it."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.running = asyncio.Event()
+        self.snapshot = IngestSnapshot()
+        self._process: Any = None
+        self._conn: Connection | None = None
+        self._rejected_seen = 0.0
+        self._lag_shown: set[tuple[str, str]] = set()
+        self._stopping = False
+
+    @property
+    def inventory_loaded(self) -> bool:
+        return self.snapshot.inventory_loaded
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent_end, child_end = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_child_main,
+            args=(self.settings, child_end),
+            name="streamagg-ingest",
+            daemon=True,
+        )
+        self._process.start()
+        child_end.close()
+        self._conn = parent_end
+        self._rejected_seen = 0.0
+        log.info("ingest stage started in process %d", self._process.pid)
+
+    async def run(self) -> None:
+        """Keep the child alive and mirror its snapshots until stopped."""
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            if self._process is None or not self._process.is_alive():
+                if self._process is not None:
+                    log.warning(
+                        "ingest process exited with %s; restarting in %.0f s",
+                        self._process.exitcode,
+                        RESTART_SECONDS,
+                    )
+                    self._mirror(IngestSnapshot())
+                    await asyncio.sleep(RESTART_SECONDS)
+                self._spawn()
+            conn = self._conn
+            assert conn is not None
+            has_data = await loop.run_in_executor(None, conn.poll, 1.0)
+            if has_data:
+                try:
+                    self._mirror(conn.recv())
+                except (EOFError, OSError):
+                    await asyncio.sleep(0.1)
+
+    def _mirror(self, snapshot: IngestSnapshot) -> None:
+        self.snapshot = snapshot
+        if snapshot.running:
+            self.running.set()
+        else:
+            self.running.clear()
+        delta = snapshot.rejected - self._rejected_seen
+        if delta > 0:
+            self.metrics.cdrs.labels(outcome="rejected").inc(delta)
+        self._rejected_seen = snapshot.rejected
+        for (topic, partition), value in snapshot.lag.items():
+            self.metrics.consumer_lag.labels(topic=topic, partition=partition).set(value)
+        for topic, partition in self._lag_shown - snapshot.lag.keys():
+            # The child's rebalance moved this partition away: drop its series here too.
+            with contextlib.suppress(KeyError):
+                self.metrics.consumer_lag.remove(topic, partition)
+        self._lag_shown = set(snapshot.lag)
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()
+            deadline = time.monotonic() + 10
+            while self._process.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._process.is_alive():
+                self._process.kill()
