@@ -86,7 +86,11 @@ class StreamaggApp(faust.App):
         install_routes(web.web_app, self)
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> StreamaggApp:
+def create_app(
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    replication_factor: int | None = None,
+) -> StreamaggApp:
     """Build the worker's Faust app: tables, the report agent, the ingest stage and the web."""
     registry = registry or CollectorRegistry()
     app = StreamaggApp(
@@ -111,6 +115,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker_commit_interval=1.0,
         autodiscover=False,
         table_cleanup_interval=3600.0,
+        topic_replication_factor=replication_factor or 1,
     )
     metrics = create_metrics(registry)
     tables = declare_tables(app, settings.partitions)

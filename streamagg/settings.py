@@ -50,6 +50,13 @@ class Settings:
         default=8,
         metadata=_doc("Partitions of the internal topics (CDR batches, changelogs)."),
     )
+    replication_factor: int = field(
+        default=3,
+        metadata=_doc(
+            "Replication factor of the topics streamagg creates (internal, DLQ, changelogs); "
+            "capped at the number of brokers."
+        ),
+    )
     standby_replicas: int = field(
         default=1, metadata=_doc("Standby copies of each table partition on other workers.")
     )

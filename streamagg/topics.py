@@ -15,8 +15,10 @@ from streamagg.settings import Settings, env_name
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(settings: Settings) -> None:
-    """Create missing topics; raise SettingsError when the batch topic's partitions differ."""
+async def ensure_topics(settings: Settings) -> int:
+    """Create missing topics; raise SettingsError when the batch topic's partitions differ.
+
+    Returns the replication factor to use for topics (capped at the number of brokers)."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         request_timeout_ms=15000,
@@ -25,8 +27,11 @@ async def ensure_topics(settings: Settings) -> None:
     try:
         await admin.start()
     except (KafkaConnectionError, KafkaError, OSError) as exc:
+        from streamagg.tools.kafka_out import authentication_failure
+
+        refused = await authentication_failure(settings)
         raise BrokerUnavailable(
-            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc})"
+            refused or f"cannot reach Kafka at {settings.bootstrap_servers} ({exc})"
         ) from None
     try:
         wanted = {
@@ -39,7 +44,7 @@ async def ensure_topics(settings: Settings) -> None:
         described = await admin.describe_topics(sorted(present)) if present else []
         partitions = {t["topic"]: len(t["partitions"]) for t in described}
         missing = [
-            NewTopic(name, n, 1 if _single_broker(admin) else 3)
+            NewTopic(name, n, _replication(settings, admin))
             for name, n in wanted.items()
             if name not in partitions
         ]
@@ -53,21 +58,22 @@ async def ensure_topics(settings: Settings) -> None:
                 f"topic {settings.batches_topic} has {found} partitions but "
                 f"{env_name('partitions')}={settings.partitions}; they must match"
             )
+        return _replication(settings, admin)
     finally:
         await admin.close()
 
 
-def _single_broker(admin: AIOKafkaAdminClient) -> bool:
-    brokers = admin._client.cluster.brokers()
-    return len(brokers) < 3
+def _replication(settings: Settings, admin: AIOKafkaAdminClient) -> int:
+    """The configured replication factor, or 1 on a cluster of fewer brokers than that."""
+    brokers = len(admin._client.cluster.brokers())
+    return max(1, min(settings.replication_factor, brokers))
 
 
-async def wait_for_broker(settings: Settings, retry_seconds: float = 5.0) -> None:
+async def wait_for_broker(settings: Settings, retry_seconds: float = 5.0) -> int:
     """ensure_topics, retrying with one clear line per attempt while the broker is down."""
     while True:
         try:
-            await ensure_topics(settings)
-            return
+            return await ensure_topics(settings)
         except BrokerUnavailable as exc:
             log.warning("%s; retrying in %.0f s", exc, retry_seconds)
             await asyncio.sleep(retry_seconds)

@@ -20,13 +20,13 @@ def run_worker(settings: Settings) -> int:
     )
     log.info("settings: %r", settings)
     try:
-        asyncio.run(wait_for_broker(settings))
+        replication = asyncio.run(wait_for_broker(settings))
     except KeyboardInterrupt:
         return 130
 
     from streamagg.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, replication_factor=replication)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0

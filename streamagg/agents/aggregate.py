@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -66,6 +67,16 @@ def register_aggregate_agent(
                     topic=message.topic, partition=str(message.partition)
                 ).set(max(0, highwater - message.offset - 1))
 
+    async def forget_lag_of_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
+        # A partition that moved to another worker is reported there; a stale series here
+        # would keep its last value (and a lag alert) forever.
+        for tp in revoked:
+            if tp.topic == settings.batches_topic:
+                with contextlib.suppress(KeyError):
+                    metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+
+    app.on_partitions_revoked.connect(forget_lag_of_revoked)  # type: ignore[arg-type]
     return app.agent(topic, name="aggregate")(aggregate)
 
 

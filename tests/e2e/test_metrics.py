@@ -232,16 +232,7 @@ def _has_ingest_modes() -> bool:
     "ingest_mode",
     [
         "inline",
-        pytest.param(
-            "process",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="BUG: streamagg/agents/ingest_process.py IngestProcess._mirror copies the "
-                "child's lag series into the parent's gauge but never removes a series the "
-                "child dropped after a rebalance, so the parent keeps the stale value",
-            ),
-        ),
+        "process",
     ],
 )
 async def test_lag_series_of_input_partitions_moved_to_another_worker_disappear(
@@ -262,13 +253,6 @@ async def test_lag_series_of_input_partitions_moved_to_another_worker_disappear(
     assert mine | theirs == every
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: streamagg/agents/aggregate.py sets streamagg_consumer_lag_messages for the "
-    "batch topic's partitions and never removes them when a Faust rebalance moves a partition "
-    "away: the worker that lost it keeps reporting its last lag value",
-)
 async def test_lag_series_of_batch_partitions_moved_to_another_worker_disappear(
     worker_factory: Callable[..., WorkerProcess], kafka_bootstrap: str
 ) -> None:
