@@ -219,13 +219,7 @@ class BatchApplier:
                 # a standby or the next owner of the partition would never see it.
                 store.set(key, raw)
                 continue
-            for group, vector in delta_groups.items():
-                existing = groups.get(group)
-                if existing is None:
-                    groups[group] = vector
-                else:
-                    for i, value in enumerate(vector):
-                        existing[i] += value
+            merge_into(groups, delta_groups)
             store.set(key, encode_state(offset, groups))
             written += 1
         return written
