@@ -140,12 +140,6 @@ EXTREME_RANGES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: extreme dates (year 1 with a positive offset, year 9999 near its end, "
-    "month=9999-12) raise ValueError/OverflowError in streamagg/web/params.py and "
-    "streamagg/tables/buckets.py and answer 500 internal_error instead of 400 bad_parameter",
-)
 def test_extreme_dates_are_bad_parameters_not_server_errors(worker_factory: Any) -> None:
     worker = worker_factory()
     worker.wait_ready()
