@@ -1,0 +1,441 @@
+"""Helpers of the fault tests: a private restartable broker, a producer that survives broker
+restarts, reading a topic back whole, and comparing API reports with the oracle.
+
+The fault tests restart a broker, so they never use the session's shared one: ``PrivateBroker``
+runs deploy/kafka/kafka-local on its own port and folder, and can stop and start it again on the
+same data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from tests.support.oracle import ReportOracle
+from tests.support.worker import WorkerProcess, free_port
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+KAFKA_LOCAL = REPO_ROOT / "deploy" / "kafka" / "kafka-local"
+BROKER_VARS = (
+    "KAFKA_DIR",
+    "KAFKA_PORT",
+    "KAFKA_SASL_PORT",
+    "KAFKA_SASL_USER",
+    "KAFKA_SASL_PASSWORD",
+)
+REPORTS = ("dtmf", "rate-center", "did-cli", "tech-prefix")
+
+
+# -- a broker of the test's own ----------------------------------------------------------------
+
+
+@dataclass
+class PrivateBroker:
+    """A single-node broker on a free port with its data in ``directory``; restartable."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **{k: v for k, v in os.environ.items() if k not in BROKER_VARS},
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_DIR": str(self.directory),
+            # Should the test process die without its teardown, the broker still stops.
+            "KAFKA_OWNER_PID": str(os.getpid()),
+        }
+
+    def _run(self, command: str, timeout: float) -> None:
+        done = subprocess.run(
+            [str(KAFKA_LOCAL), command],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(
+                f"kafka-local {command} failed (exit {done.returncode}):\n"
+                f"{done.stdout}{done.stderr}"
+            )
+
+    def start(self) -> PrivateBroker:
+        self._run("start", timeout=600)
+        return self
+
+    def stop(self) -> None:
+        self._run("stop", timeout=120)
+
+
+# -- producing through broker restarts ----------------------------------------------------------
+
+
+class ResilientProducer(threading.Thread):
+    """Sends ``chunks`` to ``topic`` from a thread of its own, pausing ``pause`` s between chunks.
+
+    Every message is sent until the broker acknowledges it. The producer is idempotent, so its
+    own retries never duplicate; a message whose send failed as a whole (its batch expired while
+    the broker was down) is sent again, which may duplicate it if the broker had written it after
+    all. ``resent`` counts those; the test feeds the oracle what the topic holds, not the chunks.
+    """
+
+    def __init__(
+        self, bootstrap: str, topic: str, chunks: Sequence[Sequence[bytes]], pause: float
+    ) -> None:
+        super().__init__(name="resilient-producer", daemon=True)
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.chunks = chunks
+        self.pause = pause
+        self.acked = 0
+        self.resent = 0
+        self.errors: list[str] = []
+        self.failure: BaseException | None = None
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported by join_checked
+            self.failure = exc
+
+    def abort(self) -> None:
+        self._stop_event.set()
+
+    def join_checked(self, timeout: float) -> None:
+        self.join(timeout)
+        if self.is_alive():
+            self.abort()
+            raise AssertionError(
+                f"the producer did not finish within {timeout:.0f} s "
+                f"({self.acked} acknowledged; last errors {self.errors[-3:]})"
+            )
+        if self.failure is not None:
+            raise AssertionError(f"the producer failed: {self.failure!r}") from self.failure
+
+    async def _connect(self) -> AIOKafkaProducer:
+        while True:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=20,
+                max_batch_size=512 * 1024,
+                request_timeout_ms=20000,
+            )
+            try:
+                await producer.start()
+                return producer
+            except Exception as exc:
+                self.errors.append(f"start: {exc!r}")
+                await _quietly_stop(producer)
+                if self._stop_event.is_set():
+                    raise
+                await asyncio.sleep(1)
+
+    async def _main(self) -> None:
+        producer = await self._connect()
+        try:
+            for chunk in self.chunks:
+                pending = list(chunk)
+                attempt = 0
+                while pending:
+                    if self._stop_event.is_set():
+                        return
+                    if attempt:
+                        self.resent += len(pending)
+                    attempt += 1
+                    futures: list[asyncio.Future[Any]] = []
+                    try:
+                        for value in pending:
+                            futures.append(await producer.send(self.topic, value))
+                    except Exception as exc:
+                        self.errors.append(f"send: {exc!r}")
+                    results = await asyncio.gather(*futures, return_exceptions=True)
+                    failed = [v for v, r in zip(pending, results, strict=False) if _failed(r)]
+                    unsent = pending[len(futures) :]
+                    errors = [r for r in results if _failed(r)]
+                    if errors:
+                        self.errors.append(f"ack: {len(errors)} x {errors[0]!r}")
+                    self.acked += len(pending) - len(failed) - len(unsent)
+                    pending = failed + unsent
+                    if pending:
+                        # A fresh producer: the old one's sequence state may be unusable now.
+                        await _quietly_stop(producer)
+                        await asyncio.sleep(1)
+                        producer = await self._connect()
+                await asyncio.sleep(self.pause)
+        finally:
+            await _quietly_stop(producer)
+
+
+def _failed(result: object) -> bool:
+    return isinstance(result, BaseException)
+
+
+async def _quietly_stop(producer: AIOKafkaProducer) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), 30)
+    except Exception as exc:  # a producer that cannot reach the broker may not stop cleanly
+        log.info("producer stop: %r", exc)
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = sorted(p["partition"] for t in described for p in t["partitions"])
+    assert partitions, f"no topic {topic}: {described}"
+    return partitions
+
+
+async def read_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> list[bytes]:
+    """Every message value of ``topic`` up to its current end, partition by partition, each in
+    offset order."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        partitions = await partitions_of(bootstrap, topic)
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        got: dict[TopicPartition, list[bytes]] = {tp: [] for tp in tps}
+        position = {tp: 0 for tp in tps}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(position[tp] < ends[tp] for tp in tps):
+            if loop.time() > deadline:
+                raise AssertionError(f"read {position} of {ends} of {topic} in {timeout:.0f} s")
+            polled = await consumer.getmany(timeout_ms=500)
+            for tp, records in polled.items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        got[tp].append(bytes(record.value or b""))
+                    position[tp] = record.offset + 1
+        return [value for tp in tps for value in got[tp]]
+    finally:
+        await consumer.stop()
+
+
+# -- reports -------------------------------------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def month_start(moment: datetime, months_back: int = 0) -> datetime:
+    first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    for _ in range(months_back):
+        first = (first - timedelta(days=1)).replace(day=1)
+    return first
+
+
+def full_range(now: datetime) -> tuple[datetime, datetime]:
+    """13 months and more: every CDR of the mix (its calls reach 380 days back)."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=395), today + timedelta(days=1)
+
+
+def check_ranges(report: str, now: datetime) -> list[tuple[datetime, datetime]]:
+    """13 months, a month, a day and an hour; the day and hour where the mix is dense (around
+    the start of last month: CdrMix puts 30 % of its calls near month boundaries)."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    boundary = month_start(now, 1)
+    spans = [
+        (month_start(now, 12), today + timedelta(days=1)),  # 13 months
+        (month_start(now, 2), month_start(now, 1)),  # a month
+        (boundary - timedelta(days=1), boundary),  # a day
+    ]
+    if report != "did-cli":  # per-day report: whole days only
+        spans.append((boundary - timedelta(hours=1), boundary))  # an hour
+        spans.append((boundary, boundary + timedelta(hours=1)))
+    return spans
+
+
+def api_rows(
+    worker: WorkerProcess,
+    token: str,
+    report: str,
+    customer: str,
+    start: datetime,
+    end: datetime,
+    tolerate: Collection[int] = (502, 503, 504),
+    seen: Counter[str] | None = None,
+) -> list[Any] | None:
+    """The report's rows, or None when the worker cannot answer right now (a status in
+    ``tolerate``, or not reachable); ``seen`` counts those non-answers by status."""
+    try:
+        response = worker.get(
+            f"/api/v1/customers/{customer}/reports/{report}",
+            token,
+            **{"from": iso(start), "to": iso(end)},
+        )
+    except Exception as exc:
+        if seen is not None:
+            seen[type(exc).__name__] += 1
+        return None
+    if response.status_code in tolerate:
+        if seen is not None:
+            seen[f"{response.status_code}: {response.text[:200]}"] += 1
+        return None
+    assert response.status_code == 200, f"{response.status_code}: {response.text}"
+    rows: list[Any] = response.json()["rows"]
+    return rows
+
+
+def mismatches(
+    workers: Sequence[WorkerProcess],
+    token: str,
+    oracle: ReportOracle,
+    checks: Sequence[tuple[str, str, datetime, datetime]],
+    limit: int = 3,
+    tolerate: Collection[int] = (502, 503, 504),
+    seen: Counter[str] | None = None,
+) -> list[str]:
+    """What differs between the workers' answers and the oracle (empty: all equal)."""
+    found: list[str] = []
+    for worker in workers:
+        for report, customer, start, end in checks:
+            got = api_rows(worker, token, report, customer, start, end, tolerate, seen)
+            expected = oracle.report(report, customer, start, end)
+            if got != expected:
+                found.append(describe(worker, report, customer, start, end, got, expected))
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def describe(
+    worker: WorkerProcess,
+    report: str,
+    customer: str,
+    start: datetime,
+    end: datetime,
+    got: list[Any] | None,
+    expected: list[Any],
+) -> str:
+    head = f"{worker.base_url} {report} customer {customer} [{iso(start)}, {iso(end)})"
+    if got is None:
+        return f"{head}: no answer (503 or unreachable)"
+    if report == "tech-prefix":
+        total_got = sum(r["total"] for r in got)
+        total_exp = sum(r["total"] for r in expected)
+        text = (
+            f"{head}: total calls {total_got}, expected {total_exp}; got {got}, expected {expected}"
+        )
+        return text[:4000]
+    diff_got = [r for r in got if r not in expected][:3]
+    diff_exp = [r for r in expected if r not in got][:3]
+    return (
+        f"{head}: {len(got)} rows, expected {len(expected)}; "
+        f"only in the API {diff_got}; only expected {diff_exp}"
+    )
+
+
+def wait_until_equal(
+    workers: Sequence[WorkerProcess],
+    token: str,
+    oracle: ReportOracle,
+    checks: Sequence[tuple[str, str, datetime, datetime]],
+    timeout: float,
+    what: str,
+    alive: Callable[[], None] | None = None,
+    tolerate: Collection[int] = (502, 503, 504),
+    seen: Counter[str] | None = None,
+) -> float:
+    """Poll until every check equals the oracle; returns the seconds it took, fails with the
+    last differences after ``timeout``."""
+    started = time.monotonic()
+    deadline = started + timeout
+    last: list[str] = ["never compared"]
+    while time.monotonic() < deadline:
+        if alive is not None:
+            alive()
+        last = mismatches(workers, token, oracle, checks, 3, tolerate, seen)
+        if not last:
+            return time.monotonic() - started
+        time.sleep(2)
+    raise AssertionError(f"{what}: still different after {timeout:.0f} s:\n" + "\n".join(last))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+def descendants(pid: int) -> list[int]:
+    """The ids of every living process below ``pid`` (children, grandchildren, ...)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_pids(pids: Sequence[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+
+
+def kill_tree(worker: WorkerProcess) -> list[int]:
+    """SIGKILL the worker and every process it started (its ingest child), all at once, as an
+    OOM kill of its container would; returns the ids of the processes below it."""
+    below = descendants(worker.process.pid) if worker.process is not None else []
+    worker.kill()
+    kill_pids(below)
+    return below
