@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -120,5 +121,12 @@ async def report(request: web.Request) -> web.StreamResponse:
             raise Unavailable(
                 "the owner of this customer's data is moving; retry shortly"
             ) from None
-        return await forward_request(app, request, url)
+        try:
+            return await forward_request(app, request, url)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The owner is down and the group has not noticed yet (its session timeout).
+            raise Unavailable(
+                f"the worker that owns this customer's data ({url}) does not answer "
+                f"({exc.__class__.__name__}); retry shortly"
+            ) from None
     return report_response(query, rows)

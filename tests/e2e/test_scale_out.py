@@ -134,16 +134,6 @@ def applied_partitions(worker: WorkerProcess) -> set[int]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: while the group has not yet dropped a SIGKILLed worker (its session timeout), the "
-        "survivor forwards that worker's customers to the dead address and answers 500 "
-        "internal_error (aiohttp ClientConnectorError escapes streamagg/web/forward.py) instead "
-        "of SPEC §3's 503 'retry shortly'"
-    ),
-    raises=AssertionError,
-)
 def test_requests_for_a_dead_owner_are_503_not_500(
     worker_factory: Callable[..., WorkerProcess],
 ) -> None:
