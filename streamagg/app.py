@@ -115,6 +115,10 @@ def create_app(
         broker_commit_interval=1.0,
         autodiscover=False,
         table_cleanup_interval=3600.0,
+        # A SIGKILLed worker's partitions are reassigned after the session timeout: keep it
+        # short so that a restarted worker is back within seconds, not a minute.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         topic_replication_factor=replication_factor or 1,
     )
     metrics = create_metrics(registry)

@@ -89,6 +89,13 @@ class Settings:
             "or `inline` (in the worker's own process)."
         ),
     )
+    ingest_linger_ms: int = field(
+        default=200,
+        metadata=_doc(
+            "How long the ingest stage waits for more CDRs when a poll came back small "
+            "(bigger batches cost the report stage much less; adds at most this to freshness)."
+        ),
+    )
     ingest_max_records: int = field(
         default=20000, metadata=_doc("Most CDR messages the ingest stage reads per poll.")
     )
@@ -143,7 +150,7 @@ class Settings:
                 raise SettingsError(f"{env_name(name)} must be a positive integer")
         if self.web_port > 65535:
             raise SettingsError(f"{env_name('web_port')} must be a TCP port (1 to 65535)")
-        for name in ("standby_replicas", "future_tolerance_hours"):
+        for name in ("standby_replicas", "future_tolerance_hours", "ingest_linger_ms"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{env_name(name)} must be 0 or more")
         if self.ingest_mode not in ("process", "inline"):
