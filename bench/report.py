@@ -1,0 +1,280 @@
+"""The bench's results: a console table and BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+TARGETS = {
+    "worker": 50_000,  # CDR/s per worker
+    "of_ceiling": 0.5,
+    "vs_quix": 1.5,
+    "query_p99_13m_ms": 20.0,
+    "freshness_p99_s": 1.0,
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = q * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def flat(per_report: dict[str, list[float]]) -> list[float]:
+    return [t for timings in per_report.values() for t in timings]
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def figures(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """(figure, value) rows shared by the console table and the markdown."""
+    rows = []
+    for key, label in (
+        ("ceiling", "(1) raw ceiling: aiokafka getmany + orjson.loads"),
+        ("worker", "(2) streamagg worker, all four reports"),
+        ("quix", "(3) Quix Streams, same four aggregations"),
+    ):
+        t = r.get(key)
+        if t is None:
+            rows.append((label, "skipped"))
+            continue
+        cpu = f", {1e6 / t.per_cpu_second:.0f} µs CPU/CDR" if t.cpu_seconds else ""
+        rows.append(
+            (
+                label,
+                f"{t.steady_rate:,.0f} CDR/s steady ({t.overall_rate:,.0f} CDR/s "
+                f"overall, {t.total:,} in {t.seconds:.1f} s{cpu})",
+            )
+        )
+    for label in ("day", "month", "13 months"):
+        api = flat(r["api"][label])
+        sql = flat(r["duckdb"][label])
+        rows.append(
+            (
+                f"(4) query {label}: API p50 / p99 | DuckDB p50 / p99",
+                f"{percentile(api, 0.5) * 1e3:.1f} / {percentile(api, 0.99) * 1e3:.1f} ms | "
+                f"{percentile(sql, 0.5) * 1e3:.1f} / {percentile(sql, 0.99) * 1e3:.1f} ms",
+            )
+        )
+    f = r["freshness"]
+    rows.append(
+        (f"(5) freshness at {f['achieved_rate']:,.0f} CDR/s: probe p50 / p99", freshness_text(f))
+    )
+    low = r.get("freshness_low")
+    if low:
+        rows.append(
+            (
+                f"(5c) freshness at low load, {low['achieved_rate']:,.0f} CDR/s: probe p50 / p99",
+                freshness_text(low),
+            )
+        )
+    hist = r["freshness"]["histogram"]
+    rows.append(
+        (
+            "(5b) worker histogram processing_latency p50 / p99",
+            f"{hist['p50'] * 1e3:.0f} / {hist['p99'] * 1e3:.0f} ms",
+        )
+    )
+    for key, label in (
+        ("rss_throughput", "after the throughput run"),
+        ("rss_end", "at the end (after queries and the live stream)"),
+    ):
+        m = r[key]
+        rows.append(
+            (
+                f"(6) worker RSS {label}",
+                f"{(m['main'] + m['children']) / 2**20:.0f} MiB "
+                + (
+                    f"(main {m['main'] / 2**20:.0f} + children {m['children'] / 2**20:.0f}) "
+                    if m["processes"] > 1
+                    else "(one process) "
+                )
+                + f"after {m['cdrs']:,.0f} CDRs",
+            )
+        )
+    rows.append(("(7) recovery: SIGKILL → restart → /readyz 200", recovery_text(r["recovery"])))
+    return rows
+
+
+def recovery_text(rec: dict[str, float]) -> str:
+    text = f"{rec['ready_s']:.1f} s"
+    if "group_join_s" in rec:
+        text += f" (of which {rec['group_join_s']:.1f} s waiting to rejoin the consumer group)"
+    return text
+
+
+def freshness_p99(f: dict[str, Any]) -> float:
+    """p99 of the probes; infinite when a probe never showed (the worker fell behind)."""
+    return math.inf if f["lost"] else percentile(f["latencies"], 0.99)
+
+
+def freshness_text(f: dict[str, Any]) -> str:
+    seen = f["latencies"]
+    text = (
+        f"{percentile(seen, 0.5) * 1e3:.0f} / {percentile(seen, 0.99) * 1e3:.0f} ms "
+        f"({len(seen)} probes"
+    )
+    if f["lost"]:
+        text += (
+            f"; probe {f['lost'][0] + 1} not visible within 30 s: the worker fell behind, "
+            f"input lag {max(f['lags'], default=0):,.0f} messages then"
+        )
+    if f.get("answers_503"):
+        text += f"; {f['answers_503']} probe polls got 503"
+    return text + ")"
+
+
+def target_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    worker = r["worker"].steady_rate
+    rows = [("≥ 50,000 CDR/s per worker", f"{worker:,.0f}", met(worker >= TARGETS["worker"]))]
+    share = worker / r["ceiling"].steady_rate
+    rows.append(
+        ("≥ 50 % of the raw ceiling", f"{share * 100:.1f} %", met(share >= TARGETS["of_ceiling"]))
+    )
+    if r.get("quix"):
+        ratio = worker / r["quix"].steady_rate
+        rows.append(("≥ 1.5× Quix Streams", f"{ratio:.2f}×", met(ratio >= TARGETS["vs_quix"])))
+    p99 = percentile(flat(r["api"]["13 months"]), 0.99) * 1e3
+    rows.append(
+        ("query p99 ≤ 20 ms at 13 months", f"{p99:.1f} ms", met(p99 <= TARGETS["query_p99_13m_ms"]))
+    )
+    fresh = freshness_p99(r["freshness"])
+    shown = "> 30 s" if math.isinf(fresh) else f"{fresh * 1e3:.0f} ms"
+    rows.append(("freshness p99 ≤ 1 s", shown, met(fresh <= TARGETS["freshness_p99_s"])))
+    return rows
+
+
+def console(r: dict[str, Any]) -> str:
+    rows = figures(r)
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{label:<{width}}  {value}" for label, value in rows]
+    lines.append("")
+    lines += [
+        f"{name:<32} {value:>12}  {verdict.strip('*')}" for name, value, verdict in target_rows(r)
+    ]
+    return "\n".join(lines)
+
+
+def per_report_table(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "| range | report | rows | API p50 | API p99 | DuckDB p50 | DuckDB p99 |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for label in ("day", "month", "13 months"):
+        for report in r["api"][label]:
+            api, sql = r["api"][label][report], r["duckdb"][label][report]
+            lines.append(
+                f"| {label} | {report} | {r['api_rows'][label][report]:,} "
+                f"| {percentile(api, 0.5) * 1e3:.1f} ms "
+                f"| {percentile(api, 0.99) * 1e3:.1f} ms | {percentile(sql, 0.5) * 1e3:.1f} ms "
+                f"| {percentile(sql, 0.99) * 1e3:.1f} ms |"
+            )
+    return lines
+
+
+def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
+    m = r["machine"]
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        f"(bench/, {r['elapsed_s'] / 60:.1f} minutes). Every figure below comes from one run "
+        "on one private broker and one data set.",
+        "",
+        "## Machine",
+        "",
+    ]
+    out += [f"- {k}: {v}" for k, v in m.items()]
+    wc = r["worker_counts"]
+    out += [
+        f"- during the worker's throughput run the whole machine kept {wc['cores_busy']:.2f} of "
+        f"its cores busy, the worker {wc['worker_cores']:.2f} (the rest: the broker, and any "
+        "other work on the machine — it is shared, so figures vary between runs)",
+        "- worker settings: "
+        + ", ".join(f"`{k}={v}`" for k, v in r["worker_settings"].items())
+        + " (rest: defaults)",
+    ]
+    d = r["data"]
+    out += [
+        "",
+        "## Data",
+        "",
+        f"- topic `{d['topic']}`, {d['partitions']} partitions, {d['total']:,} CDR messages "
+        f"from `streamagg generate` (40 customers, Zipf-like volume, 1 % duplicates, 2 % late, "
+        f"mixed `dt` spellings): {d['history']:,} spread over the 13 months before the run "
+        f"(seed {d['seed_history']}), then {d['dense']:,} in one day, {d['day']} "
+        f"(seed {d['seed_dense']}); produced in {d['produce_s']:.1f} s.",
+        f"- DID inventory ({d['dids']} DIDs) and rate centers from `generate --reference-only`; "
+        f"the worker reads both, as in production.",
+        f"- queries: busiest customer `{d['customer']}` ({d['customer_calls']:,} calls): "
+        + "; ".join(
+            f"{k} `{v[0]}`…`{v[1]}` ({d['range_calls'][k]:,} calls)" for k, v in d["ranges"].items()
+        )
+        + ".",
+        "",
+        "## Results",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
+    out += [f"| {label} | {value} |" for label, value in figures(r)]
+    out += [
+        "",
+        "Throughput is measured from the first processed message to the last; *steady* is "
+        "the rate between 10 % and 90 % of the messages (start-up and the tail excluded). "
+        "The worker's progress is `streamagg_cdrs_total` (accepted + rejected + duplicate) "
+        "polled every 0.1 s on /metrics. CPU/CDR is the CPU time of the pipeline's processes "
+        "(for the worker: all its processes) over the run, divided by the messages.",
+        "",
+        "### Ratios",
+        "",
+        f"- streamagg / raw ceiling: {r['worker'].steady_rate / r['ceiling'].steady_rate:.2f}",
+    ]
+    if r.get("quix"):
+        out.append(
+            f"- streamagg / Quix Streams: {r['worker'].steady_rate / r['quix'].steady_rate:.2f}"
+        )
+    out += [
+        "",
+        "### Query latency per report",
+        "",
+        f"{r['api_repeat']} requests per report and range through the HTTP API (one "
+        f"keep-alive connection, token auth, JSON rows); DuckDB: {r['duckdb_repeat']} runs of "
+        "the equivalent GROUP BY over the raw CDR table (query + fetch).",
+        "",
+    ]
+    out += per_report_table(r)
+    if r.get("unavailable"):
+        restarts = sum("worker restarted" in text for text in r["unavailable"])
+        out += [
+            "",
+            f"{len(r['unavailable'])} requests got 503 (not timed; retried once /readyz said 200"
+            f"{f', the worker restarted {restarts}× when 503 persisted 30 s' if restarts else ''}"
+            f"); first answer: `{r['unavailable'][0][:200]}`",
+        ]
+    out += ["", "## Targets", "", "| target | measured | |", "|---|---:|---|"]
+    out += [f"| {name} | {value} | {verdict} |" for name, value, verdict in target_rows(r)]
+    out += ["", "## What limits the figures", "", *limits]
+    out += [
+        "",
+        "## How to reproduce",
+        "",
+        "```",
+        "make bench                      # full run: python -m bench",
+        ".venv/bin/python -m bench --quick   # ~200,000 CDRs, under 10 minutes on 2 cores",
+        ".venv/bin/python -m bench --cdrs 2000000 --skip-quix --out /tmp/B.md",
+        "```",
+        "",
+        "Needs Java 11+ (the bench starts its own Kafka with deploy/kafka/kafka-local on a "
+        "free port, data under bench/out/) and the bench-only package `quixstreams` in the "
+        "venv (`.venv/bin/pip install quixstreams`; or `--skip-quix`). Logs of the broker, "
+        "worker, generators and Quix stay in bench/out/ after the run.",
+    ]
+    return "\n".join(out) + "\n"
