@@ -64,7 +64,9 @@ class WorkerProcess:
         last = "no answer"
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
+                raise AssertionError(
+                    f"worker exited with {self.process.returncode}:\n{self.tail()}"
+                )
             try:
                 response = httpx.get(f"{self.base_url}/readyz", timeout=2)
                 if response.status_code == 200:

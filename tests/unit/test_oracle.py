@@ -46,10 +46,20 @@ FEB = (utc(2026, 2, 1), utc(2026, 3, 1))
 def test_dtmf_rows_per_hour_and_provider() -> None:
     o = oracle(
         [
-            cdr(dt="2026-02-10T13:05:00Z", provider_id="p1", customer_charge=0.5,
-                provider_charge=0.25, dtmf="123"),
-            cdr(dt="2026-02-10T13:59:59Z", provider_id="p1", customer_charge="1.25",
-                provider_charge=0.5, dtmf=""),
+            cdr(
+                dt="2026-02-10T13:05:00Z",
+                provider_id="p1",
+                customer_charge=0.5,
+                provider_charge=0.25,
+                dtmf="123",
+            ),
+            cdr(
+                dt="2026-02-10T13:59:59Z",
+                provider_id="p1",
+                customer_charge="1.25",
+                provider_charge=0.5,
+                dtmf="",
+            ),
             cdr(dt="2026-02-10T13:30:00Z", customer_charge=2, dtmf=None),  # no provider_id
             cdr(dt="2026-02-10T14:00:00Z", provider_id=7, customer_charge="0.000001", dtmf="#"),
             cdr(dt="2026-02-10T13:10:00Z", provider_id=None, provider_charge="3.5", dtmf="9"),
@@ -60,24 +70,55 @@ def test_dtmf_rows_per_hour_and_provider() -> None:
     rows = o.report("dtmf", "42", utc(2026, 2, 10, 13), utc(2026, 2, 10, 15))
     assert rows == [
         # 13:00, provider "" = the absent one (2.0 + 0) and the null one (0 + 3.5); dtmf "9" only
-        {"dt": "2026-02-10T13:00:00Z", "provider_id": "", "customer_charge": "2.000000",
-         "provider_charge": "3.500000", "dtmf_count": 1, "calls": 2},
+        {
+            "dt": "2026-02-10T13:00:00Z",
+            "provider_id": "",
+            "customer_charge": "2.000000",
+            "provider_charge": "3.500000",
+            "dtmf_count": 1,
+            "calls": 2,
+        },
         # 13:00 p1: 0.5 + 1.25 = 1.75 ; 0.25 + 0.5 = 0.75 ; dtmf "123" counts, "" does not
-        {"dt": "2026-02-10T13:00:00Z", "provider_id": "p1", "customer_charge": "1.750000",
-         "provider_charge": "0.750000", "dtmf_count": 1, "calls": 2},
+        {
+            "dt": "2026-02-10T13:00:00Z",
+            "provider_id": "p1",
+            "customer_charge": "1.750000",
+            "provider_charge": "0.750000",
+            "dtmf_count": 1,
+            "calls": 2,
+        },
         # 14:00: "10" sorts before "7" (strings); the integer provider 7 became "7"
-        {"dt": "2026-02-10T14:00:00Z", "provider_id": "10", "customer_charge": "1.000000",
-         "provider_charge": "0.000000", "dtmf_count": 0, "calls": 1},
-        {"dt": "2026-02-10T14:00:00Z", "provider_id": "7", "customer_charge": "0.000001",
-         "provider_charge": "0.000000", "dtmf_count": 1, "calls": 1},
+        {
+            "dt": "2026-02-10T14:00:00Z",
+            "provider_id": "10",
+            "customer_charge": "1.000000",
+            "provider_charge": "0.000000",
+            "dtmf_count": 0,
+            "calls": 1,
+        },
+        {
+            "dt": "2026-02-10T14:00:00Z",
+            "provider_id": "7",
+            "customer_charge": "0.000001",
+            "provider_charge": "0.000000",
+            "dtmf_count": 1,
+            "calls": 1,
+        },
     ]
     # half-open range: [13:00, 14:00) leaves the 14:00 calls out
-    assert [r["dt"] for r in o.report("dtmf", "42", utc(2026, 2, 10, 13), utc(2026, 2, 10, 14))] \
-        == ["2026-02-10T13:00:00Z"] * 2
+    assert [
+        r["dt"] for r in o.report("dtmf", "42", utc(2026, 2, 10, 13), utc(2026, 2, 10, 14))
+    ] == ["2026-02-10T13:00:00Z"] * 2
     # customer 43 sees only its own call
     assert o.report("dtmf", "43", *FEB) == [
-        {"dt": "2026-02-10T13:00:00Z", "provider_id": "p1", "customer_charge": "9.000000",
-         "provider_charge": "0.000000", "dtmf_count": 0, "calls": 1}
+        {
+            "dt": "2026-02-10T13:00:00Z",
+            "provider_id": "p1",
+            "customer_charge": "9.000000",
+            "provider_charge": "0.000000",
+            "dtmf_count": 0,
+            "calls": 1,
+        }
     ]
     assert o.report("dtmf", "nobody", *FEB) == []
 
@@ -128,13 +169,31 @@ def test_rate_center_with_reference_data() -> None:
     o = oracle(_rate_center_stream(), rate_centers=_rc)
     assert o.report("rate-center", "1", *FEB) == [
         # calls 1, 2, 11, 15: 0.1 + 0.2 + 1.1 + 1.4 = 2.8 ; 4 x 0.01
-        {"prefix": "201555", "rc": "JERSEYCITY", "state": "NJ", "customer_charge": "2.800000",
-         "provider_charge": "0.040000", "call_count": 4},
+        {
+            "prefix": "201555",
+            "rc": "JERSEYCITY",
+            "state": "NJ",
+            "customer_charge": "2.800000",
+            "provider_charge": "0.040000",
+            "call_count": 4,
+        },
         # ties on call_count 1 sorted by prefix: "2015551" < "212555"
-        {"prefix": "2015551", "rc": "NEWARK-X", "state": "NJ", "customer_charge": "0.300000",
-         "provider_charge": "0.010000", "call_count": 1},
-        {"prefix": "212555", "rc": "UNKNOWN", "state": "UNKNOWN", "customer_charge": "0.400000",
-         "provider_charge": "0.010000", "call_count": 1},
+        {
+            "prefix": "2015551",
+            "rc": "NEWARK-X",
+            "state": "NJ",
+            "customer_charge": "0.300000",
+            "provider_charge": "0.010000",
+            "call_count": 1,
+        },
+        {
+            "prefix": "212555",
+            "rc": "UNKNOWN",
+            "state": "UNKNOWN",
+            "customer_charge": "0.400000",
+            "provider_charge": "0.010000",
+            "call_count": 1,
+        },
     ]
 
 
@@ -143,16 +202,36 @@ def test_rate_center_default_data_and_replacement() -> None:
     # no data: every NANP number is US, prefix = NPA-NXX, rc = state = UNKNOWN
     assert o.report("rate-center", "1", *FEB) == [
         # calls 1, 2, 3, 11, 15: 0.1 + 0.2 + 0.3 + 1.1 + 1.4 = 3.1
-        {"prefix": "201555", "rc": "UNKNOWN", "state": "UNKNOWN", "customer_charge": "3.100000",
-         "provider_charge": "0.050000", "call_count": 5},
-        {"prefix": "212555", "rc": "UNKNOWN", "state": "UNKNOWN", "customer_charge": "0.400000",
-         "provider_charge": "0.010000", "call_count": 1},
-        {"prefix": "416555", "rc": "UNKNOWN", "state": "UNKNOWN", "customer_charge": "5.000000",
-         "provider_charge": "0.010000", "call_count": 1},
+        {
+            "prefix": "201555",
+            "rc": "UNKNOWN",
+            "state": "UNKNOWN",
+            "customer_charge": "3.100000",
+            "provider_charge": "0.050000",
+            "call_count": 5,
+        },
+        {
+            "prefix": "212555",
+            "rc": "UNKNOWN",
+            "state": "UNKNOWN",
+            "customer_charge": "0.400000",
+            "provider_charge": "0.010000",
+            "call_count": 1,
+        },
+        {
+            "prefix": "416555",
+            "rc": "UNKNOWN",
+            "state": "UNKNOWN",
+            "customer_charge": "5.000000",
+            "provider_charge": "0.010000",
+            "call_count": 1,
+        },
     ]
     o.set_rate_centers(_rc)
     assert [r["prefix"] for r in o.report("rate-center", "1", *FEB)] == [
-        "201555", "2015551", "212555"
+        "201555",
+        "2015551",
+        "212555",
     ]
 
 
@@ -268,8 +347,14 @@ def test_amounts_rounded_half_even_on_ingest_then_summed_exactly() -> None:
     # (rounding the exact sum 1010.7345735 instead would give ...574)
     # provider: 0.1 + 0.2 = 0.3 exactly (no binary float drift)
     assert rows == [
-        {"dt": "2026-02-10T13:00:00Z", "provider_id": "", "customer_charge": "1010.734573",
-         "provider_charge": "0.300000", "dtmf_count": 0, "calls": 8},
+        {
+            "dt": "2026-02-10T13:00:00Z",
+            "provider_id": "",
+            "customer_charge": "1010.734573",
+            "provider_charge": "0.300000",
+            "dtmf_count": 0,
+            "calls": 8,
+        },
     ]
 
 
@@ -316,12 +401,30 @@ def test_dedup_within_and_outside_the_horizon() -> None:
     assert o.rejected() == [msgs[9]]
     # duplicates change no report: customer d has 6 calls of charge 1
     assert o.report("dtmf", "d", *FEB) == [
-        {"dt": "2026-02-01T00:00:00Z", "provider_id": "", "customer_charge": "4.000000",
-         "provider_charge": "0.000000", "dtmf_count": 0, "calls": 4},  # m1, X, y, z
-        {"dt": "2026-02-03T00:00:00Z", "provider_id": "", "customer_charge": "1.000000",
-         "provider_charge": "0.000000", "dtmf_count": 0, "calls": 1},  # m4
-        {"dt": "2026-02-10T00:00:00Z", "provider_id": "", "customer_charge": "1.000000",
-         "provider_charge": "0.000000", "dtmf_count": 0, "calls": 1},  # z + 9 days
+        {
+            "dt": "2026-02-01T00:00:00Z",
+            "provider_id": "",
+            "customer_charge": "4.000000",
+            "provider_charge": "0.000000",
+            "dtmf_count": 0,
+            "calls": 4,
+        },  # m1, X, y, z
+        {
+            "dt": "2026-02-03T00:00:00Z",
+            "provider_id": "",
+            "customer_charge": "1.000000",
+            "provider_charge": "0.000000",
+            "dtmf_count": 0,
+            "calls": 1,
+        },  # m4
+        {
+            "dt": "2026-02-10T00:00:00Z",
+            "provider_id": "",
+            "customer_charge": "1.000000",
+            "provider_charge": "0.000000",
+            "dtmf_count": 0,
+            "calls": 1,
+        },  # z + 9 days
     ]
     assert o.report("tech-prefix", "d", *FEB)[0]["total"] == 6
 
@@ -363,8 +466,10 @@ def test_every_dt_spelling_lands_in_its_utc_hour() -> None:
     got = [(r["dt"], r["provider_id"]) for r in o.report("dtmf", "t", utc(2026, 1, 1), NOW)]
     assert got == [
         ("2026-01-31T22:00:00Z", "p08"),
-        *[("2026-02-01T10:00:00Z", p) for p in
-          ("p01", "p02", "p03", "p04", "p05", "p06", "p07", "p09", "p13")],
+        *[
+            ("2026-02-01T10:00:00Z", p)
+            for p in ("p01", "p02", "p03", "p04", "p05", "p06", "p07", "p09", "p13")
+        ],
         ("2026-02-01T11:00:00Z", "p10"),
         ("2026-02-01T11:00:00Z", "p11"),
         ("2026-02-01T12:00:00Z", "p12"),
@@ -388,8 +493,17 @@ def test_invalid_messages_are_rejected_in_order() -> None:
         cdr(provider_id=7, customer_charge="1e3", provider_charge=0, duration=86400),
         cdr(sip_code=100),
         cdr(sip_code=699),
-        cdr(provider_id=None, customer_charge=None, dest_number=None, dest_cli=None,
-            dtmf=None, tech_prefix=None, duration=None, sip_code=None, unknown={"x": [1]}),
+        cdr(
+            provider_id=None,
+            customer_charge=None,
+            dest_number=None,
+            dest_cli=None,
+            dtmf=None,
+            tech_prefix=None,
+            duration=None,
+            sip_code=None,
+            unknown={"x": [1]},
+        ),
         cdr(dest_number="anything at all", dest_cli="", dtmf=""),
     ]
     invalid = [
@@ -470,20 +584,27 @@ def test_retention_and_future_bounds() -> None:
 
 
 def test_customers_and_range_handling() -> None:
-    o = oracle([
-        cdr(customer_id="b"),
-        cdr(customer_id=42),
-        cdr(customer_id="a"),
-        cdr(customer_id="42", dt="2026-02-10T14:00:00Z"),
-    ])
+    o = oracle(
+        [
+            cdr(customer_id="b"),
+            cdr(customer_id=42),
+            cdr(customer_id="a"),
+            cdr(customer_id="42", dt="2026-02-10T14:00:00Z"),
+        ]
+    )
     assert o.customers() == ["42", "a", "b"]
     # integer 42 and string "42" are the same customer
     assert o.report("tech-prefix", "42", *FEB)[0]["total"] == 2
     # naive datetimes are UTC; aware ones are converted
     plus2 = timezone(timedelta(hours=2))
-    assert o.report("tech-prefix", "42", datetime(2026, 2, 10, 14), datetime(2026, 2, 10, 15)) \
-        == o.report("tech-prefix", "42", datetime(2026, 2, 10, 16, tzinfo=plus2),
-                    datetime(2026, 2, 10, 17, tzinfo=plus2))
+    assert o.report(
+        "tech-prefix", "42", datetime(2026, 2, 10, 14), datetime(2026, 2, 10, 15)
+    ) == o.report(
+        "tech-prefix",
+        "42",
+        datetime(2026, 2, 10, 16, tzinfo=plus2),
+        datetime(2026, 2, 10, 17, tzinfo=plus2),
+    )
     with pytest.raises(ValueError):
         o.report("tech-prefix", "42", utc(2026, 2, 10, 13, 30), utc(2026, 2, 10, 15))
     with pytest.raises(ValueError):
