@@ -250,6 +250,8 @@ def run(args: argparse.Namespace) -> dict:
                 lag_by_topic=worker_runs.lag_by_topic(text),
             )
             fresh["achieved_rate"] = generator_rate(live_log) or rate
+            sent = re.findall(r"sent ([0-9,]+) messages", live_log.read_text(errors="replace"))
+            fresh["sent"] = float(sent[-1].replace(",", "")) if sent else 0.0
             fresh["histogram"] = {
                 f"p{int(q * 100)}": worker_runs.histogram_quantile(before, after, q)
                 for q in (0.5, 0.99)

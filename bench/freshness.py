@@ -123,7 +123,7 @@ def measure(
         "--rate",
         f"{rate:.0f}",
         "--duration",
-        f"{seconds + 15:.0f}",
+        f"{seconds * 3 + 15:.0f}",  # outlasts the probing (slow probes stretch it); stopped after
         "--seed",
         str(seed),
     ]

@@ -58,8 +58,8 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str]]:
         sql = flat(r["duckdb"][label])
         rows.append(
             (
-                f"(4) query {label}: API p50 / p99 | DuckDB p50 / p99",
-                f"{percentile(api, 0.5) * 1e3:.1f} / {percentile(api, 0.99) * 1e3:.1f} ms | "
+                f"(4) query {label}: API p50 / p99, DuckDB p50 / p99",
+                f"{percentile(api, 0.5) * 1e3:.1f} / {percentile(api, 0.99) * 1e3:.1f} ms; DuckDB "
                 f"{percentile(sql, 0.5) * 1e3:.1f} / {percentile(sql, 0.99) * 1e3:.1f} ms",
             )
         )
