@@ -122,6 +122,14 @@ class IngestStage:
                     RETRY_SECONDS,
                 )
                 await asyncio.sleep(RETRY_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug must not stop ingestion for good: log it whole, start over. The poll
+                # that failed is read again (its offsets were not committed).
+                self.running.clear()
+                log.exception("ingest: unexpected error; restarting in %.0f s", RETRY_SECONDS)
+                await asyncio.sleep(RETRY_SECONDS)
 
     async def _run_once(self) -> None:
         s = self.settings
