@@ -56,8 +56,9 @@ broker-stop: ## Stop the local Kafka broker
 broker-status: ## Is the local Kafka broker running?
 	@$(KAFKA_LOCAL) status
 
-bench: install ## Run the throughput benchmark
-	$(BIN)/python -m bench
+bench: install ## Run the benchmark (writes BENCHMARKS.md; --quick via BENCH_ARGS=--quick)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 demo: install ## Run the end-to-end demo (broker, workers, generator, web page)
 	bash deploy/demo/run-demo
