@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.worker import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO_ROOT / "deploy" / "kafka" / "kafka-local"
@@ -24,12 +25,6 @@ BROKER_VARS = (
     "KAFKA_SASL_USER",
     "KAFKA_SASL_PASSWORD",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _kafka_local(command: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
@@ -58,7 +53,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield external.removeprefix("kafka://")
         return
 
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k not in BROKER_VARS},
         "KAFKA_PORT": str(port),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Protocol
 
@@ -20,7 +20,6 @@ class QueryContext:
 
     customer_id: str
     resolve_rate_center: Any = None  # Callable[[str], RateCenterRow | None]
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Report(Protocol):

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import ADMIN_TOKEN
 from tests.support.kafka_io import consume_all, header
-from tests.support.worker import WorkerProcess
+from tests.support.worker import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -78,15 +78,6 @@ INVALID: list[tuple[bytes, str]] = [
     (raw(cdr("w7", dest_cli=["2125550000"])), "dest_cli"),
     (raw(cdr("big", padding=_PAD)), "message"),  # otherwise valid, but over 64 KiB
 ]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def cdr_counts(worker: WorkerProcess) -> dict[str, float]:

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamagg.batches import customer_partition
 from streamagg.settings import Settings
-from tests.support.worker import WorkerProcess
+from tests.support.worker import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -76,16 +76,6 @@ def samples(text: str) -> dict[str, dict[Labels, float]]:
 
 def by_label(series: dict[Labels, float], name: str) -> dict[str, float]:
     return {dict(labels)[name]: value for labels, value in series.items()}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    # Not an AssertionError: a test marked xfail(raises=AssertionError) must not pass by timing out.
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 async def produce_in_order(bootstrap: str, topic: str, values: list[bytes]) -> set[int]:

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import ADMIN_TOKEN
 from tests.support.kafka_io import produce, produce_dids
-from tests.support.worker import WorkerProcess
+from tests.support.worker import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,15 +39,6 @@ def iso(moment: datetime) -> str:
 
 def cdr(callid: str, customer: str, **fields: object) -> bytes:
     return orjson.dumps({"callid": callid, "dt": iso(START), "customer_id": customer, **fields})
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def report(worker: WorkerProcess, name: str, customer: str) -> list[dict[str, object]]:

@@ -7,7 +7,6 @@ real broker into one worker, which is SIGKILLed and restarted in the middle.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from tests.e2e.conftest import ADMIN_TOKEN
 from tests.support.cdr_mix import CdrMix, rate_center_table, resolver, utc_now_hour
 from tests.support.kafka_io import produce, produce_dids
 from tests.support.oracle import ReportOracle
-from tests.support.worker import WorkerProcess
+from tests.support.worker import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -77,15 +76,6 @@ def processed(worker: WorkerProcess) -> int:
         if line.startswith("streamagg_cdrs_total{"):
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
-
-
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 async def test_reports_equal_independent_computation_through_a_restart(
