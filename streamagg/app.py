@@ -1,4 +1,11 @@
-"""The Faust app of a worker and the runtime objects its agents and web views share."""
+"""The Faust app of a worker and the runtime objects its stages and web views share.
+
+Faust runs the worker: its lifecycle and signals, the aiohttp web server, Prometheus sensors.
+The CDR path does not go through Faust's consumer, agents or tables: the ingest stage and the
+state layer (streamagg/tables/) own their Kafka clients, because exactly-once across crashes
+needs transactions, fencing and recovery that this code can state and test as invariants
+(docs/exactly-once.md) — Faust's table layer lost committed data after SIGKILLs.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.app.base import BootStrategy
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import CollectorRegistry
 
-from streamagg.agents.aggregate import register_aggregate_agent
+from streamagg.agents.aggregate import ReportAgent
 from streamagg.agents.ingest import IngestStage
 from streamagg.agents.ingest_process import IngestProcess
 from streamagg.metrics import Metrics, create_metrics
 from streamagg.reference.dids import DidInventory
 from streamagg.reference.ratecenters import RateCenterSource
+from streamagg.reports import REPORTS
 from streamagg.settings import Settings
-from streamagg.tables.faust_tables import ReportTables, declare_tables
+from streamagg.tables.retention import RetentionSweeper
+from streamagg.tables.state import StateLayer
 from streamagg.web.auth import TokenStore
 
 log = logging.getLogger(__name__)
@@ -34,6 +43,13 @@ class StreamaggWeb(AiohttpWeb):
     optional_blueprints: ClassVar[Any] = ()
 
 
+class WebOnlyBoot(BootStrategy):
+    """Faust starts its web server, sensors and app tasks, and no Kafka client of its own."""
+
+    enable_kafka = False
+    enable_web = True
+
+
 @dataclass
 class Runtime:
     """Everything a worker holds besides Faust itself, shared by agents and web views."""
@@ -41,7 +57,7 @@ class Runtime:
     settings: Settings
     registry: CollectorRegistry
     metrics: Metrics
-    tables: ReportTables
+    state: StateLayer
     inventory: DidInventory | None  # None when the ingest child process keeps its own
     rate_centers: RateCenterSource
     tokens: TokenStore
@@ -58,18 +74,14 @@ class Runtime:
             )
         if not inventory_loaded:
             return False, "loading the DID inventory"
-        recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
-        if not recovery.completed.is_set() or app.in_recovery:
-            return False, "recovering report tables from their changelogs"
-        if app.rebalancing:
-            return False, "partitions are being rebalanced"
         if not self.ingest.running.is_set():
             return False, "the ingest stage is not connected to Kafka"
-        return True, "ready"
+        return self.state.readiness()
 
 
 class StreamaggApp(faust.App):
     runtime: Runtime
+    BootStrategy = WebOnlyBoot
 
     def _new_web(self) -> Any:
         return StreamaggWeb(self)
@@ -91,16 +103,13 @@ def create_app(
     registry: CollectorRegistry | None = None,
     replication_factor: int | None = None,
 ) -> StreamaggApp:
-    """Build the worker's Faust app: tables, the report agent, the ingest stage and the web."""
+    """Build the worker's Faust app: the ingest stage, the state layer with its report agent,
+    and the web."""
     registry = registry or CollectorRegistry()
     app = StreamaggApp(
         settings.app_id,
         broker=settings.broker,
-        broker_credentials=_credentials(settings),
-        store="rocksdb://",
         datadir=str(settings.data_dir),
-        topic_partitions=settings.partitions,
-        table_standby_replicas=settings.standby_replicas,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
         web_host=settings.web_host,
@@ -109,21 +118,16 @@ def create_app(
         web_router_enabled=False,
         web_stats_enabled=False,
         web_graph_enabled=False,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        broker_commit_every=100,
-        broker_commit_interval=1.0,
         autodiscover=False,
-        table_cleanup_interval=3600.0,
-        # A SIGKILLed worker's partitions are reassigned after the session timeout: keep it
-        # short so that a restarted worker is back within seconds, not a minute.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=3.0,
-        topic_replication_factor=replication_factor or 1,
     )
     metrics = create_metrics(registry)
-    tables = declare_tables(app, settings.partitions)
-    register_aggregate_agent(app, settings, tables, metrics)
+    horizon = settings.dedup_hours * 3600
+    state = StateLayer(
+        settings,
+        metrics,
+        ReportAgent(metrics, horizon),
+        RetentionSweeper(REPORTS, settings.retention_days, horizon),
+    )
     inventory: DidInventory | None = None
     ingest: IngestStage | IngestProcess
     if settings.ingest_mode == "process":
@@ -135,13 +139,12 @@ def create_app(
         settings=settings,
         registry=registry,
         metrics=metrics,
-        tables=tables,
+        state=state,
         inventory=inventory,
         rate_centers=RateCenterSource(settings.ratecenters, log=log),
         tokens=TokenStore(settings.tokens_file),
         ingest=ingest,
     )
-    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
 
     async def start_side_services() -> None:
         await _start_side_services(app.runtime)
@@ -151,6 +154,7 @@ def create_app(
 
 
 async def _start_side_services(runtime: Runtime) -> None:
+    runtime.background.append(asyncio.create_task(runtime.state.run()))
     if runtime.inventory is not None:
         await runtime.inventory.start()
         runtime.background.append(asyncio.create_task(_ingest_after_inventory(runtime)))
@@ -176,9 +180,11 @@ async def _watch_rate_centers(runtime: Runtime) -> None:
 
 async def _stop_side_services(runtime: Runtime) -> None:
     runtime.ingest.stop()
+    runtime.state.stop()
     for task in runtime.background:
         task.cancel()
     await asyncio.gather(*runtime.background, return_exceptions=True)
+    await runtime.state.close()
     if runtime.inventory is not None:
         await runtime.inventory.stop()
 

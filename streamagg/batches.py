@@ -10,8 +10,13 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
 from streamagg.cdr import Cdr
+from streamagg.errors import FormatError
 
 _partitioner = DefaultPartitioner()
+# Batch messages say their format in this header; a worker refuses one it cannot read.
+FORMAT_HEADER = "streamagg-format"
+BATCH_FORMAT = 1
+BATCH_HEADERS = [(FORMAT_HEADER, str(BATCH_FORMAT).encode())]
 
 
 def customer_partition(customer_id: str, partitions: int) -> int:
@@ -44,7 +49,13 @@ class Batch:
         return orjson.dumps({"src": self.source, "r": [_record_row(r) for r in self.records]})
 
     @classmethod
-    def decode(cls, raw: bytes) -> Batch:
+    def decode(cls, raw: bytes, headers: Iterable[tuple[str, bytes]] = BATCH_HEADERS) -> Batch:
+        found = dict(headers).get(FORMAT_HEADER)
+        if found != BATCH_HEADERS[0][1]:
+            version = found.decode(errors="replace") if found else "unknown (no header)"
+            raise FormatError(
+                f"a CDR batch of format {version}; this streamagg reads format {BATCH_FORMAT}"
+            )
         body = orjson.loads(raw)
         return cls(body["src"], [_row_record(row) for row in body["r"]])
 

@@ -30,3 +30,11 @@ class BadQuery(StreamaggError, ValueError):
 
 class BrokerUnavailable(StreamaggError, ConnectionError):
     """The Kafka cluster named by the settings cannot be reached."""
+
+
+class StateError(StreamaggError):
+    """The state of a partition cannot be read or written (its folder, its format, its log)."""
+
+
+class FormatError(StreamaggError, ValueError):
+    """Data written by streamagg in a format version this version cannot read."""

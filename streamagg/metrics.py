@@ -22,6 +22,9 @@ class Metrics:
     processing_latency: Histogram
     batches_applied: Counter
     table_keys_written: Counter
+    partition_stopped: Gauge
+    state_transactions: Counter
+    batches_skipped: Counter
 
     def count_accepted(self, cdrs: Iterable[Cdr]) -> None:
         """Add accepted calls to the per-tech-prefix counters, one labels() call per prefix."""
@@ -89,7 +92,26 @@ def create_metrics(registry: CollectorRegistry) -> Metrics:
             "Report table keys written (changelog messages).",
             registry=registry,
         ),
+        partition_stopped=Gauge(
+            "streamagg_partition_stopped",
+            "1 while an owned batch partition is stopped by a failure (retried with a backoff).",
+            ["partition"],
+            registry=registry,
+        ),
+        state_transactions=Counter(
+            "streamagg_state_transactions",
+            "Transactions of the report state by outcome (failed: the partition stopped).",
+            ["outcome"],
+            registry=registry,
+        ),
+        batches_skipped=Counter(
+            "streamagg_batches_skipped",
+            "Batch messages read again below the state's own offset, skipped (expected: 0).",
+            registry=registry,
+        ),
     )
+    for outcome in ("committed", "failed"):
+        metrics.state_transactions.labels(outcome=outcome)
     for outcome in ("accepted", "rejected", "duplicate"):
         metrics.cdrs.labels(outcome=outcome)
     return metrics

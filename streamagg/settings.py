@@ -37,7 +37,7 @@ class Settings:
     )
     app_id: str = field(
         default="streamagg",
-        metadata=_doc("Faust app id: consumer groups, internal topic names and state folder."),
+        metadata=_doc("App id: consumer groups, transactional ids, internal topics, state folder."),
     )
     topic: str = field(default="cdr-events", metadata=_doc("Topic the CDRs arrive on."))
     dlq_topic: str = field(
@@ -189,6 +189,11 @@ class Settings:
     def batches_topic(self) -> str:
         """Internal topic of per-customer CDR batches, partitioned by customer."""
         return f"{self.app_id}-cdr-batches"
+
+    @property
+    def changelog_topic(self) -> str:
+        """Compacted changelog of the report state, one partition per batch partition."""
+        return f"{self.app_id}-state-changelog"
 
     @property
     def canonical_url(self) -> str:

@@ -1,4 +1,4 @@
-"""Create the topics a worker needs, and check the internal one has the right partitions."""
+"""Create the topics a worker needs, and check the internal ones have the right partitions."""
 
 from __future__ import annotations
 
@@ -38,13 +38,15 @@ async def ensure_topics(settings: Settings) -> int:
             settings.topic: settings.partitions,
             settings.batches_topic: settings.partitions,
             settings.dlq_topic: settings.partitions,
+            settings.changelog_topic: settings.partitions,
         }
+        configs = {settings.changelog_topic: {"cleanup.policy": "compact"}}
         # describe_topics of a missing topic would auto-create it with default partitions.
         present = set(await admin.list_topics()) & set(wanted)
         described = await admin.describe_topics(sorted(present)) if present else []
         partitions = {t["topic"]: len(t["partitions"]) for t in described}
         missing = [
-            NewTopic(name, n, _replication(settings, admin))
+            NewTopic(name, n, _replication(settings, admin), topic_configs=configs.get(name, {}))
             for name, n in wanted.items()
             if name not in partitions
         ]
@@ -52,12 +54,14 @@ async def ensure_topics(settings: Settings) -> int:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
             log.info("created topics %s", ", ".join(t.name for t in missing))
-        found = partitions.get(settings.batches_topic)
-        if found is not None and found != settings.partitions:
-            raise SettingsError(
-                f"topic {settings.batches_topic} has {found} partitions but "
-                f"{env_name('partitions')}={settings.partitions}; they must match"
-            )
+        # The state of batch partition n lives in changelog partition n: both must match.
+        for internal in (settings.batches_topic, settings.changelog_topic):
+            found = partitions.get(internal)
+            if found is not None and found != settings.partitions:
+                raise SettingsError(
+                    f"topic {internal} has {found} partitions but "
+                    f"{env_name('partitions')}={settings.partitions}; they must match"
+                )
         return _replication(settings, admin)
     finally:
         await admin.close()

@@ -2,14 +2,17 @@
 
 Faust pays tens of microseconds per event, so CDRs do not become Faust events one by one. This
 stage reads `cdr-events` in large polls with aiokafka, decodes and validates every message, and
-sends the accepted CDRs on as a few compact batch messages, one per customer partition. It commits
-its input offsets only once everything it produced is acknowledged (at least once); the report
-stage drops CDRs delivered twice by their source offsets (see tables/applier.py).
+sends the accepted CDRs on as a few compact batch messages, one per customer partition. Each input
+partition's share of a poll — its DLQ records, its batches and its new input offset — is one Kafka
+transaction of that partition's own transactional id: it lands whole or not at all, and a stage
+that lost the partition to another worker is fenced. Readers of the batch topic and the DLQ use
+read_committed, so every CDR message is in exactly one of them, once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,20 +25,25 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from prometheus_client import Gauge
 
-from streamagg.batches import Batch, Record, split_into_batches
+from streamagg.batches import BATCH_HEADERS, Batch, Record, split_into_batches
 from streamagg.cdr import Rejection, TimePolicy, decode_cdr
+from streamagg.failpoints import failpoint
+from streamagg.kafka_clients import (
+    MAX_BATCH_BYTES,
+    SESSION_TIMEOUT_MS,
+    common_options,
+    fencing_producer,
+    stop_quietly,
+)
 from streamagg.metrics import Metrics
 from streamagg.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_BYTES = 900_000  # under the broker's default 1 MiB message limit
 RETRY_SECONDS = 5.0
-# A killed worker's partitions wait this long for a new owner: short, for fast recovery.
-SESSION_TIMEOUT_MS = 10_000
 
 
 @dataclass
@@ -85,11 +93,59 @@ class LagSeriesListener(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         for tp in revoked:
             self.owned.discard(tp)
-            self.lag.remove(tp.topic, str(tp.partition))
+            with contextlib.suppress(KeyError):
+                self.lag.remove(tp.topic, str(tp.partition))
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         # No series yet: one appears with the first poll of the partition.
         self.owned.update(assigned)
+
+
+class TransactionalPartitions(LagSeriesListener):
+    """One fencing transactional producer per input partition this stage owns.
+
+    On assignment, the partition's producer is started first (which aborts what an earlier
+    owner left open and fences it), and only then is the committed offset read and the
+    partition resumed there: whatever the earlier owner committed is seen, nothing twice.
+    """
+
+    def __init__(self, stage: IngestStage, consumer: AIOKafkaConsumer) -> None:
+        super().__init__(stage.metrics.consumer_lag)
+        self.stage = stage
+        self.consumer = consumer
+        self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        self.failure: BaseException | None = None
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self.stage.lock:  # wait for the transactions in flight
+            self.stage.epoch += 1
+            await super().on_partitions_revoked(revoked)
+            await self.close(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        tps = list(assigned)
+        self.consumer.pause(*tps)
+        self.stage.epoch += 1
+        try:
+            for tp in tps:
+                transactional_id = f"{self.stage.settings.app_id}-ingest-{tp.topic}-{tp.partition}"
+                self.producers[tp] = await fencing_producer(self.stage.settings, transactional_id)
+                committed = await self.consumer.committed(tp)
+                if committed is None:  # never committed: from the start of what is kept
+                    committed = (await self.consumer.beginning_offsets([tp]))[tp]
+                # (seek_to_beginning would wait for the fetcher, which waits for this listener)
+                self.consumer.seek(tp, committed)
+        except Exception as exc:  # aiokafka would only log it: make the stage restart
+            self.failure = exc
+            return
+        await super().on_partitions_assigned(tps)
+        self.consumer.resume(*tps)
+
+    async def close(self, tps: Iterable[TopicPartition] | None = None) -> None:
+        for tp in list(self.producers if tps is None else tps):
+            producer = self.producers.pop(tp, None)
+            if producer is not None:
+                await stop_quietly(producer)
 
 
 class IngestStage:
@@ -103,7 +159,10 @@ class IngestStage:
         self.did_owner = did_owner
         self.policy = TimePolicy(settings.retention_days, settings.future_tolerance_hours)
         self.running = asyncio.Event()
-        self.lag_listener = LagSeriesListener(metrics.consumer_lag)
+        self.lock = asyncio.Lock()
+        self.epoch = 0
+        self.group_id = f"{settings.app_id}-ingest"
+        self.lag_listener: LagSeriesListener = LagSeriesListener(metrics.consumer_lag)
         self._stopping = False
 
     def stop(self) -> None:
@@ -126,57 +185,54 @@ class IngestStage:
                 raise
             except Exception:
                 # A bug must not stop ingestion for good: log it whole, start over. The poll
-                # that failed is read again (its offsets were not committed).
+                # that failed is read again (its transaction was not committed).
                 self.running.clear()
                 log.exception("ingest: unexpected error; restarting in %.0f s", RETRY_SECONDS)
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _run_once(self) -> None:
         s = self.settings
-        common = {"bootstrap_servers": s.bootstrap_servers, **s.kafka_client_options()}
         consumer = AIOKafkaConsumer(
-            group_id=f"{s.app_id}-ingest",
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
             fetch_max_bytes=32 * 1024 * 1024,
-            **common,
+            **common_options(s),
         )
-        self.lag_listener = LagSeriesListener(self.metrics.consumer_lag)
-        consumer.subscribe([s.topic], listener=self.lag_listener)
-        producer = AIOKafkaProducer(
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=1024 * 1024,
-            max_request_size=4 * 1024 * 1024,
-            **common,
-        )
-        await producer.start()
+        partitions = TransactionalPartitions(self, consumer)
+        self.lag_listener = partitions
+        consumer.subscribe([s.topic], listener=partitions)
         try:
             await consumer.start()
-            try:
-                self.running.set()
-                while not self._stopping:
-                    polled = await self._poll(consumer)
-                    if polled:
-                        await self._forward(consumer, producer, polled)
-            finally:
-                self.running.clear()
-                await consumer.stop()
+            self.running.set()
+            while not self._stopping:
+                if partitions.failure is not None:
+                    raise partitions.failure
+                epoch = self.epoch
+                polled = await self._poll(consumer)
+                async with self.lock:
+                    if polled and epoch == self.epoch:
+                        await self._forward(consumer, partitions, polled)
+        finally:
+            self.running.clear()
+            async with self.lock:
+                self.epoch += 1
                 # Closing the consumer revokes nothing through the listener: drop the series
                 # here, the next consumer may be given other partitions.
-                await self.lag_listener.on_partitions_revoked(list(self.lag_listener.owned))
-        finally:
-            await producer.stop()
+                await LagSeriesListener.on_partitions_revoked(partitions, list(partitions.owned))
+                await partitions.close()
+            with contextlib.suppress(KafkaError, OSError):
+                await consumer.stop()
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[ConsumerRecord]]:
         """One poll, lingering up to STREAMAGG_INGEST_LINGER_MS for more when it came back small.
 
-        Every batch message costs the report stage a rewrite of each bucket it touches, so a
-        trickle of tiny batches costs far more than the same CDRs in a few larger ones.
+        Every batch message costs the report stage a transaction, so a trickle of tiny batches
+        costs far more than the same CDRs in a few larger ones.
         """
         limit = self.settings.ingest_max_records
         polled = await consumer.getmany(timeout_ms=200, max_records=limit)
@@ -197,49 +253,70 @@ class IngestStage:
     async def _forward(
         self,
         consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
+        partitions: TransactionalPartitions,
         polled: dict[TopicPartition, list[ConsumerRecord]],
     ) -> None:
-        s = self.settings
+        """Each input partition's share of the poll in one transaction of its own producer:
+        its rejects, its batches and its new input offset, all or nothing."""
         now = time.time()
-        sends: list[asyncio.Future[object]] = []
-        offsets: dict[TopicPartition, int] = {}
-        for tp, messages in polled.items():
-            result = triage(messages, now=now, policy=self.policy, did_owner=self.did_owner)
-            source = f"{tp.topic}/{tp.partition}"
+        work = [
+            (tp, messages, partitions.producers[tp])
+            for tp, messages in polled.items()
+            if tp in partitions.producers
+        ]
+        rejected = await asyncio.gather(
+            *(
+                self._forward_partition(tp, messages, producer, now)
+                for tp, messages, producer in work
+            )
+        )
+        if sum(rejected):
+            self.metrics.cdrs.labels(outcome="rejected").inc(sum(rejected))
+        for tp, messages, _producer in work:
+            highwater = consumer.highwater(tp)
+            if highwater is not None and tp in partitions.owned:
+                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(0, highwater - messages[-1].offset - 1)
+                )
+
+    async def _forward_partition(
+        self,
+        tp: TopicPartition,
+        messages: list[ConsumerRecord],
+        producer: AIOKafkaProducer,
+        now: float,
+    ) -> int:
+        s = self.settings
+        result = triage(messages, now=now, policy=self.policy, did_owner=self.did_owner)
+        source = f"{tp.topic}/{tp.partition}"
+        await producer.begin_transaction()
+        try:
             for message, reason in result.rejects:
                 headers = [
                     ("error", reason.encode()),
                     ("source", f"{source}/{message.offset}".encode()),
                 ]
-                sends.append(
-                    await producer.send(
-                        s.dlq_topic, value=message.value or b"", key=message.key, headers=headers
-                    )
+                await producer.send(
+                    s.dlq_topic, value=message.value or b"", key=message.key, headers=headers
                 )
             batches = split_into_batches(source, result.records, s.partitions, s.batch_max_cdrs)
             for partition, batch in batches:
                 for payload in _encode_bounded(batch):
-                    sends.append(
-                        await producer.send(s.batches_topic, value=payload, partition=partition)
+                    await producer.send(
+                        s.batches_topic,
+                        value=payload,
+                        partition=partition,
+                        headers=BATCH_HEADERS,
                     )
-            if result.rejects:
-                self.metrics.cdrs.labels(outcome="rejected").inc(len(result.rejects))
-            offsets[tp] = messages[-1].offset + 1
-            highwater = consumer.highwater(tp)
-            # A rebalance during the sends above may have revoked tp: set no series for it.
-            if highwater is not None and tp in self.lag_listener.owned:
-                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                    max(0, highwater - offsets[tp])
-                )
-        if sends:
-            await asyncio.gather(*sends)
-        try:
-            await consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # A rebalance moved the partitions; their new owner reads them again and the
-            # report stage drops what was already delivered.
-            log.info("ingest: commit skipped after a rebalance (%s)", exc)
+            await producer.send_offsets_to_transaction({tp: messages[-1].offset + 1}, self.group_id)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.abort_transaction(), 10)
+            raise
+        failpoint("ingest.before-commit")
+        await producer.commit_transaction()
+        failpoint("ingest.after-commit")
+        return len(result.rejects)
 
 
 def _encode_bounded(batch: Batch) -> list[bytes]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Protocol
@@ -38,17 +37,6 @@ class Report(Protocol):
 
     def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
         """The sorted report rows of the merged state of a range."""
-
-
-def merge_into(target: Groups, source: Mapping[str, list[int]]) -> None:
-    """Add every group vector of source to target (delta + delta → delta)."""
-    for group, vector in source.items():
-        existing = target.get(group)
-        if existing is None:
-            target[group] = list(vector)
-        else:
-            for i, value in enumerate(vector):
-                existing[i] += value
 
 
 def money(micros: int) -> str:

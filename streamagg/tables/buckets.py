@@ -76,18 +76,3 @@ def cover(start_hour: int, end_hour: int, grains: tuple[Grain, ...]) -> list[tup
 
 def _size_rank(grain: Grain) -> int:
     return {"h": 0, "d": 1, "m": 2}[grain.code]
-
-
-def bucket_key(customer_id: str, grain: Grain, bucket: int) -> bytes:
-    """Table key of one customer's bucket; the customer comes first so keys group by customer."""
-    return f"{customer_id}\x1f{grain.code}{bucket}".encode()
-
-
-def customer_of(key: bytes) -> str:
-    return key.split(b"\x1f", 1)[0].decode()
-
-
-def parse_bucket_key(key: bytes) -> tuple[str, Grain, int]:
-    customer, rest = key.split(b"\x1f", 1)
-    grain = {"h": HOUR, "d": DAY, "m": MONTH}[chr(rest[0])]
-    return customer.decode(), grain, int(rest[1:])

@@ -1,125 +1,109 @@
-"""Write table changes to RocksDB and to their changelog topics, a batch message at a time.
+"""A partition's changelog: the record format, appending a transaction's changes, catching up.
 
-Faust sends one changelog message per `table[key] = value`, through a per-message path that
-costs far more than the fold itself. Here a batch's writes go into the partition's RocksDB at
-once and into the changelog as a few Kafka record batches (aiokafka's batch API), awaited before
-the report agent acknowledges the batch. The changelog topics, their recovery and standby
-replicas stay Faust's: it replays these messages exactly like its own.
+The changelog (`{app_id}-state-changelog`, compacted, one partition per batch partition) is the
+state's source of truth: key = state key, value = state value, no value = deleted. Each record
+carries the header ``streamagg-format``; a reader refuses a format it does not know. Records
+are written only inside Kafka transactions and read only with ``read_committed``, so what a
+reader sees is exactly the committed transactions, whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-from faust.types import TP
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from streamagg.settings import Settings
-from streamagg.tables.faust_tables import partition_db
+from streamagg.errors import FormatError, StateError
+from streamagg.failpoints import failpoint
+from streamagg.tables.keys import FORMAT_VERSION
+from streamagg.tables.store import PartitionStore
 
 log = logging.getLogger(__name__)
-RETRY_SECONDS = 2.0
+
+FORMAT_HEADER = "streamagg-format"
+_HEADERS = [(FORMAT_HEADER, str(FORMAT_VERSION).encode())]
+# Changes applied to the local copy per write batch while catching up.
+CATCH_UP_CHUNK = 50_000
 
 
-@dataclass
-class ChangelogWriter:
-    """Collects the writes of one batch; `flush` makes them durable in Kafka."""
+async def send_changes(
+    producer: AIOKafkaProducer, topic: str, partition: int, changes: Mapping[bytes, bytes | None]
+) -> int:
+    """Append the changes to one changelog partition as a few record batches (the producer is
+    inside a transaction) and wait until Kafka has them; returns the offset after the last."""
+    sent: list[tuple[asyncio.Future[Any], int]] = []
 
-    settings: Settings
-    _pending: dict[tuple[Any, int], list[tuple[bytes, bytes | None]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    _producer: AIOKafkaProducer | None = None
+    async def send(batch: Any) -> None:
+        count = batch.record_count()
+        sent.append((await producer.send_batch(batch, topic, partition=partition), count))
 
-    def put(self, table: Any, partition: int, key: bytes, value: bytes | None) -> None:
-        """Apply a write (None = delete) to the local store now and queue its changelog message."""
-        db = partition_db(table, partition)
-        if value is None:
-            db.delete(key)
-        else:
-            db.put(key, value)
-        self._pending[(table, partition)].append((key, value))
-
-    async def flush(self) -> None:
-        """Send every queued write to its changelog partition and wait until Kafka has them.
-
-        Retries until it succeeds: the batch must not be acknowledged with its changes only in
-        the local store, where a standby or the next owner of the partition would never see them.
-        """
-        while self._pending:
-            try:
-                await self._send_pending()
-            except (KafkaError, OSError) as exc:
-                log.warning(
-                    "changelog write to Kafka at %s failed (%s); retrying in %.0f s",
-                    self.settings.bootstrap_servers,
-                    exc,
-                    RETRY_SECONDS,
-                )
-                await asyncio.sleep(RETRY_SECONDS)
-
-    async def _send_pending(self) -> None:
-        producer = await self._started()
-        sends: list[tuple[Any, int, int, asyncio.Future[Any]]] = []
-        for (table, partition), writes in self._pending.items():
-            topic = table.changelog_topic.get_topic_name()
+    batch = producer.create_batch()
+    for key, value in changes.items():
+        if batch.append(key=key, value=value, timestamp=None, headers=_HEADERS) is None:
+            await send(batch)
             batch = producer.create_batch()
-            count = 0
-            for key, value in writes:
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    sends.append(
-                        (
-                            table,
-                            partition,
-                            count,
-                            await producer.send_batch(batch, topic, partition=partition),
-                        )
-                    )
-                    batch, count = producer.create_batch(), 0
-                    if batch.append(key=key, value=value, timestamp=None) is None:
-                        raise ValueError(f"a value of {len(value or b'')} bytes exceeds a batch")
-                count += 1
-            if count:
-                sends.append(
-                    (
-                        table,
-                        partition,
-                        count,
-                        await producer.send_batch(batch, topic, partition=partition),
-                    )
-                )
-        last: dict[tuple[Any, int], int] = {}
-        for table, partition, count, future in sends:
-            metadata = await future
-            end = metadata.offset + count - 1
-            last[(table, partition)] = max(last.get((table, partition), -1), end)
-        for (table, partition), offset in last.items():
-            # What Faust records after its own sends: restarts replay the changelog from here.
-            topic = table.changelog_topic.get_topic_name()
-            table.data.set_persisted_offset(TP(topic, partition), offset)
-        self._pending.clear()
+            if batch.append(key=key, value=value, timestamp=None, headers=_HEADERS) is None:
+                raise StateError(f"a state record of {len(key) + len(value or b'')} bytes")
+    if batch.record_count():
+        await send(batch)
+    end = 0
+    for future, count in sent:
+        metadata = await future  # a record batch's metadata carries its first offset
+        end = max(end, metadata.offset + count)
+    return end
 
-    async def _started(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            s = self.settings
-            producer = AIOKafkaProducer(
-                bootstrap_servers=s.bootstrap_servers,
-                acks="all",
-                linger_ms=0,
-                max_batch_size=900_000,
-                max_request_size=4 * 1024 * 1024,
-                **s.kafka_client_options(),
-            )
-            await producer.start()
-            self._producer = producer
-        return self._producer
 
-    async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+def check_format(record: ConsumerRecord[Any, Any]) -> None:
+    """Refuse a changelog record written in a format this version cannot read."""
+    found = dict(record.headers or ()).get(FORMAT_HEADER)
+    if found != _HEADERS[0][1]:
+        version = found.decode(errors="replace") if found else "unknown (no header)"
+        raise FormatError(
+            f"changelog record {record.topic}/{record.partition}/{record.offset} has format "
+            f"{version}; this streamagg reads format {FORMAT_VERSION}"
+        )
+
+
+async def catch_up(
+    store: PartitionStore, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int
+) -> int:
+    """Bring the local copy from its checkpoint to ``end`` of the changelog; returns the number
+    of records read. ``consumer`` reads with read_committed and belongs to no group."""
+    start = store.checkpoint
+    beginning = (await consumer.beginning_offsets([tp]))[tp]
+    if start > end or start < beginning:
+        # The copy belongs to another log (the topic was recreated) or to records the log no
+        # longer holds: it cannot be completed, only rebuilt.
+        log.warning(
+            "state copy of %s is at offset %d, the changelog holds [%d, %d)",
+            tp,
+            start,
+            beginning,
+            end,
+        )
+        store.wipe()
+        start = beginning
+    if start >= end:
+        return 0
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    read = 0
+    pending: dict[bytes, bytes | None] = {}
+    position = start
+    while position < end:
+        polled = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+        for record in polled.get(tp, ()):
+            if record.offset >= end:
+                break
+            check_format(record)
+            pending[record.key] = record.value
+            read += 1
+        position = min(await consumer.position(tp), end)
+        if len(pending) >= CATCH_UP_CHUNK or position >= end:
+            store.apply(pending, position)
+            pending = {}
+            failpoint("state.catching-up")
+    return read

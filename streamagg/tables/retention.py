@@ -1,86 +1,64 @@
-"""Bounded state: delete report buckets past retention and dedup ids past the horizon.
+"""Bounded state: delete report buckets past retention and call ids past the dedup horizon.
 
-Faust's windowed-table expiry compares with wall-clock time and forgets restored windows, so the
-tables are plain and this sweeper owns expiry. It walks each partition's RocksDB a slice at a
-time from inside the report agent, so every delete is a changelog tombstone of that partition.
+Both are leading key ranges of the layout (tables/keys.py): buckets and days sort in time, so
+what has expired is found with one seek per range and costs nothing while nothing expires.
+The deletes go through the partition's transaction, so each is a changelog tombstone.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
-import orjson
+from streamagg.tables.fold import ReportFold
+from streamagg.tables.keys import (
+    DAY_MS,
+    NEWEST_MS,
+    decode_int,
+    dedup_expiry_range,
+    report_expiry_range,
+)
 
-from streamagg.tables.buckets import parse_bucket_key
-from streamagg.tables.changelog import ChangelogWriter
-from streamagg.tables.faust_tables import ReportTables, partition_db
-
-# Faust's RocksDB store keeps its changelog offset under a key of its own in each partition.
-FAUST_PRIVATE_PREFIX = b"__faust"
+# Call ids are kept this much longer than the horizon, for source partitions that lag behind
+# the newest message of the partition.
 EXPIRY_SLACK_SECONDS = 6 * 3600
+DELETES_PER_TRANSACTION = 5_000
 
 
-@dataclass
+class SweptState(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def delete(self, key: bytes) -> None: ...
+
+    def scan(self, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+@dataclass(frozen=True)
 class RetentionSweeper:
+    reports: Mapping[str, ReportFold]
     retention_days: int
     dedup_horizon_seconds: int
-    keys_per_step: int = 500
-    _cursors: dict[tuple[str, int], bytes | None] = field(default_factory=dict)
+    budget: int = DELETES_PER_TRANSACTION
 
-    def step(
-        self,
-        tables: ReportTables,
-        partition: int,
-        now: float,
-        newest_message_ms: int | None,
-        writer: ChangelogWriter,
-    ) -> int:
-        """Examine a slice of every table of one partition; returns how many keys it deleted."""
+    def sweep(self, txn: SweptState, now: float) -> int:
+        """Delete up to ``budget`` expired keys; returns how many it deleted."""
+        ranges: list[tuple[bytes, bytes]] = []
         oldest_hour = int(now // 3600) - self.retention_days * 24
+        for report in self.reports.values():
+            for grain in report.grains:
+                ranges.append(
+                    report_expiry_range(report.name, grain.code, grain.bucket(oldest_hour))
+                )
+        newest_ms = decode_int(txn.get(NEWEST_MS), 0)
+        if newest_ms:
+            kept_ms = (self.dedup_horizon_seconds + EXPIRY_SLACK_SECONDS) * 1000
+            ranges.append(dedup_expiry_range((newest_ms - kept_ms) // DAY_MS))
         deleted = 0
-        for name, table in tables.reports.items():
-            deleted += self._sweep(
-                name, table, partition, writer, lambda key, _v: _bucket_end(key) <= oldest_hour
-            )
-        if newest_message_ms:
-            # Dedup entries hold [start, batch offset, message timestamp (ms), previous entry].
-            # The slack covers source partitions that lag behind the newest.
-            oldest = newest_message_ms - (self.dedup_horizon_seconds + EXPIRY_SLACK_SECONDS) * 1000
-            deleted += self._sweep(
-                "dedup",
-                tables.dedup,
-                partition,
-                writer,
-                lambda _k, value: orjson.loads(value)[2] < oldest,
-            )
+        for low, high in ranges:
+            for key, _value in txn.scan(low, high):
+                if deleted >= self.budget:
+                    return deleted
+                txn.delete(key)
+                deleted += 1
         return deleted
-
-    def _sweep(
-        self,
-        name: str,
-        table: Any,
-        partition: int,
-        writer: ChangelogWriter,
-        expired: Callable[[bytes, bytes], bool],
-    ) -> int:
-        db = partition_db(table, partition)
-        cursor = self._cursors.get((name, partition))
-        items = list(itertools.islice(db.items(from_key=cursor), self.keys_per_step + 1))
-        more = len(items) > self.keys_per_step
-        self._cursors[(name, partition)] = items[-1][0] if more else None
-        doomed = [
-            key
-            for key, value in items[: self.keys_per_step]
-            if not key.startswith(FAUST_PRIVATE_PREFIX) and expired(key, value)
-        ]
-        for key in doomed:
-            writer.put(table, partition, key, None)  # a tombstone in the changelog
-        return len(doomed)
-
-
-def _bucket_end(key: bytes) -> int:
-    _, grain, bucket = parse_bucket_key(key)
-    return grain.span(bucket)[1]

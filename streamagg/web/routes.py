@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamagg.errors import BadQuery
+from streamagg.tables.state import NotOwner, Unavailable
 from streamagg.web.auth import AccessDenied, check_customer
-from streamagg.web.forward import NotOwner, forward_request, owner_url
+from streamagg.web.forward import forward_request
 from streamagg.web.params import UnknownReport, parse_report_query
 from streamagg.web.query_service import run_local_query
 from streamagg.web.render import error_response, report_response
@@ -33,10 +35,6 @@ APP_KEY: web.AppKey[Any] = web.AppKey("streamagg_app", object)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class Unavailable(Exception):
-    """The worker cannot answer right now (recovering, rebalancing): HTTP 503."""
-
-
 def install_routes(web_app: web.Application, app: StreamaggApp) -> None:
     web_app[APP_KEY] = app
     web_app.middlewares.append(error_middleware)
@@ -44,6 +42,7 @@ def install_routes(web_app: web.Application, app: StreamaggApp) -> None:
     router.add_get("/", index)
     router.add_get("/healthz", healthz)
     router.add_get("/readyz", readyz)
+    router.add_get("/metrics", metrics)
     router.add_get("/api/v1/openapi.yaml", openapi)
     router.add_get("/api/v1/customers/{customer_id}/reports/{report}", report)
     if STATIC_DIR.is_dir():
@@ -90,6 +89,12 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    body = generate_latest(app.runtime.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 async def readyz(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     ready, reason = app.runtime.readiness(app)
@@ -110,13 +115,10 @@ async def report(request: web.Request) -> web.StreamResponse:
         retention_days=runtime.settings.retention_days,
     )
     check_customer(grant, query.customer_id)
-    ready, reason = runtime.readiness(app)
-    if not ready:
-        raise Unavailable(f"not ready: {reason}; retry shortly")
     try:
         rows = run_local_query(app, query)
     except NotOwner as not_owner:
-        url = owner_url(app, not_owner.partition)
+        url = runtime.state.owner_url(not_owner.partition)
         if url is None or request.headers.get("X-Streamagg-Forwarded"):
             raise Unavailable(
                 "the owner of this customer's data is moving; retry shortly"

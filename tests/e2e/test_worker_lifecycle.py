@@ -17,7 +17,7 @@ def test_worker_becomes_ready_and_serves_health(worker_factory) -> None:  # type
     assert ready.json()["ready"] is True
     metrics = worker.get("/metrics").text
     assert 'streamagg_cdrs_total{outcome="accepted"} 0.0' in metrics
-    assert "faust_" in metrics
+    assert 'streamagg_state_transactions_total{outcome="failed"} 0.0' in metrics
 
 
 def test_table_dump_pages_are_off(worker_factory) -> None:  # type: ignore[no-untyped-def]

@@ -92,7 +92,8 @@ class PrivateBroker:
 
 
 class ResilientProducer(threading.Thread):
-    """Sends ``chunks`` to ``topic`` from a thread of its own, pausing ``pause`` s between chunks.
+    """Sends ``chunks`` to ``topic`` from a thread of its own, pausing ``pause`` s after each
+    chunk (one value for all, or one per chunk); a chunk with a gate waits for it to be set.
 
     Every message is sent until the broker acknowledges it. The producer is idempotent, so its
     own retries never duplicate; a message whose send failed as a whole (its batch expired while
@@ -101,13 +102,21 @@ class ResilientProducer(threading.Thread):
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, chunks: Sequence[Sequence[bytes]], pause: float
+        self,
+        bootstrap: str,
+        topic: str,
+        chunks: Sequence[Sequence[bytes]],
+        pause: float | Sequence[float],
+        gates: dict[int, threading.Event] | None = None,
     ) -> None:
         super().__init__(name="resilient-producer", daemon=True)
         self.bootstrap = bootstrap
         self.topic = topic
         self.chunks = chunks
-        self.pause = pause
+        self.pauses = [pause] * len(chunks) if isinstance(pause, int | float) else list(pause)
+        self.gates = gates or {}
+        self.chunks_sent = 0
+        self._progress = threading.Condition()
         self.acked = 0
         self.resent = 0
         self.errors: list[str] = []
@@ -122,6 +131,20 @@ class ResilientProducer(threading.Thread):
 
     def abort(self) -> None:
         self._stop_event.set()
+        with self._progress:
+            self._progress.notify_all()
+
+    def wait_sent(self, chunks: int, timeout: float) -> None:
+        """Block until the first ``chunks`` chunks are acknowledged by the broker."""
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            while self.chunks_sent < chunks:
+                if self.failure is not None or self._stop_event.is_set():
+                    raise AssertionError(f"the producer stopped: {self.failure!r}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{self.chunks_sent} of {chunks} chunks sent in time")
+                self._progress.wait(min(left, 1.0))
 
     def join_checked(self, timeout: float) -> None:
         self.join(timeout)
@@ -157,7 +180,12 @@ class ResilientProducer(threading.Thread):
     async def _main(self) -> None:
         producer = await self._connect()
         try:
-            for chunk in self.chunks:
+            for index, chunk in enumerate(self.chunks):
+                gate = self.gates.get(index)
+                while gate is not None and not gate.is_set():
+                    if self._stop_event.is_set():
+                        return
+                    await asyncio.sleep(0.1)
                 pending = list(chunk)
                 attempt = 0
                 while pending:
@@ -185,7 +213,10 @@ class ResilientProducer(threading.Thread):
                         await _quietly_stop(producer)
                         await asyncio.sleep(1)
                         producer = await self._connect()
-                await asyncio.sleep(self.pause)
+                with self._progress:
+                    self.chunks_sent = index + 1
+                    self._progress.notify_all()
+                await asyncio.sleep(self.pauses[index])
         finally:
             await _quietly_stop(producer)
 
@@ -213,11 +244,14 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     return partitions
 
 
-async def read_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> list[bytes]:
+async def read_topic(
+    bootstrap: str, topic: str, timeout: float = 120.0, committed: bool = False
+) -> list[bytes]:
     """Every message value of ``topic`` up to its current end, partition by partition, each in
-    offset order."""
+    offset order (of committed transactions only, with ``committed``)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        isolation_level="read_committed" if committed else "read_uncommitted",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
@@ -242,7 +276,8 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> list
                 for record in records:
                     if record.offset < ends[tp]:
                         got[tp].append(bytes(record.value or b""))
-                    position[tp] = record.offset + 1
+            for tp in tps:  # past transaction markers and aborted records too
+                position[tp] = await consumer.position(tp)
         return [value for tp in tps for value in got[tp]]
     finally:
         await consumer.stop()

@@ -1,12 +1,12 @@
-"""In-memory stand-ins for a table partition's key-value store, for applier and query tests."""
+"""An in-memory stand-in for a partition's state, for fold, retention and query tests."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 
-class MemStore:
-    """A dict-backed bytes → bytes store with the applier's KeyValueStore interface."""
+class MemState:
+    """A dict-backed bytes → bytes state with the transaction's get/set/delete/scan."""
 
     def __init__(self, data: Mapping[bytes, bytes] | None = None) -> None:
         self.data: dict[bytes, bytes] = dict(data or {})
@@ -21,40 +21,6 @@ class MemStore:
     def delete(self, key: bytes) -> None:
         self.data.pop(key, None)
 
-
-class Crash(Exception):
-    """The simulated process death of a FailingStore."""
-
-
-class WriteBudget:
-    """How many writes the stores sharing it may still make before they 'crash'."""
-
-    def __init__(self, writes_left: int | None) -> None:
-        self.writes_left = writes_left
-        self.writes_done = 0
-
-    def spend(self) -> None:
-        if self.writes_left is not None:
-            if self.writes_left <= 0:
-                raise Crash(f"crash after {self.writes_done} writes")
-            self.writes_left -= 1
-        self.writes_done += 1
-
-
-class FailingStore:
-    """Wraps a MemStore; raises Crash on the write that exceeds the shared budget (unwritten)."""
-
-    def __init__(self, inner: MemStore, budget: WriteBudget) -> None:
-        self.inner = inner
-        self.budget = budget
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.inner.get(key)
-
-    def set(self, key: bytes, value: bytes) -> None:
-        self.budget.spend()
-        self.inner.set(key, value)
-
-    def delete(self, key: bytes) -> None:
-        self.budget.spend()
-        self.inner.delete(key)
+    def scan(self, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) with low <= key < high, in key order (a snapshot)."""
+        return iter([(k, self.data[k]) for k in sorted(self.data) if low <= k < high])

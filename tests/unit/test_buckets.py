@@ -9,16 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamagg.tables.buckets import (
-    DAY,
-    HOUR,
-    MONTH,
-    Grain,
-    bucket_key,
-    cover,
-    customer_of,
-    parse_bucket_key,
-)
+from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain, cover
 
 PROPS = settings(max_examples=200, deadline=None)
 
@@ -199,25 +190,3 @@ def test_cover_of_an_empty_range_is_empty() -> None:
     h = hour_of(2026, 11, 25)
     assert cover(h, h, (HOUR, DAY, MONTH)) == []
     assert cover(h, h - 5, (DAY,)) == []
-
-
-# ---------------------------------------------------------------- keys
-
-
-@pytest.mark.parametrize("customer", ["42", "acme corp", "Zürich", "x" * 128])
-@pytest.mark.parametrize("grain", [HOUR, DAY, MONTH])
-def test_bucket_key_round_trip(customer: str, grain: Grain) -> None:
-    bucket = grain.bucket(hour_of(2026, 11, 25, 13))
-    key = bucket_key(customer, grain, bucket)
-    assert isinstance(key, bytes)
-    assert parse_bucket_key(key) == (customer, grain, bucket)
-    assert customer_of(key) == customer
-
-
-def test_bucket_keys_of_one_customer_share_a_prefix_others_do_not() -> None:
-    h = hour_of(2026, 11, 25)
-    key_4 = bucket_key("4", HOUR, h)
-    key_42 = bucket_key("42", HOUR, h)
-    assert not key_42.startswith(key_4.split(b"\x1f")[0] + b"\x1f")
-    assert bucket_key("4", DAY, h // 24).startswith(b"4\x1f")
-    assert len({bucket_key("4", g, 1) for g in (HOUR, DAY, MONTH)}) == 3

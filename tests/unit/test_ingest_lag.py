@@ -14,7 +14,7 @@ import orjson
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from streamagg.agents.ingest import IngestStage, LagSeriesListener
+from streamagg.agents.ingest import IngestStage, LagSeriesListener, TransactionalPartitions
 from streamagg.metrics import Metrics, create_metrics
 from streamagg.settings import Settings
 
@@ -84,16 +84,27 @@ async def test_assignment_creates_no_series_until_the_partition_is_polled() -> N
     assert listener.owned == assigned
 
 
+def transactional(stage: IngestStage, consumer: FakeConsumer, *tps: TopicPartition) -> Any:
+    """The stage's partitions with a fake transactional producer for each of tps."""
+    partitions = TransactionalPartitions(stage, consumer)  # type: ignore[arg-type]
+    for tp in tps:
+        partitions.producers[tp] = FakeProducer()
+    stage.lag_listener = partitions
+    return partitions
+
+
 async def test_a_poll_of_a_partition_not_owned_sets_no_series() -> None:
     registry, metrics = fresh()
     stage = IngestStage(Settings(topic=TOPIC), metrics, did_owner=lambda did: "")
     tp = TopicPartition(TOPIC, 3)
     consumer = FakeConsumer(highwater={tp: 8})
+    partitions = transactional(stage, consumer, tp)
 
-    await stage._forward(consumer, FakeProducer(), {tp: [message(tp, 5)]})
+    await stage._forward(consumer, partitions, {tp: [message(tp, 5)]})  # type: ignore[arg-type]
 
     assert lag_series(registry) == set()
-    assert consumer.committed == {tp: 6}  # everything else about the poll happened
+    # Everything else about the poll happened, in one committed transaction.
+    assert partitions.producers[tp].log == ["begin", "send", "offsets {6}", "commit"]
 
 
 async def test_a_reassigned_partition_gets_a_series_again_from_its_next_poll() -> None:
@@ -101,43 +112,58 @@ async def test_a_reassigned_partition_gets_a_series_again_from_its_next_poll() -
     stage = IngestStage(Settings(topic=TOPIC), metrics, did_owner=lambda did: "")
     tp = TopicPartition(TOPIC, 1)
     consumer = FakeConsumer(highwater={tp: 10})
-    listener = stage.lag_listener
+    partitions = transactional(stage, consumer, tp)
 
-    await listener.on_partitions_assigned([tp])
-    await stage._forward(consumer, FakeProducer(), {tp: [message(tp, 6)]})
+    await LagSeriesListener.on_partitions_assigned(partitions, [tp])
+    await stage._forward(consumer, partitions, {tp: [message(tp, 6)]})  # type: ignore[arg-type]
     assert lag(registry, TOPIC, 1) == 3  # end offset 10, next to read 7
 
-    await listener.on_partitions_revoked([tp])
+    await partitions.on_partitions_revoked([tp])
     assert lag(registry, TOPIC, 1) is None
+    assert tp not in partitions.producers
 
-    await listener.on_partitions_assigned([tp])
-    await stage._forward(consumer, FakeProducer(), {tp: [message(tp, 9)]})
+    partitions.producers[tp] = FakeProducer()
+    await LagSeriesListener.on_partitions_assigned(partitions, [tp])
+    await stage._forward(consumer, partitions, {tp: [message(tp, 9)]})  # type: ignore[arg-type]
     assert lag(registry, TOPIC, 1) == 0
 
 
-async def test_a_poll_finishing_after_its_partition_was_revoked_sets_no_series() -> None:
-    """The sends of a poll are awaited; a rebalance can revoke the partition meanwhile (before
-    the consumer's new assignment is known)."""
+async def test_a_revocation_waits_for_the_transactions_in_flight() -> None:
+    """A rebalance that revokes a partition while its poll is being forwarded waits until the
+    poll's transaction is over, and then removes the series: none is left behind."""
     registry, metrics = fresh()
     stage = IngestStage(Settings(topic=TOPIC), metrics, did_owner=lambda did: "")
     kept, moved = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 2)
     consumer = FakeConsumer(highwater={kept: 4, moved: 50})
-    listener = stage.lag_listener
-    await listener.on_partitions_assigned([kept, moved])
-    metrics.consumer_lag.labels(topic=TOPIC, partition="2").set(40)
+    partitions = transactional(stage, consumer, kept, moved)
+    await LagSeriesListener.on_partitions_assigned(partitions, [kept, moved])
+    release = asyncio.Event()
+    partitions.producers[moved].hold_commit = release
+    order: list[str] = []
 
-    async def rebalance_during_send() -> None:
-        await listener.on_partitions_revoked([kept, moved])  # eager: everything is revoked
-        await listener.on_partitions_assigned([kept])
+    async def forward() -> None:
+        async with stage.lock:
+            polled = {kept: [message(kept, 3)], moved: [message(moved, 10)]}
+            await stage._forward(consumer, partitions, polled)  # type: ignore[arg-type]
+            order.append("forwarded")
 
-    producer = FakeProducer(on_first_send=rebalance_during_send)
-    polled = {kept: [message(kept, 3)], moved: [message(moved, 10)]}
-    await stage._forward(consumer, producer, polled)
+    async def rebalance() -> None:
+        await partitions.on_partitions_revoked([kept, moved])  # eager: everything is revoked
+        order.append("revoked")
+        await LagSeriesListener.on_partitions_assigned(partitions, [kept])
 
-    assert lag(registry, TOPIC, 0) == 0
-    assert lag(registry, TOPIC, 2) is None
-    assert lag_series(registry) == {(TOPIC, "0")}
-    assert listener.owned == {kept}
+    forwarding = asyncio.create_task(forward())
+    await asyncio.sleep(0.05)
+    rebalancing = asyncio.create_task(rebalance())
+    await asyncio.sleep(0.05)
+    assert order == [], "the revocation must wait for the transaction in flight"
+    release.set()
+    await asyncio.gather(forwarding, rebalancing)
+
+    assert order == ["forwarded", "revoked"]
+    assert lag_series(registry) == set()
+    assert partitions.owned == {kept}
+    assert partitions.producers == {}
 
 
 # --- fakes of the two aiokafka clients, as far as IngestStage._forward uses them ---
@@ -165,28 +191,40 @@ def message(tp: TopicPartition, offset: int) -> ConsumerRecord:
 class FakeConsumer:
     def __init__(self, highwater: dict[TopicPartition, int]):
         self._highwater = highwater
-        self.committed: dict[TopicPartition, int] = {}
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return self._highwater.get(tp)
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.committed.update(offsets)
-
 
 class FakeProducer:
-    def __init__(self, on_first_send: Any = None) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-        self._on_first_send = on_first_send
+    """A transactional producer that logs its calls; ``hold_commit`` delays the commit."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.hold_commit: asyncio.Event | None = None
+
+    async def begin_transaction(self) -> None:
+        self.log.append("begin")
 
     async def send(self, topic: str, value: bytes, **_: Any) -> asyncio.Future[object]:
-        if self._on_first_send is not None:
-            hook, self._on_first_send = self._on_first_send, None
-            await hook()
-        self.sent.append((topic, value))
+        self.log.append("send")
         done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+    async def send_offsets_to_transaction(self, offsets: dict[Any, int], group: str) -> None:
+        self.log.append(f"offsets {set(offsets.values())}")
+
+    async def commit_transaction(self) -> None:
+        if self.hold_commit is not None:
+            await self.hold_commit.wait()
+        self.log.append("commit")
+
+    async def abort_transaction(self) -> None:
+        self.log.append("abort")
+
+    async def stop(self) -> None:
+        self.log.append("stop")
 
 
 def registry_text(registry: CollectorRegistry) -> str:

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamagg.batches import Batch, Record
+from streamagg.batches import Record
 from streamagg.cdr import Cdr
 from streamagg.reference.ratecenters import RateCenterRow
 from streamagg.reports import REPORTS
-from streamagg.reports.base import QueryContext, Report, merge_into, money, ratio
+from streamagg.reports.base import QueryContext, Report, money, ratio
 from streamagg.reports.did_cli import DidCliReport
 from streamagg.reports.dtmf import DtmfReport
 from streamagg.reports.query import merged_groups, run_query
 from streamagg.reports.rate_center import RateCenterReport
 from streamagg.reports.tech_prefix import TechPrefixReport
-from streamagg.tables.applier import BatchApplier, PartitionStores
-from tests.support.memstore import MemStore
+from streamagg.tables.fold import fold_records
+from tests.support.memstore import MemState
 
 _callids = itertools.count()
 
@@ -54,12 +54,19 @@ def call(**fields: Any) -> Cdr:
     return Cdr(**values)
 
 
+def add_into(target: dict[str, list[int]], source: dict[str, list[int]]) -> None:
+    for group, vector in source.items():
+        existing = target.setdefault(group, [0] * len(vector))
+        for i, value in enumerate(vector):
+            existing[i] += value
+
+
 def fold(report: Report, cdrs: Iterable[Cdr]) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     for cdr in cdrs:
         group = report.group(cdr)
         if group is not None:
-            merge_into(groups, {group: report.delta(cdr)})
+            add_into(groups, {group: report.delta(cdr)})
     return groups
 
 
@@ -318,8 +325,8 @@ def test_tech_prefix_ratios_come_from_summed_counts_not_averages() -> None:
     busy_hour = fold(report, [call(tech_prefix="1")] * 3)  # 0 of 3 answered
     quiet_hour = fold(report, [answered(10_000_000, tech_prefix="1")])  # 1 of 1, 10 s
     merged: dict[str, list[int]] = {}
-    merge_into(merged, busy_hour)
-    merge_into(merged, quiet_hour)
+    add_into(merged, busy_hour)
+    add_into(merged, quiet_hour)
     (row,) = report.rows(merged, QueryContext("42"))
     assert row["asr"] == 25.0  # not (0 + 100) / 2
     assert row["acd"] == 10.0
@@ -337,29 +344,17 @@ def test_tech_prefix_sorted_by_total_then_prefix() -> None:
     ]
 
 
-def test_merge_into_adds_vectors_without_aliasing() -> None:
-    source = {"g": [1, 2]}
-    target: dict[str, list[int]] = {}
-    merge_into(target, source)
-    merge_into(target, source)
-    assert target == {"g": [2, 4]}
-    assert source == {"g": [1, 2]}
-
-
 # ---------------------------------------------------------------- queries over buckets
 
 
-def build_tables(cdrs: list[Cdr]) -> dict[str, MemStore]:
-    """Report tables as the applier writes them, one batch per 25 CDRs."""
-    stores = {name: MemStore() for name in REPORTS}
-    partition = PartitionStores(progress=MemStore(), dedup=MemStore(), reports=stores)
-    applier = BatchApplier(REPORTS, dedup_horizon_seconds=48 * 3600)
+def build_tables(cdrs: list[Cdr]) -> MemState:
+    """A partition's state as the fold writes it, one batch per 25 CDRs."""
+    state = MemState()
     records = [Record(i, 0, cdr) for i, cdr in enumerate(cdrs)]
-    for offset, first in enumerate(range(0, len(records), 25)):
-        batch = Batch("cdr-events/0", records[first : first + 25])
-        outcome = applier.apply(0, offset, batch, partition)
-        assert outcome.duplicates == 0 and outcome.resent == 0
-    return stores
+    for first in range(0, len(records), 25):
+        outcome = fold_records(state, records[first : first + 25], REPORTS, 48 * 3600)
+        assert outcome.duplicates == 0
+    return state
 
 
 def brute_force(report: Report, cdrs: list[Cdr], customer: str, start_h: int, end_h: int) -> dict:
@@ -418,20 +413,19 @@ def test_query_over_buckets_equals_the_fold_of_the_range(cdrs: list[Cdr], data: 
         whole_days = name == "did-cli"
         start_h, end_h = data.draw(hour_ranges(whole_days), label=name)
         customer = data.draw(st.sampled_from(["42", "43", "44"]), label=f"{name} customer")
-        got = merged_groups(report, customer, start_h, end_h, stores[name].get)
+        got = merged_groups(report, customer, start_h, end_h, stores.scan)
         assert got == brute_force(report, cdrs, customer, start_h, end_h), name
         context = QueryContext(customer, resolve_rate_center=fake_resolve)
         expected_rows = report.rows(brute_force(report, cdrs, customer, start_h, end_h), context)
-        assert run_query(report, start_h, end_h, stores[name].get, context) == expected_rows
+        assert run_query(report, start_h, end_h, stores.scan, context) == expected_rows
 
 
 def test_dtmf_query_filters_the_hours_of_its_edge_days() -> None:
     day_start = at(2026, 11, 25)
     cdrs = [call(start=day_start + h * 3600, customer_charge=1) for h in range(48)]
     stores = build_tables(cdrs)
-    read: Callable[[bytes], bytes | None] = stores["dtmf"].get
     rows = run_query(
-        DtmfReport(), day_start // 3600 + 5, day_start // 3600 + 29, read, QueryContext("42")
+        DtmfReport(), day_start // 3600 + 5, day_start // 3600 + 29, stores.scan, QueryContext("42")
     )
     assert [r["dt"] for r in rows] == [
         f"2026-11-{25 + (5 + i) // 24}T{(5 + i) % 24:02d}:00:00Z" for i in range(24)
@@ -440,5 +434,5 @@ def test_dtmf_query_filters_the_hours_of_its_edge_days() -> None:
 
 def test_query_of_a_customer_without_data_is_empty() -> None:
     stores = build_tables([call()])
-    for name, report in REPORTS.items():
-        assert run_query(report, 0, 10**6, stores[name].get, QueryContext("43")) == []
+    for report in REPORTS.values():
+        assert run_query(report, 0, 10**6, stores.scan, QueryContext("43")) == []

@@ -1,0 +1,72 @@
+"""The Kafka clients streamagg's stages use, built one way from the settings.
+
+Transactional producers fence: starting one with a transactional id aborts the open transaction
+of any earlier producer with that id and makes every later call of that producer fail with
+ProducerFenced. Readers use read_committed: they see committed transactions only, whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streamagg.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The broker's default message limit is 1 MiB; stay under it with room for headers.
+MAX_BATCH_BYTES = 900_000
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# A killed worker's partitions wait this long for a new owner: short, for fast recovery.
+SESSION_TIMEOUT_MS = 10_000
+TRANSACTION_TIMEOUT_MS = 60_000
+
+
+def common_options(settings: Settings) -> dict[str, Any]:
+    return {"bootstrap_servers": settings.bootstrap_servers, **settings.kafka_client_options()}
+
+
+async def fencing_producer(settings: Settings, transactional_id: str) -> AIOKafkaProducer:
+    """A started transactional producer that has fenced every earlier one of its id."""
+    producer = AIOKafkaProducer(
+        transactional_id=transactional_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=0,
+        max_batch_size=MAX_BATCH_BYTES,
+        max_request_size=MAX_REQUEST_BYTES,
+        transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+        **common_options(settings),
+    )
+    try:
+        await producer.start()
+        # The producer id (and with it the fencing of earlier producers) is obtained before
+        # the first transaction: do it now, while nothing is at stake.
+        await producer.begin_transaction()
+        await producer.abort_transaction()
+    except BaseException:
+        await stop_quietly(producer)
+        raise
+    return producer
+
+
+def committed_reader(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer of no group that reads committed records only (assign and seek it)."""
+    return AIOKafkaConsumer(
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+        **common_options(settings),
+    )
+
+
+async def stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer, timeout: float = 10) -> None:
+    """Stop a client that may be fenced or cut off from the cluster, without raising."""
+    with contextlib.suppress(Exception, asyncio.TimeoutError):
+        await asyncio.wait_for(client.stop(), timeout)

@@ -1,0 +1,75 @@
+"""The key layout and value encodings of the state (format 1), shared by RocksDB and changelog.
+
+Every key starts with a one-letter kind and fields separated by 0x1f (customer ids and report
+names cannot contain control characters; the last field may hold anything):
+
+- ``R␟report␟{grain}{bucket:08d}␟customer␟group`` → one report group of one bucket, its vector
+  of integers. Buckets sort in time, so the buckets past retention are one leading key range
+  per (report, grain); a query reads one key range per (bucket, customer).
+- ``D␟{day:06d}␟customer␟callid`` → a call id accepted on that day of Kafka time (UTC days of
+  the CDR message timestamps). Expired days are one leading key range.
+- ``M␟name`` → partition metadata kept in the changelog (next batch offset, newest message time).
+- ``\\x00name`` → local-only bookkeeping of the RocksDB copy (never in the changelog).
+
+One group per key keeps every value small (a few integers), whatever the data, and makes a
+batch's cost grow with the groups it touches. Grains are one letter, so a finer one (15-minute
+buckets for local time zones) is a new letter, not a new layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+FORMAT_VERSION = 1
+SEP = "\x1f"
+DAY_MS = 86_400_000
+
+NEXT_OFFSET = b"M\x1fnext-batch-offset"  # next offset of the batch partition to apply
+NEWEST_MS = b"M\x1fnewest-message-ms"  # newest CDR message timestamp applied
+LOCAL_CHECKPOINT = b"\x00checkpoint"  # next changelog offset to read into this copy
+LOCAL_FORMAT = b"\x00format"
+LOCAL_PREFIX = b"\x00"
+
+
+def report_bucket_prefix(report: str, grain: str, bucket: int, customer: str) -> bytes:
+    """Prefix of every group of one customer's bucket."""
+    return f"R{SEP}{report}{SEP}{grain}{bucket:08d}{SEP}{customer}{SEP}".encode()
+
+
+def report_key(report: str, grain: str, bucket: int, customer: str, group: str) -> bytes:
+    return report_bucket_prefix(report, grain, bucket, customer) + group.encode()
+
+
+def report_expiry_range(report: str, grain: str, first_kept_bucket: int) -> tuple[bytes, bytes]:
+    """Keys of the buckets before ``first_kept_bucket`` of one report grain: [low, high)."""
+    low = f"R{SEP}{report}{SEP}{grain}".encode()
+    return low, low + f"{first_kept_bucket:08d}".encode()
+
+
+def group_of(key: bytes, prefix: bytes) -> str:
+    return key[len(prefix) :].decode()
+
+
+def dedup_key(day: int, customer: str, callid: str) -> bytes:
+    return f"D{SEP}{day:06d}{SEP}{customer}{SEP}{callid}".encode()
+
+
+def dedup_expiry_range(first_kept_day: int) -> tuple[bytes, bytes]:
+    return f"D{SEP}".encode(), f"D{SEP}{first_kept_day:06d}".encode()
+
+
+def encode_vector(values: Sequence[int]) -> bytes:
+    """Integers as ASCII decimals: exact at any size (sums of micro-units can pass 2**63)."""
+    return ",".join(map(str, values)).encode()
+
+
+def decode_vector(raw: bytes) -> list[int]:
+    return [int(part) for part in raw.split(b",")]
+
+
+def encode_int(value: int) -> bytes:
+    return str(value).encode()
+
+
+def decode_int(raw: bytes | None, default: int) -> int:
+    return default if raw is None else int(raw)

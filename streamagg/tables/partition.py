@@ -1,0 +1,114 @@
+"""One batch partition this worker owns: its local copy, its fencing producer, its status.
+
+A partition is *recovering* (fencing earlier writers, reading its changelog), *active*
+(applying batches, answering queries) or *stopped* (something failed; retried after a backoff
+by recovering again). Recovery is the one way back from anything: fence, catch up with the
+changelog, continue at the batch offset the state itself records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from streamagg.kafka_clients import committed_reader, fencing_producer, stop_quietly
+from streamagg.settings import Settings
+from streamagg.tables.changelog import catch_up
+from streamagg.tables.keys import NEXT_OFFSET, decode_int
+from streamagg.tables.store import PartitionStore
+from streamagg.tables.transaction import PartitionTransaction
+
+log = logging.getLogger(__name__)
+
+FENCE_TIMEOUT_S = 60.0
+MAX_BACKOFF_S = 60.0
+
+
+class Status(enum.Enum):
+    RECOVERING = "recovering"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+
+
+@dataclass(eq=False)
+class OwnedPartition:
+    number: int
+    store: PartitionStore | None = None  # opened by recovery
+    status: Status = Status.RECOVERING
+    reason: str = "recovering its state from the changelog"
+    producer: AIOKafkaProducer | None = None
+    next_offset: int = 0  # next batch offset to apply
+    failures: int = 0
+    retry_at: float = 0.0
+    last_commit: float = field(default_factory=time.monotonic)
+    recovery: asyncio.Task[None] | None = None
+    recovered: bool = False  # recovery done; the stage seeks and resumes the partition
+
+    def transaction(self, changelog: str) -> PartitionTransaction:
+        assert self.producer is not None and self.store is not None
+        return PartitionTransaction(self.number, self.store, self.producer, changelog)
+
+    def stop(self, reason: str) -> None:
+        """Mark the partition stopped; it is recovered again after a growing backoff."""
+        self.failures += 1
+        backoff = min(MAX_BACKOFF_S, 2.0**self.failures)
+        self.status = Status.STOPPED
+        self.reason = f"stopped ({reason}); retrying in {backoff:.0f} s"
+        self.retry_at = time.monotonic() + backoff
+        self.recovered = False
+        log.error("partition %d %s", self.number, self.reason)
+
+    async def release(self) -> None:
+        """Give the partition up: no recovery running, no producer left."""
+        if self.recovery is not None and not self.recovery.done():
+            self.recovery.cancel()
+            await asyncio.gather(self.recovery, return_exceptions=True)
+        await self.drop_producer()
+
+    async def drop_producer(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            await stop_quietly(producer)
+
+
+async def recover(
+    partition: OwnedPartition,
+    settings: Settings,
+    changelog: TopicPartition,
+    batches: TopicPartition,
+) -> int:
+    """Fence every earlier writer of the partition, bring the local copy to the end of the
+    changelog and read from it where batches continue; returns the changelog records read."""
+    await partition.drop_producer()
+    transactional_id = f"{settings.app_id}-state-{partition.number}"
+    partition.producer = await asyncio.wait_for(
+        fencing_producer(settings, transactional_id), FENCE_TIMEOUT_S
+    )
+    # From here no earlier writer can commit to the changelog: its end is final until we write.
+    store = partition.store
+    assert store is not None
+    reader = committed_reader(settings)
+    await reader.start()
+    try:
+        end = (await reader.end_offsets([changelog]))[changelog]
+        read = await catch_up(store, reader, changelog, end)
+        next_offset = decode_int(store.get(NEXT_OFFSET), 0)
+        first = (await reader.beginning_offsets([batches]))[batches]
+    finally:
+        await stop_quietly(reader)
+    if next_offset < first:
+        log.error(
+            "partition %d: batches [%d, %d) were deleted by the batch topic's retention before "
+            "they were applied; their CDRs are missing from the reports",
+            partition.number,
+            next_offset,
+            first,
+        )
+        next_offset = first
+    partition.next_offset = next_offset
+    return read

@@ -1,0 +1,381 @@
+"""The state layer: owns the batch partitions of this worker, from batch message to durable state.
+
+A consumer of the batch topic in the group ``{app_id}-state`` (assignor: tables/assignor.py)
+gets partitions. Each owned partition recovers (tables/partition.py), then the stage reads
+batches in cycles: for each active partition, a transaction is filled by the handler (the
+report agent) and the retention sweeper, and all transactions of the cycle commit at once.
+A failure of one partition stops that partition only. Queries read the local copy of active
+partitions; the owner map from the assignment says where the others are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streamagg.errors import StreamaggError
+from streamagg.kafka_clients import SESSION_TIMEOUT_MS, common_options
+from streamagg.metrics import Metrics
+from streamagg.settings import Settings
+from streamagg.tables.assignor import OwnershipAssignor
+from streamagg.tables.partition import OwnedPartition, Status, recover
+from streamagg.tables.retention import RetentionSweeper
+from streamagg.tables.standby import StandbyFollower
+from streamagg.tables.store import PartitionStore
+from streamagg.tables.transaction import PartitionTransaction
+
+log = logging.getLogger(__name__)
+
+COMMIT_TIMEOUT_S = 30.0
+MAINTENANCE_EVERY_S = 30.0
+RESTART_SECONDS = 5.0
+
+
+class BatchHandler(Protocol):
+    """What the stage calls for each partition's batch messages of a cycle."""
+
+    def apply(self, txn: PartitionTransaction, messages: Sequence[ConsumerRecord[Any, Any]]) -> Any:
+        """Fold the messages into the transaction; returns what ``committed`` gets."""
+
+    def committed(self, outcome: Any) -> None:
+        """The transaction of ``apply`` is committed (count what it did)."""
+
+
+class NotOwner(StreamaggError):
+    """Another worker owns the partition."""
+
+    def __init__(self, partition: int) -> None:
+        super().__init__(f"partition {partition} is owned by another worker")
+        self.partition = partition
+
+
+class Unavailable(StreamaggError):
+    """This worker owns the partition but cannot answer from it now."""
+
+
+class StateLayer(ConsumerRebalanceListener):
+    def __init__(
+        self, settings: Settings, metrics: Metrics, handler: BatchHandler, sweeper: RetentionSweeper
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.handler = handler
+        self.sweeper = sweeper
+        self.topic = settings.batches_topic
+        self.changelog = settings.changelog_topic
+        self.assignor = OwnershipAssignor(
+            settings.canonical_url, self.topic, settings.standby_replicas, self._warm_partitions
+        )
+        self.owned: dict[int, OwnedPartition] = {}
+        self.stores: dict[int, PartitionStore] = {}
+        self.lock = asyncio.Lock()
+        self.epoch = 0  # bumped by every rebalance: a poll from an older epoch is dropped
+        self.rebalancing = True
+        self.consumer: AIOKafkaConsumer | None = None
+        self.follower = StandbyFollower(settings, self._store)
+        self._stopping = False
+        self._last_offsets_commit = 0.0
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def store_for_query(self, partition: int) -> PartitionStore:
+        """The local copy to answer from; NotOwner or Unavailable when there is none."""
+        owned = self.owned.get(partition)
+        if owned is not None and owned.status is Status.ACTIVE and owned.store is not None:
+            return owned.store
+        if owned is not None:
+            raise Unavailable(f"this customer's partition is {owned.reason}; retry shortly")
+        if self.rebalancing:
+            raise Unavailable("partitions are being rebalanced; retry shortly")
+        raise NotOwner(partition)
+
+    def owner_url(self, partition: int) -> str | None:
+        url = self.assignor.ownership.owners.get(partition)
+        return None if url == self.settings.canonical_url else url
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.consumer is None:
+            return False, "connecting to Kafka (batch topic)"
+        if self.rebalancing:
+            return False, "partitions are being rebalanced"
+        for number in sorted(self.owned):
+            owned = self.owned[number]
+            if owned.status is not Status.ACTIVE:
+                return False, f"partition {number} is {owned.reason}"
+        return True, "ready"
+
+    # -- running ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.follower.stop()
+
+    async def run(self) -> None:
+        follower = asyncio.create_task(self.follower.run())
+        try:
+            while not self._stopping:
+                try:
+                    await self._run_consumer()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.error(
+                        "state: consumer of %s failed (%r); restarting in %.0f s",
+                        self.topic,
+                        exc,
+                        RESTART_SECONDS,
+                    )
+                    await asyncio.sleep(RESTART_SECONDS)
+        finally:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+
+    async def close(self) -> None:
+        async with self.lock:
+            await self._release_all()
+        await self.follower.close()
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
+
+    async def _run_consumer(self) -> None:
+        consumer = AIOKafkaConsumer(
+            group_id=f"{self.settings.app_id}-state",
+            partition_assignment_strategy=(self.assignor,),
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+            **common_options(self.settings),
+        )
+        consumer.subscribe([self.topic], listener=self)
+        self.rebalancing = True
+        self.consumer = consumer  # the listener may be called as soon as it starts
+        try:
+            await consumer.start()
+            while not self._stopping:
+                self._resume_recovered(consumer)
+                self._retry_stopped()
+                epoch = self.epoch
+                polled = await consumer.getmany(timeout_ms=200, max_records=50_000)
+                async with self.lock:
+                    if epoch != self.epoch:
+                        continue  # read before a rebalance: positions have changed since
+                    if polled:
+                        await self._cycle(polled)
+                    await self._maintenance(consumer)
+        finally:
+            async with self.lock:
+                await self._release_all()
+                self.consumer = None
+            with contextlib.suppress(KafkaError, OSError):
+                await consumer.stop()
+
+    # -- rebalances (aiokafka calls these between polls) --------------------------------------
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self.lock:  # wait for the cycle in flight
+            self.epoch += 1
+            self.rebalancing = True
+            await self._release_all()
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        tps = list(assigned)
+        consumer.pause(*tps)  # nothing is read before the partition is recovered
+        self.epoch += 1
+        # The follower lets go of partitions owned here now before their recovery starts.
+        ownership = self.assignor.ownership
+        await self.follower.follow(ownership.standby - {tp.partition for tp in tps})
+        for tp in tps:
+            owned = OwnedPartition(tp.partition)
+            self.owned[tp.partition] = owned
+            owned.recovery = asyncio.create_task(self._recover(owned))
+        self.rebalancing = False
+        log.info(
+            "state: owning partitions %s of %s (generation %d)",
+            sorted(self.owned),
+            self.topic,
+            self.assignor.ownership.generation,
+        )
+
+    # -- partition lifecycle ----------------------------------------------------------------
+
+    def _store(self, partition: int) -> PartitionStore:
+        store = self.stores.get(partition)
+        if store is None:
+            store = self.stores[partition] = PartitionStore(self._store_path(partition))
+        return store
+
+    def _store_path(self, partition: int) -> Path:
+        return self.settings.data_dir / "state" / self.settings.app_id / f"partition-{partition}"
+
+    def _warm_partitions(self) -> set[int]:
+        """Partitions with a local copy on disk: cheap to take over here."""
+        folder = self._store_path(0).parent
+        if not folder.is_dir():
+            return set()
+        return {int(p.name.rsplit("-", 1)[1]) for p in folder.glob("partition-*")}
+
+    async def _recover(self, owned: OwnedPartition) -> None:
+        started = time.monotonic()
+        try:
+            owned.store = self._store(owned.number)
+            read = await recover(
+                owned,
+                self.settings,
+                TopicPartition(self.changelog, owned.number),
+                TopicPartition(self.topic, owned.number),
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._stop(owned, f"recovery failed: {exc!r}")
+            return
+        owned.recovered = True
+        log.info(
+            "state: partition %d recovered (%d changelog records in %.1f s), continuing at "
+            "batch offset %d",
+            owned.number,
+            read,
+            time.monotonic() - started,
+            owned.next_offset,
+        )
+
+    def _resume_recovered(self, consumer: AIOKafkaConsumer) -> None:
+        for owned in self.owned.values():
+            if owned.recovered and owned.status is not Status.ACTIVE:
+                tp = TopicPartition(self.topic, owned.number)
+                consumer.seek(tp, owned.next_offset)
+                consumer.resume(tp)
+                owned.recovered = False
+                owned.status = Status.ACTIVE
+                owned.reason = "active"
+                self.metrics.partition_stopped.labels(partition=str(owned.number)).set(0)
+
+    def _retry_stopped(self) -> None:
+        now = time.monotonic()
+        for owned in self.owned.values():
+            if owned.status is Status.STOPPED and now >= owned.retry_at:
+                owned.status = Status.RECOVERING
+                owned.reason = f"recovering after being {owned.reason.split(';')[0]}"
+                owned.recovery = asyncio.create_task(self._recover(owned))
+
+    def _stop(self, owned: OwnedPartition, reason: str) -> None:
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):  # no longer assigned: nothing to pause
+                self.consumer.pause(TopicPartition(self.topic, owned.number))
+        owned.stop(reason)
+        self.metrics.partition_stopped.labels(partition=str(owned.number)).set(1)
+        self.metrics.state_transactions.labels(outcome="failed").inc()
+        asyncio.get_running_loop().create_task(owned.drop_producer())
+
+    async def _release_all(self) -> None:
+        owned, self.owned = self.owned, {}
+        await asyncio.gather(*(o.release() for o in owned.values()), return_exceptions=True)
+        for number in owned:
+            with contextlib.suppress(KeyError):
+                self.metrics.consumer_lag.remove(self.topic, str(number))
+            with contextlib.suppress(KeyError):
+                self.metrics.partition_stopped.remove(str(number))
+
+    # -- cycles -----------------------------------------------------------------------------
+
+    async def _cycle(self, polled: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        work: list[tuple[OwnedPartition, PartitionTransaction, Any, int]] = []
+        for tp, messages in polled.items():
+            owned = self.owned.get(tp.partition)
+            if owned is None or owned.status is not Status.ACTIVE:
+                continue
+            fresh = [m for m in messages if m.offset >= owned.next_offset]
+            if len(fresh) < len(messages):
+                log.warning(
+                    "partition %d: %d batch messages before offset %d read again, skipped",
+                    tp.partition,
+                    len(messages) - len(fresh),
+                    owned.next_offset,
+                )
+                self.metrics.batches_skipped.inc(len(messages) - len(fresh))
+            if not fresh:
+                continue
+            txn = owned.transaction(self.changelog)
+            try:
+                outcome = self.handler.apply(txn, fresh)
+                self.sweeper.sweep(txn, time.time())
+                txn.consumed(fresh[-1].offset + 1)
+            except Exception as exc:
+                log.exception("partition %d: applying batches failed", tp.partition)
+                self._stop(
+                    owned, f"applying batch {tp.topic}/{tp.partition}/{fresh[0].offset}: {exc!r}"
+                )
+                continue
+            work.append((owned, txn, outcome, fresh[-1].offset + 1))
+        results = await asyncio.gather(
+            *(txn.commit(COMMIT_TIMEOUT_S) for _, txn, _, _ in work), return_exceptions=True
+        )
+        for (owned, _txn, outcome, next_offset), result in zip(work, results, strict=True):
+            if isinstance(result, BaseException):
+                self._stop(owned, f"its transaction did not commit: {result!r}")
+                continue
+            owned.next_offset = next_offset
+            owned.failures = 0
+            owned.last_commit = time.monotonic()
+            self.metrics.state_transactions.labels(outcome="committed").inc()
+            self.handler.committed(outcome)
+        await self._set_lag()
+
+    async def _maintenance(self, consumer: AIOKafkaConsumer) -> None:
+        """Sweep partitions that had no batch for a while; publish the group's offsets."""
+        now = time.monotonic()
+        for owned in list(self.owned.values()):
+            if owned.status is not Status.ACTIVE or now - owned.last_commit < MAINTENANCE_EVERY_S:
+                continue
+            owned.last_commit = now
+            txn = owned.transaction(self.changelog)
+            if not self.sweeper.sweep(txn, time.time()):
+                continue
+            try:
+                await txn.commit(COMMIT_TIMEOUT_S)
+            except Exception as exc:
+                self._stop(owned, f"its retention transaction did not commit: {exc!r}")
+        if now - self._last_offsets_commit >= MAINTENANCE_EVERY_S / 6:
+            self._last_offsets_commit = now
+            # For operators' tools only (lag per group): the state's own offsets rule.
+            offsets = {
+                TopicPartition(self.topic, o.number): o.next_offset
+                for o in self.owned.values()
+                if o.status is Status.ACTIVE
+            }
+            if offsets:
+                with contextlib.suppress(KafkaError):
+                    await consumer.commit(offsets)
+            await self._set_lag()
+
+    async def _set_lag(self) -> None:
+        consumer = self.consumer
+        if consumer is None:
+            return
+        for owned in list(self.owned.values()):
+            if owned.status is not Status.ACTIVE:
+                continue
+            tp = TopicPartition(self.topic, owned.number)
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            # The position, not the state's next offset: transaction markers take offsets too.
+            position = max(owned.next_offset, await consumer.position(tp))
+            self.metrics.consumer_lag.labels(topic=self.topic, partition=str(owned.number)).set(
+                max(0, highwater - position)
+            )

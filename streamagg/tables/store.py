@@ -1,0 +1,94 @@
+"""The local RocksDB copy of one partition's state; the only module that opens a database.
+
+The copy is always a prefix of the partition's changelog: every change reaches it in one
+atomic write batch together with the changelog offset it brings the copy to (the checkpoint),
+and only after that change is committed in Kafka. A copy can therefore be behind its
+changelog (recovery reads the rest) but never ahead of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch
+
+from streamagg.errors import StateError
+from streamagg.tables.keys import (
+    FORMAT_VERSION,
+    LOCAL_CHECKPOINT,
+    LOCAL_FORMAT,
+    decode_int,
+    encode_int,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _options() -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    return options
+
+
+class PartitionStore:
+    """One partition's RocksDB: point reads, key-range scans, atomic checkpointed writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = self._open()
+
+    def _open(self) -> Rdict:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = Rdict(str(self.path), options=_options())
+        except Exception as exc:  # rocksdict raises plain Exceptions (e.g. the folder's LOCK)
+            raise StateError(f"cannot open the state folder {self.path}: {exc}") from None
+        found = db.get(LOCAL_FORMAT)
+        if found is None:
+            db.put(LOCAL_FORMAT, encode_int(FORMAT_VERSION))
+        elif int(found) != FORMAT_VERSION:
+            db.close()
+            raise StateError(
+                f"the state folder {self.path} holds format {int(found)}; this streamagg "
+                f"reads format {FORMAT_VERSION} (remove the folder to rebuild it from Kafka)"
+            )
+        return db
+
+    @property
+    def checkpoint(self) -> int:
+        """The next changelog offset this copy has not applied yet."""
+        return decode_int(self._db.get(LOCAL_CHECKPOINT), 0)
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def scan(self, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) with low <= key < high, in key order."""
+        bound = ReadOptions()
+        bound.set_iterate_upper_bound(high)
+        yield from self._db.items(from_key=low, read_opt=bound)
+
+    def apply(self, writes: Mapping[bytes, bytes | None], checkpoint: int) -> None:
+        """Write every change (None deletes) and the new checkpoint, all or nothing."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in writes.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(LOCAL_CHECKPOINT, encode_int(checkpoint))
+        self._db.write(batch)
+
+    def wipe(self) -> None:
+        """Forget everything (the changelog is rebuilt into an empty copy)."""
+        log.warning("state copy %s discarded; rebuilding it from the changelog", self.path)
+        self._db.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._db = self._open()
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,135 @@
+"""A fault scenario drawn from a seed: the data, the shape of the stream, the faults.
+
+Everything about a scenario is decided here, from its seed alone, so that a failing seed
+replays the same data, stream and fault sequence (timings are best effort: processes and the
+broker run at their own pace).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+# Fault kinds (see runner.py for what each does).
+SIGKILL = "sigkill"  # a worker and its children, then restart it
+SIGTERM = "sigterm"  # a clean stop, then restart
+KILL_IN_STARTUP = "kill-in-startup"  # restart, kill it again during start-up or recovery
+KILL_AFTER_READY = "kill-after-ready"  # restart, kill it the moment /readyz says 200
+KILL_TWO = "kill-two"  # two workers, one after the other: kills during the rebalance
+BROKER_RESTART = "broker-restart"  # broker stop/start with the workers up
+BROKER_RESTART_WORKERS_DOWN = "broker-restart-workers-down"
+BROKER_PAUSE = "broker-pause"  # SIGSTOP the broker, SIGCONT after hold
+WORKER_PAUSE = "worker-pause"  # SIGSTOP a worker past the session timeout: it comes back a zombie
+
+SINGLE_WORKER_FAULTS = (
+    SIGKILL,
+    SIGKILL,
+    SIGTERM,
+    KILL_IN_STARTUP,
+    KILL_AFTER_READY,
+    BROKER_RESTART,
+    BROKER_RESTART_WORKERS_DOWN,
+    BROKER_PAUSE,
+    WORKER_PAUSE,
+)
+MULTI_WORKER_FAULTS = (*SINGLE_WORKER_FAULTS, KILL_TWO, WORKER_PAUSE)
+
+# Failpoints a worker start may carry (streamagg/failpoints.py), with their probability.
+FAILPOINTS = (
+    ("state.before-kafka-commit", 0.03),
+    ("state.after-kafka-commit", 0.03),
+    ("state.catching-up", 0.3),
+    ("ingest.before-commit", 0.02),
+    ("ingest.after-commit", 0.02),
+)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of the stream: a burst (as fast as possible) or a trickle (per second)."""
+
+    kind: str  # "burst" | "trickle"
+    messages: int
+    rate: int = 0  # messages per second of a trickle
+    wait_for_faults: bool = False  # start only once the faults of earlier phases are over
+
+
+@dataclass(frozen=True)
+class Fault:
+    after_phase: int  # the fault starts this long after that phase's last message was sent
+    delay: float
+    kind: str
+    worker: int = 0
+    hold: float = 0.0  # how long the worker or broker stays down or paused
+
+    def describe(self) -> str:
+        hold = f" {self.hold:.1f}s" if self.hold else ""
+        return f"p{self.after_phase}+{self.delay:.1f}s {self.kind}(w{self.worker}{hold})"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    seed: int
+    workers: int
+    partitions: int
+    customers: int
+    phases: tuple[Phase, ...]
+    faults: tuple[Fault, ...]
+    ingest_mode: str = "inline"
+    failpoint_chance: float = 0.0  # chance that a worker (re)start carries a failpoint
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def messages(self) -> int:
+        return sum(phase.messages for phase in self.phases)
+
+    def describe(self) -> str:
+        shape = "+".join(f"{p.kind[0]}{p.messages // 1000}k" for p in self.phases)
+        faults = ", ".join(f.describe() for f in self.faults) or "no faults"
+        fp = f" failpoints {self.failpoint_chance:.0%}" if self.failpoint_chance else ""
+        return (
+            f"{self.workers}w {self.partitions}p {self.ingest_mode} {self.customers}c "
+            f"{shape}{fp}: {faults}"
+        )
+
+
+def draw(seed: int) -> Scenario:
+    rng = random.Random(seed)
+    workers = rng.choice((1, 1, 2, 3))
+    phases = []
+    for _ in range(rng.randint(2, 5)):
+        if rng.random() < 0.6:
+            phases.append(Phase("burst", rng.randrange(2_000, 12_000)))
+        else:
+            rate = rng.choice((200, 500, 1_000))
+            phases.append(Phase("trickle", rate * rng.randint(3, 10), rate=rate))
+    kinds = SINGLE_WORKER_FAULTS if workers == 1 else MULTI_WORKER_FAULTS
+    faults = []
+    for _ in range(rng.randint(1, 4)):
+        kind = rng.choice(kinds)
+        hold = {
+            BROKER_PAUSE: rng.uniform(3, 15),
+            WORKER_PAUSE: rng.uniform(12, 20),  # past the 10 s session timeout
+            BROKER_RESTART: rng.uniform(1, 6),
+            BROKER_RESTART_WORKERS_DOWN: rng.uniform(1, 6),
+        }.get(kind, rng.uniform(0, 3))
+        faults.append(
+            Fault(
+                after_phase=rng.randrange(len(phases)),
+                delay=rng.uniform(0, 4),
+                kind=kind,
+                worker=rng.randrange(workers),
+                hold=hold,
+            )
+        )
+    faults.sort(key=lambda f: (f.after_phase, f.delay))
+    return Scenario(
+        seed=seed,
+        workers=workers,
+        partitions=rng.choice((4, 8)),
+        customers=rng.randint(3, 12),
+        phases=tuple(phases),
+        faults=tuple(faults),
+        ingest_mode=rng.choice(("inline", "inline", "process")),
+        failpoint_chance=rng.choice((0.0, 0.0, 0.3)),
+    )

@@ -1,0 +1,193 @@
+"""Folding CDR records into a partition's state (tables/fold.py): duplicates on Kafka event time,
+one key per report group, and a state that does not depend on how records were batched."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamagg.batches import Record
+from streamagg.cdr import Cdr
+from streamagg.reports import REPORTS
+from streamagg.reports.base import QueryContext
+from streamagg.reports.query import run_query
+from streamagg.tables.fold import fold_records
+from streamagg.tables.keys import DAY_MS, NEWEST_MS, decode_vector
+from tests.support.memstore import MemState
+
+HORIZON_S = 48 * 3600
+HOUR_MS = 3_600_000
+T0 = 1_795_608_000  # 2026-11-25T12:00:00Z (a call start)
+TS0 = T0 * 1000 + 60_000  # its message, a minute later
+_serial = itertools.count()
+
+
+def cdr(callid: str | None = None, start: int = T0, customer: str = "42", **fields: Any) -> Cdr:
+    values: dict[str, Any] = {
+        "callid": callid or f"call-{next(_serial)}",
+        "customer_id": customer,
+        "start": start,
+        "provider_id": "7",
+        "customer_charge": 1_000_000,
+        "provider_charge": 500_000,
+        "tech_prefix": "123#",
+        "duration": 30_000_000,
+        "answered": True,
+        "has_dtmf": False,
+        "nanp_number": "2125551234",
+        "cli": "6465550100",
+        "did_owner": "7",
+    }
+    values.update(fields)
+    return Cdr(**values)
+
+
+def records(*calls: Cdr, stamp_ms: int = TS0) -> list[Record]:
+    return [Record(i, stamp_ms, c) for i, c in enumerate(calls)]
+
+
+def fold(state: MemState, recs: list[Record]) -> tuple[int, int]:
+    outcome = fold_records(state, recs, REPORTS, HORIZON_S)
+    return len(outcome.accepted), outcome.duplicates
+
+
+def totals(state: MemState, customer: str = "42") -> int:
+    rows = run_query(REPORTS["tech-prefix"], 0, 10**6, state.scan, QueryContext(customer))
+    return sum(row["total"] for row in rows)
+
+
+def test_a_call_id_seen_twice_within_the_horizon_counts_once() -> None:
+    state = MemState()
+    first = cdr("a")
+    assert fold(state, records(first)) == (1, 0)
+    assert fold(state, records(first, stamp_ms=TS0 + 47 * HOUR_MS)) == (0, 1)
+    assert totals(state) == 1
+
+
+def test_duplicates_inside_one_batch_count_once() -> None:
+    state = MemState()
+    assert fold(state, records(cdr("a"), cdr("a"), cdr("b"))) == (2, 1)
+    assert totals(state) == 2
+
+
+def test_the_same_call_id_of_another_customer_is_another_call() -> None:
+    state = MemState()
+    assert fold(state, records(cdr("a", customer="42"), cdr("a", customer="43"))) == (2, 0)
+
+
+def test_a_call_id_is_forgotten_after_the_horizon_of_message_time() -> None:
+    state = MemState()
+    fold(state, records(cdr("a")))
+    later = TS0 + HORIZON_S * 1000 + 1
+    assert fold(state, records(cdr("a"), stamp_ms=later)) == (1, 0)
+
+
+def test_a_reused_call_id_for_a_call_months_later_is_a_new_call() -> None:
+    state = MemState()
+    fold(state, records(cdr("a")))
+    reused = cdr("a", start=T0 + 90 * 86_400)
+    assert fold(state, records(reused, stamp_ms=TS0 + HOUR_MS)) == (1, 0)
+
+
+def test_a_late_message_finds_an_id_accepted_from_a_newer_one() -> None:
+    """A source partition behind the others: the copy arrives with an older message time."""
+    state = MemState()
+    fold(state, records(cdr("a"), stamp_ms=TS0 + 30 * HOUR_MS))
+    assert fold(state, records(cdr("a"), stamp_ms=TS0)) == (0, 1)
+
+
+def test_ids_live_under_the_day_of_their_message() -> None:
+    state = MemState()
+    fold(state, records(cdr("a")))
+    (key,) = [k for k in state.data if k.startswith(b"D\x1f")]
+    assert key == f"D\x1f{TS0 // DAY_MS:06d}\x1f42\x1fa".encode()
+    assert decode_vector(state.data[key]) == [TS0, T0]
+    assert int(state.data[NEWEST_MS]) == TS0
+
+
+def test_a_far_future_message_time_does_not_make_every_check_long() -> None:
+    """The days looked up per CDR stay within the horizon either side of its own message."""
+    looked_up: list[bytes] = []
+
+    class Counting(MemState):
+        def get(self, key: bytes) -> bytes | None:
+            looked_up.append(key)
+            return super().get(key)
+
+    state = Counting()
+    fold(state, records(cdr("a"), stamp_ms=TS0 + 10**6 * DAY_MS))
+    looked_up.clear()
+    fold(state, records(cdr("b")))
+    dedup_gets = [k for k in looked_up if k.startswith(b"D\x1f")]
+    assert len(dedup_gets) <= 2 * HORIZON_S * 1000 // DAY_MS + 2
+
+
+def test_each_group_is_its_own_small_key() -> None:
+    """Values do not grow with the number of groups: 30,000 rate-center prefixes in one month
+    are 30,000 keys of three integers each, not one value."""
+    state = MemState()
+    calls = [cdr(nanp_number=f"2{n:06d}555") for n in range(30_000)]
+    fold(state, records(*calls))
+    keys = [k for k in state.data if k.startswith(b"R\x1frate-center\x1fm")]
+    assert len(keys) == len({c.nanp_number[:7] for c in calls})
+    assert max(len(state.data[k]) for k in keys) < 64
+
+
+def test_a_batch_writes_only_the_groups_it_touches() -> None:
+    state = MemState()
+    fold(state, records(*[cdr(tech_prefix=f"{p}#") for p in range(500)]))
+    touched: list[bytes] = []
+
+    class Recording(MemState):
+        def set(self, key: bytes, value: bytes) -> None:
+            touched.append(key)
+            super().set(key, value)
+
+    recording = Recording(state.data)
+    fold(recording, records(cdr(tech_prefix="7#")))
+    tech = [k for k in touched if k.startswith(b"R\x1ftech-prefix")]
+    assert len(tech) == 3  # one group in the hour, day and month buckets
+
+
+def test_sums_pass_64_bits_exactly() -> None:
+    state = MemState()
+    big = 10**15  # the largest per-call amount in micro-units
+    fold(state, records(*[cdr(customer_charge=big) for _ in range(20_000)]))
+    rows = run_query(REPORTS["dtmf"], 0, 10**6, state.scan, QueryContext("42"))
+    assert [row["customer_charge"] for row in rows] == [f"{20_000 * 10**9}.000000"]
+
+
+calls_strategy = st.lists(
+    st.builds(
+        cdr,
+        callid=st.sampled_from(["a", "b", "c", "d", "e", "f"]),
+        start=st.integers(T0 - 40 * 86_400, T0 + 86_400),
+        customer=st.sampled_from(["42", "43"]),
+        tech_prefix=st.sampled_from(["", "1#", "2#"]),
+        provider_id=st.sampled_from(["", "7"]),
+        customer_charge=st.integers(0, 10**12),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(calls_strategy, st.lists(st.integers(1, 10), max_size=10), st.integers(0, 3 * DAY_MS))
+def test_the_state_does_not_depend_on_how_records_were_batched(
+    calls: list[Cdr], cuts: list[int], spread_ms: int
+) -> None:
+    """Folding the same records in one batch or in any split gives the same state: what a
+    replay after a crash relies on, whatever the poll sizes were."""
+    recs = [Record(i, TS0 + i * spread_ms // 40, c) for i, c in enumerate(calls)]
+    whole, split = MemState(), MemState()
+    fold(whole, recs)
+    at = 0
+    for size in [*cuts, len(recs)]:
+        fold(split, recs[at : at + size])
+        at += size
+        if at >= len(recs):
+            break
+    assert split.data == whole.data

@@ -1,0 +1,54 @@
+"""The state's key layout and encodings (tables/keys.py)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamagg.tables.keys import (
+    decode_vector,
+    dedup_expiry_range,
+    dedup_key,
+    encode_vector,
+    report_bucket_prefix,
+    report_expiry_range,
+    report_key,
+)
+
+customers = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=128)
+
+
+@given(st.lists(st.integers(-(10**30), 10**30), min_size=1, max_size=8))
+def test_vectors_round_trip_at_any_size(values: list[int]) -> None:
+    assert decode_vector(encode_vector(values)) == values
+
+
+@settings(max_examples=200)
+@given(customers, customers, st.text(max_size=40), st.integers(0, 10**7), st.integers(0, 10**7))
+def test_a_bucket_prefix_holds_exactly_its_customers_groups(
+    customer: str, other: str, group: str, bucket: int, other_bucket: int
+) -> None:
+    prefix = report_bucket_prefix("dtmf", "d", bucket, customer)
+    assert report_key("dtmf", "d", bucket, customer, group).startswith(prefix)
+    if (other, other_bucket) != (customer, bucket):
+        assert not report_key("dtmf", "d", other_bucket, other, group).startswith(prefix)
+
+
+@given(st.integers(0, 10**7), st.integers(0, 10**7), customers, st.text(max_size=10))
+def test_report_expiry_range_holds_the_earlier_buckets_only(
+    bucket: int, first_kept: int, customer: str, group: str
+) -> None:
+    low, high = report_expiry_range("tech-prefix", "h", first_kept)
+    key = report_key("tech-prefix", "h", bucket, customer, group)
+    assert (low <= key < high) == (bucket < first_kept)
+    other_grain = report_key("tech-prefix", "m", bucket, customer, group)
+    assert not low <= other_grain < high
+
+
+@given(st.integers(0, 10**5), st.integers(0, 10**5), customers, st.text(max_size=10))
+def test_dedup_expiry_range_holds_the_earlier_days_only(
+    day: int, first_kept: int, customer: str, callid: str
+) -> None:
+    low, high = dedup_expiry_range(first_kept)
+    assert (low <= dedup_key(day, customer, callid) < high) == (day < first_kept)
+    assert not low <= report_key("dtmf", "d", day, customer, callid) < high
