@@ -9,7 +9,7 @@ STAMP := $(VENV)/.streamagg-installed
 KAFKA_LOCAL := deploy/kafka/kafka-local
 SOURCES := streamagg tests bench
 
-.PHONY: help install lint typecheck test broker-start broker-stop broker-status bench demo
+.PHONY: help install lint typecheck test chaos broker-start broker-stop broker-status bench demo
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -46,6 +46,13 @@ typecheck: $(STAMP) ## mypy (settings in pyproject.toml)
 
 test: install ## Run all tests (starts a private broker unless STREAMAGG_TEST_BROKER=host:port)
 	$(BIN)/pytest tests -q
+
+# `make chaos` runs the CI seeds; SEEDS=50 runs seeds 1..50 (SEED_START moves the first);
+# SEED=1234 replays one seed. Each scenario runs its own broker; a table closes the run.
+chaos: install ## Randomized fault-injection scenarios (SEEDS=N, SEED=S, SEED_START=F)
+	STREAMAGG_CHAOS_SEEDS=$(SEEDS) STREAMAGG_CHAOS_SEED=$(SEED) \
+	  STREAMAGG_CHAOS_SEED_START=$(SEED_START) $(BIN)/pytest tests/chaos -q -p no:cacheprovider \
+	  -k "$(if $(or $(SEEDS),$(SEED)),random_scenario,)"
 
 broker-start: ## Start the local Kafka broker (KAFKA_PORT, KAFKA_DIR; default 9092, .kafka)
 	@$(KAFKA_LOCAL) start

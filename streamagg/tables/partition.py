@@ -41,6 +41,7 @@ class OwnedPartition:
     store: PartitionStore | None = None  # opened by recovery
     status: Status = Status.RECOVERING
     reason: str = "recovering its state from the changelog"
+    cause: str = ""  # of the last failure
     producer: AIOKafkaProducer | None = None
     next_offset: int = 0  # next batch offset to apply
     failures: int = 0
@@ -58,6 +59,7 @@ class OwnedPartition:
         self.failures += 1
         backoff = min(MAX_BACKOFF_S, 2.0**self.failures)
         self.status = Status.STOPPED
+        self.cause = reason
         self.reason = f"stopped ({reason}); retrying in {backoff:.0f} s"
         self.retry_at = time.monotonic() + backoff
         self.recovered = False

@@ -270,7 +270,7 @@ class StateLayer(ConsumerRebalanceListener):
         for owned in self.owned.values():
             if owned.status is Status.STOPPED and now >= owned.retry_at:
                 owned.status = Status.RECOVERING
-                owned.reason = f"recovering after being {owned.reason.split(';')[0]}"
+                owned.reason = f"recovering after a failure ({owned.cause})"
                 owned.recovery = asyncio.create_task(self._recover(owned))
 
     def _stop(self, owned: OwnedPartition, reason: str) -> None:

@@ -129,9 +129,10 @@ class Run:
             log = self.tmp / f"worker{index}.log"
             self.crew.workers.append(WorkerProcess(env, data_dir, port, log))
             self._start(index)
-        for index in range(scenario.workers):
-            self.crew.workers[index].wait_ready(READY_TIMEOUT_S)
-        self.note("all workers ready")
+        if scenario.wait_ready_first:
+            for index in range(scenario.workers):
+                self.crew.workers[index].wait_ready(READY_TIMEOUT_S)
+            self.note("all workers ready")
 
         phases = [self.mix.messages(p.messages) for p in scenario.phases]
         chunks, pauses, ends = [], [], []

@@ -77,6 +77,7 @@ class Scenario:
     faults: tuple[Fault, ...]
     ingest_mode: str = "inline"
     failpoint_chance: float = 0.0  # chance that a worker (re)start carries a failpoint
+    wait_ready_first: bool = True  # False: the stream starts while the workers start up
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -87,9 +88,10 @@ class Scenario:
         shape = "+".join(f"{p.kind[0]}{p.messages // 1000}k" for p in self.phases)
         faults = ", ".join(f.describe() for f in self.faults) or "no faults"
         fp = f" failpoints {self.failpoint_chance:.0%}" if self.failpoint_chance else ""
+        early = "" if self.wait_ready_first else " early"
         return (
             f"{self.workers}w {self.partitions}p {self.ingest_mode} {self.customers}c "
-            f"{shape}{fp}: {faults}"
+            f"{shape}{early}{fp}: {faults}"
         )
 
 
@@ -99,13 +101,13 @@ def draw(seed: int) -> Scenario:
     phases = []
     for _ in range(rng.randint(2, 5)):
         if rng.random() < 0.6:
-            phases.append(Phase("burst", rng.randrange(2_000, 12_000)))
+            phases.append(Phase("burst", rng.randrange(3_000, 25_000)))
         else:
             rate = rng.choice((200, 500, 1_000))
             phases.append(Phase("trickle", rate * rng.randint(3, 10), rate=rate))
     kinds = SINGLE_WORKER_FAULTS if workers == 1 else MULTI_WORKER_FAULTS
     faults = []
-    for _ in range(rng.randint(1, 4)):
+    for _ in range(rng.randint(1, 5)):
         kind = rng.choice(kinds)
         hold = {
             BROKER_PAUSE: rng.uniform(3, 15),
@@ -116,7 +118,7 @@ def draw(seed: int) -> Scenario:
         faults.append(
             Fault(
                 after_phase=rng.randrange(len(phases)),
-                delay=rng.uniform(0, 4),
+                delay=rng.uniform(0, 3),
                 kind=kind,
                 worker=rng.randrange(workers),
                 hold=hold,
@@ -132,4 +134,5 @@ def draw(seed: int) -> Scenario:
         faults=tuple(faults),
         ingest_mode=rng.choice(("inline", "inline", "process")),
         failpoint_chance=rng.choice((0.0, 0.0, 0.3)),
+        wait_ready_first=rng.random() < 0.7,
     )

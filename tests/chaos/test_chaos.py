@@ -21,7 +21,8 @@ def _run(
     started = time.monotonic()
     result = "FAILED"
     try:
-        run_scenario(scenario, tmp_path, lambda: replay)
+        events = run_scenario(scenario, tmp_path, lambda: replay)
+        print(f"\n{label}: {scenario.describe()}\n" + "\n".join(events))
         result = "equal"
     finally:
         outcomes.append(Outcome(label, scenario.describe(), result, time.monotonic() - started))
@@ -38,7 +39,8 @@ def test_regression_one_burst_then_sigkill_on_a_first_start(
     tmp_path: Path, record_outcome: list[Outcome]
 ) -> None:
     """Issue 13, seen in 4 of 13 tries: a worker's first start on fresh topics, one burst of
-    8,500 CDRs of 5 customers, SIGKILL 1 s after the produce returned, restart."""
+    8,500 CDRs of 5 customers (sent while the worker starts), SIGKILL 1 s after the produce
+    returned, restart."""
     scenario = S.Scenario(
         seed=13_001,
         workers=1,
@@ -46,6 +48,7 @@ def test_regression_one_burst_then_sigkill_on_a_first_start(
         customers=5,
         phases=(S.Phase("burst", 8_500),),
         faults=(S.Fault(0, 1.0, S.SIGKILL, hold=0.5),),
+        wait_ready_first=False,
     )
     _run(
         scenario, "regr-1", tmp_path, record_outcome, "pytest tests/chaos -k one_burst_then_sigkill"
@@ -73,3 +76,22 @@ def test_regression_six_bursts_four_kills_and_a_broker_restart(
     _run(
         scenario, "regr-2", tmp_path, record_outcome, "pytest tests/chaos -k six_bursts_four_kills"
     )
+
+
+def test_a_worker_paused_past_its_session_timeout_comes_back_fenced(
+    tmp_path: Path, record_outcome: list[Outcome]
+) -> None:
+    """Issue 13, fencing: one of two workers is SIGSTOPped for 20 s (past the 10 s session
+    timeout) while CDRs flow; the other takes its partitions over and writes on; then SIGCONT.
+    The paused worker resumes as a zombie with transactions of a lost generation in hand: its
+    producers were fenced when its successor took the partitions, so nothing it still tries to
+    write can overwrite the successor's state."""
+    scenario = S.Scenario(
+        seed=13_005,
+        workers=2,
+        partitions=8,
+        customers=8,
+        phases=(S.Phase("trickle", 3_000, rate=500), S.Phase("trickle", 8_000, rate=500)),
+        faults=(S.Fault(0, 0.0, S.WORKER_PAUSE, worker=0, hold=20.0),),
+    )
+    _run(scenario, "fencing", tmp_path, record_outcome, "pytest tests/chaos -k paused_past")

@@ -42,7 +42,7 @@ class CdrMix:
         if not self.dids:
             for i in range(60):
                 did = f"2125550{i:03d}"
-                self.dids[did] = self.customer_ids[i % 7]
+                self.dids[did] = self.customer_ids[i % min(7, self.customers)]
         self._sent: list[bytes] = []
 
     def messages(self, count: int) -> list[bytes]:
