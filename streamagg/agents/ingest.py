@@ -264,14 +264,19 @@ class IngestStage:
             for tp, messages in polled.items()
             if tp in partitions.producers
         ]
-        rejected = await asyncio.gather(
+        results = await asyncio.gather(
             *(
                 self._forward_partition(tp, messages, producer, now)
                 for tp, messages, producer in work
-            )
+            ),
+            return_exceptions=True,  # let every transaction finish before giving up
         )
-        if sum(rejected):
-            self.metrics.cdrs.labels(outcome="rejected").inc(sum(rejected))
+        rejected = sum(r for r in results if isinstance(r, int))
+        if rejected:
+            self.metrics.cdrs.labels(outcome="rejected").inc(rejected)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         for tp, messages, _producer in work:
             highwater = consumer.highwater(tp)
             if highwater is not None and tp in partitions.owned:

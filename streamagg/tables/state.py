@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from streamagg.errors import StreamaggError
 from streamagg.kafka_clients import SESSION_TIMEOUT_MS, common_options
@@ -35,6 +35,10 @@ from streamagg.tables.transaction import PartitionTransaction
 log = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT_S = 30.0
+PREDECESSOR = (
+    "is still assigned to this worker's previous instance, until the group drops it "
+    "(at most the 10 s session timeout)"
+)
 MAINTENANCE_EVERY_S = 30.0
 RESTART_SECONDS = 5.0
 
@@ -95,6 +99,8 @@ class StateLayer(ConsumerRebalanceListener):
             raise Unavailable(f"this customer's partition is {owned.reason}; retry shortly")
         if self.rebalancing:
             raise Unavailable("partitions are being rebalanced; retry shortly")
+        if partition in self._held_by_predecessor():
+            raise Unavailable(f"this customer's partition {PREDECESSOR}; retry shortly")
         raise NotOwner(partition)
 
     def owner_url(self, partition: int) -> str | None:
@@ -110,7 +116,17 @@ class StateLayer(ConsumerRebalanceListener):
             owned = self.owned[number]
             if owned.status is not Status.ACTIVE:
                 return False, f"partition {number} is {owned.reason}"
+        held = self._held_by_predecessor()
+        if held:
+            return False, f"partitions {sorted(held)} {PREDECESSOR}"
         return True, "ready"
+
+    def _held_by_predecessor(self) -> set[int]:
+        """Partitions the group gave to this worker's URL but not to this process: a previous
+        instance (killed, not yet dropped by the group) holds them until its session expires."""
+        url = self.settings.canonical_url
+        owners = self.assignor.ownership.owners
+        return {p for p, owner in owners.items() if owner == url and p not in self.owned}
 
     # -- running ----------------------------------------------------------------------------
 
@@ -375,7 +391,10 @@ class StateLayer(ConsumerRebalanceListener):
             if highwater is None:
                 continue
             # The position, not the state's next offset: transaction markers take offsets too.
-            position = max(owned.next_offset, await consumer.position(tp))
+            try:
+                position = max(owned.next_offset, await consumer.position(tp))
+            except IllegalStateError:  # no longer assigned
+                continue
             self.metrics.consumer_lag.labels(topic=self.topic, partition=str(owned.number)).set(
                 max(0, highwater - position)
             )

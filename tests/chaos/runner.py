@@ -255,6 +255,7 @@ class Run:
             self.crew.down.add(index)
             self.crew.remember(index)
             kill_tree(self.crew.workers[index])
+        self.note(f"w{index} SIGKILLed")
 
     def _start(self, index: int) -> None:
         worker = self.crew.workers[index]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import httpx
 
+from tests.support.chaos import alive, descendants, kill_pids
 from tests.support.worker import WorkerProcess
 
 
@@ -52,3 +56,24 @@ def test_worker_waits_for_an_unreachable_broker_without_a_traceback(tmp_path) ->
         assert "Traceback" not in deadline_log
     finally:
         worker.kill()
+
+
+def test_a_sigkilled_worker_leaves_no_process_behind(
+    worker_factory: Callable[..., WorkerProcess],
+) -> None:
+    """With the ingest stage in a child process, SIGKILL of the worker alone (as the kernel's
+    OOM killer would) must not leave that child consuming and producing on its own."""
+    worker = worker_factory(STREAMAGG_INGEST_MODE="process")
+    worker.wait_ready()
+    assert worker.process is not None
+    below = descendants(worker.process.pid)
+    assert below, "the worker runs its ingest stage in a child process"
+    try:
+        worker.kill()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(alive(pid) for pid in below):
+            time.sleep(0.5)
+        left = [pid for pid in below if alive(pid)]
+        assert not left, f"processes of the killed worker still running 20 s later: {left}"
+    finally:
+        kill_pids([pid for pid in below if alive(pid)])
