@@ -18,8 +18,7 @@ DASHBOARD_PROVIDER = ROOT / "deploy" / "grafana" / "provisioning" / "dashboards"
 DATASOURCE = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 RECORDING_RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 
-# What the workers export (streamagg/metrics.py) plus Prometheus' own `up`; faust_* is allowed
-# as a prefix (Faust's sensor metrics).
+# What the workers export (streamagg/metrics.py) plus Prometheus' own `up`.
 WORKER_METRICS = {
     "streamagg_cdrs_total",
     "streamagg_calls_total",
@@ -29,6 +28,7 @@ WORKER_METRICS = {
     "streamagg_processing_latency_seconds_bucket",
     "streamagg_processing_latency_seconds_sum",
     "streamagg_processing_latency_seconds_count",
+    "streamagg_partition_stopped",
     "up",
 }
 
@@ -153,7 +153,7 @@ def test_expressions_reference_only_known_metrics(dashboard: dict[str, Any]) -> 
     for where, expr in expressions(dashboard):
         names = metric_names(expr)
         assert names, f"{where}: no metric found in {expr!r}"
-        unknown = {n for n in names if n not in allowed and not n.startswith("faust_")}
+        unknown = {n for n in names if n not in allowed}
         assert not unknown, f"{where}: unknown metric(s) {sorted(unknown)} in {expr!r}"
 
 
