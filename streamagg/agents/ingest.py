@@ -114,6 +114,9 @@ class TransactionalPartitions(LagSeriesListener):
         self.stage = stage
         self.consumer = consumer
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        # The next input offset of each owned partition: its committed offset. Records read
+        # past it but not forwarded (a poll dropped after a rebalance) are read again from here.
+        self.next_offsets: dict[TopicPartition, int] = {}
         self.failure: BaseException | None = None
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
@@ -129,20 +132,30 @@ class TransactionalPartitions(LagSeriesListener):
         try:
             for tp in tps:
                 transactional_id = f"{self.stage.settings.app_id}-ingest-{tp.topic}-{tp.partition}"
-                self.producers[tp] = await fencing_producer(self.stage.settings, transactional_id)
+                producer = await fencing_producer(self.stage.settings, transactional_id)
+                self.producers[tp] = producer  # (closed with the others should this fail)
                 committed = await self.consumer.committed(tp)
                 if committed is None:  # never committed: from the start of what is kept
                     committed = (await self.consumer.beginning_offsets([tp]))[tp]
                 # (seek_to_beginning would wait for the fetcher, which waits for this listener)
                 self.consumer.seek(tp, committed)
+                self.next_offsets[tp] = committed
         except Exception as exc:  # aiokafka would only log it: make the stage restart
             self.failure = exc
             return
         await super().on_partitions_assigned(tps)
         self.consumer.resume(*tps)
 
+    def rewind(self, tps: Iterable[TopicPartition]) -> None:
+        """Read these partitions again from their committed offsets: their last poll was
+        dropped, so the consumer's position is past records nothing forwarded."""
+        for tp in tps:
+            if tp in self.next_offsets:  # (the others are still being sought by the listener)
+                self.consumer.seek(tp, self.next_offsets[tp])
+
     async def close(self, tps: Iterable[TopicPartition] | None = None) -> None:
         for tp in list(self.producers if tps is None else tps):
+            self.next_offsets.pop(tp, None)
             producer = self.producers.pop(tp, None)
             if producer is not None:
                 await stop_quietly(producer)
@@ -215,7 +228,12 @@ class IngestStage:
                 epoch = self.epoch
                 polled = await self._poll(consumer)
                 async with self.lock:
-                    if polled and epoch == self.epoch:
+                    if epoch != self.epoch:
+                        # A rebalance ran during the poll (maybe between two of its fetches):
+                        # some records predate it, others follow its seeks. Drop them all and
+                        # read on from what is committed.
+                        partitions.rewind(polled)
+                    elif polled:
                         await self._forward(consumer, partitions, polled)
         finally:
             self.running.clear()
@@ -262,7 +280,7 @@ class IngestStage:
         work = [
             (tp, messages, partitions.producers[tp])
             for tp, messages in polled.items()
-            if tp in partitions.producers
+            if tp in partitions.next_offsets  # owned, fenced and sought to its committed offset
         ]
         results = await asyncio.gather(
             *(
@@ -274,6 +292,9 @@ class IngestStage:
         rejected = sum(r for r in results if isinstance(r, int))
         if rejected:
             self.metrics.cdrs.labels(outcome="rejected").inc(rejected)
+        for (tp, messages, _producer), result in zip(work, results, strict=True):
+            if isinstance(result, int):
+                partitions.next_offsets[tp] = messages[-1].offset + 1
         for result in results:
             if isinstance(result, BaseException):
                 raise result

@@ -187,7 +187,9 @@ class StateLayer(ConsumerRebalanceListener):
                 polled = await consumer.getmany(timeout_ms=200, max_records=50_000)
                 async with self.lock:
                     if epoch != self.epoch:
-                        continue  # read before a rebalance: positions have changed since
+                        # Read across a rebalance: every partition it gave is paused until it is
+                        # recovered and sought to the state's offset; nothing read here counts.
+                        continue
                     if polled:
                         await self._cycle(polled)
                     await self._maintenance(consumer)
