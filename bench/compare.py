@@ -1,0 +1,95 @@
+"""`python -m bench.compare BASE_TREE`: worker throughput, this tree against another, one run.
+
+A change is judged against its base on the same machine, the same broker and the same data,
+alternating the two so that a shift of the shared machine's load hits both:
+
+    git worktree add /tmp/base <commit>          # the tree to compare with
+    python -m bench.compare /tmp/base            # prints a table; --cdrs, --rounds
+
+Each round starts a fresh worker of each tree (own app id, own state) on the bench's data set
+(bench/data.py) and measures it as `python -m bench` does (bench/worker_runs.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+from pathlib import Path
+
+from bench import data as bench_data
+from bench import worker_runs
+from bench.env import REPO, Broker
+from bench.rates import Throughput
+from tests.support.worker import write_tokens
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
+    parser.add_argument("base", type=Path, help="checkout of the tree to compare with")
+    parser.add_argument("--cdrs", type=int, default=300_000, help="CDRs of the dense day")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each tree, alternating")
+    return parser.parse_args(argv)
+
+
+def measure(ds: bench_data.Dataset, label: str, tree: Path | None, out: Path) -> Throughput:
+    folder = out / label
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    tokens = write_tokens(folder / "tokens.json", {worker_runs.TOKEN: ["*"]})
+    extra = {
+        "STREAMAGG_APP_ID": f"{ds.name}-{label}",
+        "STREAMAGG_TOPIC": ds.topic,
+        "STREAMAGG_DIDS_TOPIC": ds.dids_topic,
+        "STREAMAGG_RATECENTERS": str(ds.ratecenters_csv),
+        "STREAMAGG_PARTITIONS": "8",
+    }
+    if tree is not None:  # the worker imports streamagg from that tree first
+        extra["PYTHONPATH"] = str(tree)
+    worker = worker_runs.start_worker(ds.bootstrap, ds.name, folder, tokens, **extra)
+    try:
+        result, _counts = worker_runs.measure_throughput(worker, ds.total, 120 + ds.total / 1000)
+    finally:
+        worker_runs.stop_worker(worker)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    out = REPO / "bench" / "out" / "compare"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    broker = Broker(out / "kafka")
+    broker.start()
+    try:
+        ds = bench_data.Dataset(
+            broker.bootstrap,
+            "bench",
+            out,
+            max(50_000, args.cdrs // 5),
+            args.cdrs,
+            bench_data.utc_today(),
+        )
+        bench_data.produce(ds, out / "generate.log")
+        rates: dict[str, list[Throughput]] = {"base": [], "this": []}
+        for round_ in range(args.rounds):
+            for label, tree in (("base", args.base.resolve()), ("this", None)):
+                result = measure(ds, f"{label}{round_}", tree, out)
+                rates[label].append(result)
+                print(
+                    f"round {round_} {label}: {result.steady_rate:,.0f} CDR/s steady, "
+                    f"{1e6 / result.per_cpu_second:.0f} us CPU/CDR",
+                    flush=True,
+                )
+        print(f"\n{ds.total:,} CDRs per run; median of {args.rounds} runs")
+        print("| tree | CDR/s steady | µs CPU per CDR |\n|---|---:|---:|")
+        for label, results in rates.items():
+            rate = statistics.median(r.steady_rate for r in results)
+            cpu = statistics.median(1e6 / r.per_cpu_second for r in results)
+            print(f"| {label} | {rate:,.0f} | {cpu:.0f} |")
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
