@@ -29,10 +29,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("base", type=Path, help="checkout of the tree to compare with")
     parser.add_argument("--cdrs", type=int, default=300_000, help="CDRs of the dense day")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each tree, alternating")
+    parser.add_argument(
+        "--this-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a worker setting for this tree only, e.g. STREAMAGG_INGEST_MODE=process",
+    )
+    parser.add_argument(
+        "--base-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a worker setting for the base tree only",
+    )
     return parser.parse_args(argv)
 
 
-def measure(ds: bench_data.Dataset, label: str, tree: Path | None, out: Path) -> Throughput:
+def measure(
+    ds: bench_data.Dataset, label: str, tree: Path | None, out: Path, settings: dict[str, str]
+) -> Throughput:
     folder = out / label
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -43,6 +59,7 @@ def measure(ds: bench_data.Dataset, label: str, tree: Path | None, out: Path) ->
         "STREAMAGG_DIDS_TOPIC": ds.dids_topic,
         "STREAMAGG_RATECENTERS": str(ds.ratecenters_csv),
         "STREAMAGG_PARTITIONS": "8",
+        **settings,
     }
     if tree is not None:  # the worker imports streamagg from that tree first
         extra["PYTHONPATH"] = str(tree)
@@ -73,8 +90,13 @@ def main(argv: list[str] | None = None) -> None:
         bench_data.produce(ds, out / "generate.log")
         rates: dict[str, list[Throughput]] = {"base": [], "this": []}
         for round_ in range(args.rounds):
-            for label, tree in (("base", args.base.resolve()), ("this", None)):
-                result = measure(ds, f"{label}{round_}", tree, out)
+            this_env = dict(item.split("=", 1) for item in args.this_env)
+            base_env = dict(item.split("=", 1) for item in args.base_env)
+            for label, tree, env in (
+                ("base", args.base.resolve(), base_env),
+                ("this", None, this_env),
+            ):
+                result = measure(ds, f"{label}{round_}", tree, out, env)
                 rates[label].append(result)
                 print(
                     f"round {round_} {label}: {result.steady_rate:,.0f} CDR/s steady, "

@@ -130,7 +130,7 @@ def create_app(
     )
     inventory: DidInventory | None = None
     ingest: IngestStage | IngestProcess
-    if settings.ingest_mode == "process":
+    if settings.ingest_in_child_process:
         ingest = IngestProcess(settings, metrics)
     else:
         inventory = DidInventory(settings)

@@ -83,10 +83,11 @@ class Settings:
         metadata=_doc("CDRs dated further than this into the future are rejected."),
     )
     ingest_mode: str = field(
-        default="inline",
+        default="auto",
         metadata=_doc(
-            "Where the ingest stage runs: `process` (a child process: a worker uses two cores) "
-            "or `inline` (in the worker's own process)."
+            "Where the ingest stage runs: `process` (a child process: a worker uses two cores), "
+            "`inline` (in the worker's own process), or `auto`: `process` on a machine with two "
+            "or more CPUs, else `inline`."
         ),
     )
     ingest_linger_ms: int = field(
@@ -153,8 +154,8 @@ class Settings:
         for name in ("standby_replicas", "future_tolerance_hours", "ingest_linger_ms"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{env_name(name)} must be 0 or more")
-        if self.ingest_mode not in ("process", "inline"):
-            raise SettingsError(f"{env_name('ingest_mode')} must be process or inline")
+        if self.ingest_mode not in ("auto", "process", "inline"):
+            raise SettingsError(f"{env_name('ingest_mode')} must be auto, process or inline")
         if self.log_level.upper() not in _LOG_LEVELS:
             raise SettingsError(
                 f"{env_name('log_level')} must be one of {', '.join(sorted(_LOG_LEVELS)).lower()}"
@@ -189,6 +190,13 @@ class Settings:
     def batches_topic(self) -> str:
         """Internal topic of per-customer CDR batches, partitioned by customer."""
         return f"{self.app_id}-cdr-batches"
+
+    @property
+    def ingest_in_child_process(self) -> bool:
+        """Whether the ingest stage runs in a child process (STREAMAGG_INGEST_MODE resolved)."""
+        if self.ingest_mode == "auto":
+            return (os.cpu_count() or 1) >= 2
+        return self.ingest_mode == "process"
 
     @property
     def changelog_topic(self) -> str:

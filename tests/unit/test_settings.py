@@ -171,3 +171,15 @@ def test_settings_are_frozen() -> None:
     s = Settings.from_env({})
     with pytest.raises(AttributeError):
         s.web_port = 1  # type: ignore[misc]
+
+
+def test_ingest_mode_auto_uses_a_child_process_when_there_are_two_cpus(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert Settings().ingest_in_child_process
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not Settings().ingest_in_child_process
+    assert Settings(ingest_mode="process").ingest_in_child_process
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert not Settings(ingest_mode="inline").ingest_in_child_process
