@@ -154,10 +154,10 @@ def test_a_batch_writes_only_the_groups_it_touches() -> None:
 
 def test_sums_pass_64_bits_exactly() -> None:
     state = MemState()
-    big = 10**15  # the largest per-call amount in micro-units
-    fold(state, records(*[cdr(customer_charge=big) for _ in range(20_000)]))
+    big = 10**18  # micro-units; ten of them pass 2**63
+    fold(state, records(*[cdr(customer_charge=big + i) for i in range(10)]))
     rows = run_query(REPORTS["dtmf"], 0, 10**6, state.scan, QueryContext("42"))
-    assert [row["customer_charge"] for row in rows] == [f"{20_000 * 10**9}.000000"]
+    assert [row["customer_charge"] for row in rows] == [f"{10 * 10**12 + 0}.000045"]
 
 
 calls_strategy = st.lists(
