@@ -24,12 +24,15 @@ def explain(r: dict[str, Any]) -> list[str]:
         f"and changelog writes). The raw ceiling costs {1e6 / ceiling.per_cpu_second:.1f} µs "
         f"per message (fetch + orjson only); the rest of streamagg's per-CDR CPU — validating "
         f"and normalising every field, dedup, the DID lookup, re-encoding the internal batches, "
-        f"folding into four reports, the table and changelog writes — is what bounds it"
+        f"folding into four reports, the state and changelog writes — is what bounds it, with "
+        f"every poll of the ingest stage and every cycle of the state layer committed as Kafka "
+        f"transactions (each waits ~20 ms for the markers of the previous one of its "
+        f"partition)"
         + (
-            ": with the ingest stage inline, one Python process does all of it and is "
-            "CPU-bound on its one core (`STREAMAGG_INGEST_MODE=process` moves the ingest stage "
-            "to a second process)."
-            if processes == 1 and busy > 0.8
+            ": with the ingest stage inline, one Python process does all of it "
+            "(`STREAMAGG_INGEST_MODE=process`, the default on two or more CPUs, moves the "
+            "ingest stage to a second process)."
+            if processes == 1
             else "."
         ),
     ]
@@ -85,8 +88,9 @@ def explain(r: dict[str, Any]) -> list[str]:
     shown = "> 30 s" if math.isinf(fresh) else f"{fresh * 1e3:.0f} ms"
     text = (
         f"- **Freshness** p99 {shown} at {f['achieved_rate']:,.0f} CDR/s (half the worker's "
-        f"backlog rate). A CDR passes the ingest stage's poll, the internal batch topic and the "
-        f"report agent's batch before a query sees it (the probe polls the API every 10 ms)."
+        f"backlog rate). A CDR passes the ingest stage's poll and transaction, the internal "
+        f"batch topic and a state transaction before a query sees it (the probe polls the API "
+        f"every 10 ms)."
     )
     if f.get("batches_applied"):
         per_batch = f["cdrs_applied"] / f["batches_applied"]
@@ -112,11 +116,10 @@ def explain(r: dict[str, Any]) -> list[str]:
             )
         if fresh > TARGETS["freshness_p99_s"] and behind:
             text += (
-                " The ingest stage keeps up and the report agent does not: it pays a roughly "
-                "fixed cost per batch (a Faust event, the table writes, a changelog flush awaited "
-                "before the batch is acknowledged), and under live load batches are small, "
-                "whereas the backlog run fed it batches of up to 4,000 CDRs. It applies fewer "
-                "CDR/s than arrive, the batch topic queues, and freshness grows without bound."
+                " The ingest stage keeps up and the state layer does not: it pays a roughly "
+                "fixed cost per cycle (a Kafka transaction per partition, awaited before the "
+                "next), and under live load cycles are small. It applies fewer CDR/s than "
+                "arrive, the batch topic queues, and freshness grows without bound."
             )
     low = r.get("freshness_low")
     if low and low["latencies"]:
@@ -141,11 +144,11 @@ def explain(r: dict[str, Any]) -> list[str]:
     text = f"- **Recovery** {rec['ready_s']:.1f} s after SIGKILL"
     if "group_join_s" in rec:
         text += (
-            f": {rec['group_join_s']:.1f} s of it the restarted worker waits to rejoin its Faust "
+            f": {rec['group_join_s']:.1f} s of it the restarted worker waits to rejoin its "
             "consumer group — the broker keeps the killed member until its session times out "
-            "(the worker's consumer session timeout) — and the rest is start-up and the "
-            "table restore from the changelogs (local RocksDB state is kept, so it replays only "
-            "the tail)."
+            "(the worker's consumer session timeout) — and the rest is start-up, fencing the "
+            "killed worker's transactions and reading the changelog tail (the local RocksDB "
+            "copy is kept, so only what it misses is read)."
         )
     lines.append(text)
     restarts = sum("worker restarted" in text for text in r.get("unavailable", []))

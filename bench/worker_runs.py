@@ -229,11 +229,12 @@ def recovery(worker: WorkerProcess, timeout: float = 300.0) -> dict[str, float]:
     worker.start()
     worker.wait_ready(timeout)
     ready = time.monotonic() - began
-    return {"ready_s": ready, **group_join_wait(worker.log_path, worker.env["STREAMAGG_APP_ID"])}
+    group = f"{worker.env['STREAMAGG_APP_ID']}-state"
+    return {"ready_s": ready, **group_join_wait(worker.log_path, group)}
 
 
 def group_join_wait(log: Path, group: str) -> dict[str, float]:
-    """From the worker log: how long the restarted worker waited to (re)join its Faust
+    """From the worker log: how long the restarted worker waited to (re)join the state layer's
     consumer group (the killed member's session must expire first)."""
     stamp = r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]"
     text = log.read_text(errors="replace")

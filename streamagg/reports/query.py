@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 from streamagg.reports.base import Groups, QueryContext, Report, Row
 from streamagg.tables.buckets import cover
+from streamagg.tables.fold import add_vector
 from streamagg.tables.keys import decode_vector, report_bucket_prefix
 
 # Every (key, value) of the state with low <= key < high, in key order.
@@ -25,13 +26,7 @@ def merged_groups(
             group = key[len(prefix) :].decode()
             if edge and not start_hour <= int(group.split("\x1f", 1)[0]) < end_hour:
                 continue
-            vector = decode_vector(raw)
-            existing = groups.get(group)
-            if existing is None:
-                groups[group] = vector
-            else:
-                for i, value in enumerate(vector):
-                    existing[i] += value
+            add_vector(groups, group, decode_vector(raw))
     return groups
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, TypeVar
 
 from streamagg.batches import Record
 from streamagg.cdr import Cdr
@@ -30,6 +30,8 @@ from streamagg.tables.keys import (
     encode_vector,
     report_bucket_prefix,
 )
+
+K = TypeVar("K", str, bytes)
 
 
 class KeyValue(Protocol):
@@ -108,19 +110,13 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
         if group is None:
             continue
         groups = hourly.setdefault((cdr.customer_id, cdr.start // 3600), {})
-        _add(groups, group, report.delta(cdr))
+        add_vector(groups, group, report.delta(cdr))
     deltas: dict[bytes, list[int]] = {}
     for (customer, hour), groups in hourly.items():
         for grain in report.grains:
             prefix = report_bucket_prefix(report.name, grain.code, grain.bucket(hour), customer)
             for group, vector in groups.items():
-                key = prefix + group.encode()
-                existing = deltas.get(key)
-                if existing is None:
-                    deltas[key] = list(vector)
-                else:
-                    for i, value in enumerate(vector):
-                        existing[i] += value
+                add_vector(deltas, prefix + group.encode(), vector)
     for key, delta in deltas.items():
         raw = txn.get(key)
         if raw is not None:
@@ -129,10 +125,11 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
     return len(deltas)
 
 
-def _add(groups: dict[str, list[int]], group: str, delta: list[int]) -> None:
-    existing = groups.get(group)
+def add_vector(vectors: dict[K, list[int]], key: K, vector: list[int]) -> None:
+    """vectors[key] += vector, element by element (a copy of vector when key is new)."""
+    existing = vectors.get(key)
     if existing is None:
-        groups[group] = delta
+        vectors[key] = list(vector)
     else:
-        for i, value in enumerate(delta):
+        for i, value in enumerate(vector):
             existing[i] += value
