@@ -74,8 +74,16 @@ class _Bad(Exception):
 
 
 def decode_cdr(raw: bytes, *, now: float, policy: TimePolicy | None = None) -> Cdr | Rejection:
-    """Validate and normalise one message; never raises for bad input."""
-    policy = policy or TimePolicy()
+    """Validate and normalise one message; never raises, whatever the bytes."""
+    try:
+        return _decode(raw, now, policy or TimePolicy())
+    except RecursionError:
+        return Rejection("message: JSON nested too deeply")
+    except Exception as exc:  # a bug must cost one message, never the stream
+        return Rejection(f"message: cannot be decoded ({type(exc).__name__}: {_excerpt(str(exc))})")
+
+
+def _decode(raw: bytes, now: float, policy: TimePolicy) -> Cdr | Rejection:
     if len(raw) > MAX_MESSAGE_BYTES:
         return Rejection(f"message: larger than 64 KiB ({len(raw)} bytes)")
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -44,6 +45,7 @@ from streamagg.settings import Settings
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
+DLQ_HEADROOM = 2_000  # bytes for the headers and the record's framing
 
 
 @dataclass
@@ -318,13 +320,8 @@ class IngestStage:
         await producer.begin_transaction()
         try:
             for message, reason in result.rejects:
-                headers = [
-                    ("error", reason.encode()),
-                    ("source", f"{source}/{message.offset}".encode()),
-                ]
-                await producer.send(
-                    s.dlq_topic, value=message.value or b"", key=message.key, headers=headers
-                )
+                value, headers = dead_letter(message, reason, source)
+                await producer.send(s.dlq_topic, value=value, key=message.key, headers=headers)
             batches = split_into_batches(source, result.records, s.partitions, s.batch_max_cdrs)
             for partition, batch in batches:
                 for payload in _encode_bounded(batch):
@@ -343,6 +340,23 @@ class IngestStage:
         await producer.commit_transaction()
         failpoint("ingest.after-commit")
         return len(result.rejects)
+
+
+def dead_letter(
+    message: ConsumerRecord, reason: str, source: str
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The DLQ record of a rejected message: its bytes, and headers naming the reason and the
+    source. A value the broker would refuse (a compressed batch can carry messages larger than
+    its limit) is cut to fit, with a `truncated` header giving its size and SHA-256, so that
+    the original can be found and checked in the input topic."""
+    value = message.value or b""
+    headers = [("error", reason.encode()), ("source", f"{source}/{message.offset}".encode())]
+    room = MAX_BATCH_BYTES - len(message.key or b"") - DLQ_HEADROOM
+    if len(value) > room:
+        digest = hashlib.sha256(value).hexdigest()
+        headers.append(("truncated", f"{len(value)} bytes, sha256 {digest}".encode()))
+        value = value[:room]
+    return value, headers
 
 
 def _encode_bounded(batch: Batch) -> list[bytes]:

@@ -178,3 +178,60 @@ async def test_invalid_cdrs_reach_the_dlq_intact_and_valid_ones_count_once(
     # Nothing more arrives in the DLQ later (each reject exactly once, no valid CDR).
     again = await consume_all(kafka_bootstrap, dlq, expected=len(INVALID) + 1, timeout=3)
     assert len(again) == len(INVALID)
+
+
+async def test_rejected_messages_over_the_brokers_limit_reach_the_dlq_cut_to_fit(
+    worker_factory: Callable[..., WorkerProcess], kafka_bootstrap: str
+) -> None:
+    """Issue 14: a compressed batch can carry a message larger than the broker takes in one
+    record; its DLQ copy must still be written (cut to fit, the cut said in a header) and the
+    stage must go on. Sizes at, just under and over the DLQ's room, and well over 1 MiB."""
+    import hashlib
+
+    from streamagg.agents.ingest import DLQ_HEADROOM
+    from streamagg.kafka_clients import MAX_BATCH_BYTES
+
+    room = MAX_BATCH_BYTES - DLQ_HEADROOM
+    sizes = [room - 1, room, room + 1, 1_500_000, 3 * 1024 * 1024]
+    worker = worker_factory()
+    worker.wait_ready()
+    topic, dlq = worker.env["STREAMAGG_TOPIC"], worker.env["STREAMAGG_DLQ_TOPIC"]
+    values = [bytes([65 + i]) * size for i, size in enumerate(sizes)]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, compression_type="gzip", max_request_size=8 * 1024 * 1024
+    )
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, partition=0)
+        await producer.send_and_wait(topic, raw(cdr("after-the-big-ones")), partition=0)
+    finally:
+        await producer.stop()
+
+    dead = await consume_all(kafka_bootstrap, dlq, expected=len(values), timeout=90)
+    assert len(dead) == len(values)
+    by_first_byte = {r.value[:1]: r for r in dead}
+    for i, (size, value) in enumerate(zip(sizes, values, strict=True)):
+        record = by_first_byte[bytes([65 + i])]
+        assert header(record, "error") == f"message: larger than 64 KiB ({size} bytes)"
+        if size <= room:
+            assert record.value == value and header(record, "truncated") is None
+        else:
+            assert record.value == value[:room]
+            digest = hashlib.sha256(value).hexdigest()
+            assert header(record, "truncated") == f"{size} bytes, sha256 {digest}"
+    wait_for(lambda: tech_total(worker, "7") == 1, 60, "the CDR sent after the big messages")
+
+
+def tech_total(worker: WorkerProcess, customer: str) -> int:
+    response = worker.get(
+        f"/api/v1/customers/{customer}/reports/tech-prefix",
+        ADMIN_TOKEN,
+        **{
+            "from": (HOUR - timedelta(days=1)).isoformat(),
+            "to": (HOUR + timedelta(hours=1)).isoformat(),
+        },
+    )
+    if response.status_code != 200:
+        return -1
+    return sum(row["total"] for row in response.json()["rows"])

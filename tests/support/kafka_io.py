@@ -42,9 +42,16 @@ async def produce_dids(bootstrap: str, topic: str, owners: dict[str, str]) -> No
 async def consume_all(
     bootstrap: str, topic: str, expected: int, timeout: float = 60.0
 ) -> list[ConsumerRecord]:  # type: ignore[type-arg]
-    """Every message of topic from the beginning, until expected arrived or timeout passed."""
+    """Every message of topic from the beginning, until expected arrived or timeout passed
+    (committed transactions only, as the DLQ's readers must read it)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024,
     )
     await consumer.start()
     records: list[ConsumerRecord] = []  # type: ignore[type-arg]

@@ -541,3 +541,19 @@ def test_reasons_quote_bad_values_on_one_line() -> None:
     assert len(reason.splitlines()) == 1
     reason = rejected(cdr_bytes(customer_charge="1\n2"), "customer_charge")
     assert len(reason.splitlines()) == 1
+
+
+@pytest.mark.parametrize("depth", [900, 1_000, 5_000, 30_000])
+def test_deep_nesting_beside_an_exact_amount_is_a_rejection_not_a_crash(depth: int) -> None:
+    """Issue 14: an amount with more than 6 decimals sends the message to the exact parser,
+    which raised RecursionError on a field nested ~1,000 levels deep and stopped ingestion."""
+    raw = (
+        b'{"callid": "a", "dt": 1795608000, "customer_id": "1", "customer_charge": 1.1234567, '
+        b'"x": ' + b"[" * depth + b"]" * depth + b"}"
+    )
+    result = decode(raw)
+    if isinstance(result, Cdr):  # shallow enough for both parsers: an ordinary CDR
+        assert result.customer_charge == 1_123_457
+    else:
+        assert result.reason.startswith("message: ")
+        assert "nested" in result.reason or "depth" in result.reason
