@@ -142,9 +142,13 @@ def create_app(
         state=state,
         inventory=inventory,
         rate_centers=RateCenterSource(settings.ratecenters, log=log),
-        tokens=TokenStore(settings.tokens_file),
+        tokens=TokenStore(
+            settings.tokens_file,
+            on_validity=lambda valid: metrics.tokens_file_valid.set(1 if valid else 0),
+        ),
         ingest=ingest,
     )
+    metrics.tokens_file_valid.set(1 if app.runtime.tokens.valid else 0)
 
     async def start_side_services() -> None:
         await _start_side_services(app.runtime)

@@ -25,6 +25,7 @@ class Metrics:
     partition_stopped: Gauge
     state_transactions: Counter
     batches_skipped: Counter
+    tokens_file_valid: Gauge
 
     def count_accepted(self, cdrs: Iterable[Cdr]) -> None:
         """Add accepted calls to the per-tech-prefix counters, one labels() call per prefix."""
@@ -107,6 +108,12 @@ def create_metrics(registry: CollectorRegistry) -> Metrics:
         batches_skipped=Counter(
             "streamagg_batches_skipped",
             "Batch messages read again below the state's own offset, skipped (expected: 0).",
+            registry=registry,
+        ),
+        tokens_file_valid=Gauge(
+            "streamagg_tokens_file_valid",
+            "0 while the tokens file is missing (every token revoked) or cannot be used (the "
+            "tokens of the last good file are in use), 1 otherwise.",
             registry=registry,
         ),
     )

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,36 +36,65 @@ class Grant:
 
 
 class TokenStore:
-    """The tokens file, reloaded when it changes; tokens themselves are never kept or logged."""
+    """The tokens file, reloaded when its content changes; tokens are never kept or logged.
 
-    def __init__(self, path: Path | None) -> None:
+    A deleted file revokes every token. A file that cannot be read or parsed keeps the tokens
+    of the last good one — refusing every customer's control panel for a typo would be an
+    outage — but says so at every check: an error in the log and ``valid`` False (the metric
+    `streamagg_tokens_file_valid` and its alert), until the file is fixed.
+    """
+
+    def __init__(
+        self, path: Path | None, on_validity: Callable[[bool], None] | None = None
+    ) -> None:
         self.path = path
         self._grants: dict[str, Grant] = {}
-        self._stamp: tuple[float, int] | None = None
+        self._digest: bytes | None = None
+        self._on_validity = on_validity or (lambda valid: None)
+        self.valid = True
         self.maybe_reload()
 
     def maybe_reload(self) -> None:
         if self.path is None:
             return
         try:
-            stat = self.path.stat()
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            if self._grants or self._digest is not None:
+                log.error("tokens file %s deleted: every token is revoked", self.path)
+            self._grants, self._digest = {}, None
+            self._set_valid(False)
+            return
         except OSError as exc:
-            log.warning(
-                "tokens file %s unreadable (%s); keeping %d tokens",
+            log.error(
+                "tokens file %s unreadable (%s); still using the %d tokens loaded before",
                 self.path,
                 exc.strerror,
                 len(self._grants),
             )
+            self._set_valid(False)
             return
-        stamp = (stat.st_mtime, stat.st_size)
-        if stamp == self._stamp:
+        digest = hashlib.sha256(raw).digest()
+        if digest == self._digest:
             return
-        self._stamp = stamp
         try:
-            self._grants = parse_tokens(self.path.read_bytes())
-            log.info("tokens file %s loaded: %d tokens", self.path, len(self._grants))
-        except (OSError, ValueError) as exc:
-            log.warning("tokens file %s not used: %s", self.path, exc)
+            grants = parse_tokens(raw)
+        except ValueError as exc:
+            log.error(
+                "tokens file %s not used (%s); still using the %d tokens loaded before",
+                self.path,
+                exc,
+                len(self._grants),
+            )
+            self._set_valid(False)
+            return
+        self._grants, self._digest = grants, digest
+        log.info("tokens file %s loaded: %d tokens", self.path, len(grants))
+        self._set_valid(True)
+
+    def _set_valid(self, valid: bool) -> None:
+        self.valid = valid
+        self._on_validity(valid)
 
     def authenticate(self, authorization: str | None) -> Grant:
         """The grant of the bearer token in an Authorization header, or AccessDenied (401)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -12,6 +13,11 @@ from aiohttp import web
 
 from streamagg.reports.base import Row
 from streamagg.web.params import ReportQuery
+
+# Text cells (provider ids, tech prefixes, accounts, rate centers come from CDRs and
+# reference data) that start like a formula; numbers such as "-1.500000" stay numbers.
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def iso(moment: datetime) -> str:
@@ -48,6 +54,9 @@ def rows_to_csv(columns: Sequence[str], rows: Sequence[Row]) -> str:
 def _cell(value: object) -> object:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value[:1] in _FORMULA_STARTS and not _NUMBER.fullmatch(value):
+        # A spreadsheet would run it as a formula (OWASP "CSV injection"): make it text.
+        return "'" + value
     return value
 
 

@@ -162,14 +162,46 @@ def test_the_file_is_reloaded_when_it_changes(tmp_path: Path) -> None:
     store.authorize(f"Bearer {OPS_TOKEN}", "43")
 
 
-def test_a_broken_file_keeps_the_tokens_loaded_before(tmp_path: Path) -> None:
+def test_a_broken_file_keeps_the_tokens_loaded_before_and_says_so_until_fixed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[bool] = []
     path = tokens_file(tmp_path / "t.json", [{"sha256": sha(OPS_TOKEN), "customers": ["42"]}])
-    store = TokenStore(path)
+    store = TokenStore(path, on_validity=seen.append)
+    assert seen == [True]
     path.write_bytes(b'{"tokens": [{"sha256": "short"')
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     store.maybe_reload()
+    store.authorize(f"Bearer {OPS_TOKEN}", "42")  # the last good set, loudly:
+    assert not store.valid and seen[-1] is False
+    assert "not used" in caplog.text and "ERROR" in caplog.records[-1].levelname
+    caplog.clear()
+    store.maybe_reload()
+    assert "still using the 1 tokens" in caplog.text, "said at every check, not once"
+    tokens_file(path, [{"sha256": sha(OPS_TOKEN), "customers": ["43"]}])
+    store.maybe_reload()
+    assert store.valid and seen[-1] is True
+    assert denied(store, f"Bearer {OPS_TOKEN}", "42") == 403
+
+
+def test_deleting_the_file_revokes_every_token(tmp_path: Path) -> None:
+    path = tokens_file(tmp_path / "t.json", [{"sha256": sha(OPS_TOKEN), "customers": ["*"]}])
+    store = TokenStore(path)
     store.authorize(f"Bearer {OPS_TOKEN}", "42")
     path.unlink()
     store.maybe_reload()
-    store.authorize(f"Bearer {OPS_TOKEN}", "42")
+    assert denied(store, f"Bearer {OPS_TOKEN}") == 401
+    assert not store.valid
+
+
+def test_a_change_of_content_is_seen_even_with_the_same_size_and_time(tmp_path: Path) -> None:
+    """Changes are detected by content: an edit that keeps the size and the modification
+    time (a copy with preserved times, a coarse clock) still takes effect."""
+    path = tokens_file(tmp_path / "t.json", [{"sha256": sha(OPS_TOKEN), "customers": ["42"]}])
+    store = TokenStore(path)
+    before = path.stat()
+    tokens_file(path, [{"sha256": sha(OPS_TOKEN), "customers": ["43"]}])
+    assert path.stat().st_size == before.st_size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    store.maybe_reload()
+    store.authorize(f"Bearer {OPS_TOKEN}", "43")
+    assert denied(store, f"Bearer {OPS_TOKEN}", "42") == 403

@@ -277,6 +277,29 @@ def test_csv_keeps_money_strings_and_ratios() -> None:
     assert rows_to_csv(REPORTS["tech-prefix"].columns, [row]).splitlines()[1] == ",4,1,25.0,184.3"
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['=HYPERLINK("http://x","y")', "@SUM(1+1)", "+1-2", "-2+3+cmd|' /C calc'!A0", "\tx", "\rx"],
+)
+def test_csv_text_cells_that_start_like_a_formula_open_as_text(text: str) -> None:
+    """OWASP CSV injection: provider ids, tech prefixes, accounts and rate centers come from
+    CDRs and reference data; a spreadsheet must show them, not run them."""
+    columns = ("dt", "provider_id", "customer_charge", "provider_charge", "dtmf_count", "calls")
+    row = {
+        "dt": "2026-11-25T13:00:00Z",
+        "provider_id": text,
+        "customer_charge": "-1.500000",  # a number (a negative margin, one day): left alone
+        "provider_charge": "0.000000",
+        "dtmf_count": 0,
+        "calls": 1,
+    }
+    (cells,) = list(csv.reader(io.StringIO(rows_to_csv(columns, [row]), newline="")))[1:]
+    assert cells[1] == "'" + text
+    assert cells[2] == "-1.500000"
+    for cell in cells:
+        assert cell[:1] not in "=+@\t\r" or cell == "", cell
+
+
 def test_json_response_shape() -> None:
     q = parse()
     rows = [{"tech_prefix": "123#", "total": 2, "answered_calls": 1, "asr": 50.0, "acd": 3.0}]
