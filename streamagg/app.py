@@ -120,7 +120,7 @@ def create_app(
         web_graph_enabled=False,
         autodiscover=False,
     )
-    metrics = create_metrics(registry)
+    metrics = create_metrics(registry, settings.metrics_max_prefixes)
     horizon = settings.dedup_hours * 3600
     state = StateLayer(
         settings,

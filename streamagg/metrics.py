@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streamagg.cdr import Cdr
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+OTHER_PREFIXES = "__other__"
+DEFAULT_MAX_PREFIXES = 1_000
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,19 @@ class Metrics:
     state_transactions: Counter
     batches_skipped: Counter
     tokens_file_valid: Gauge
+    prefixes_folded: Counter
+    max_prefixes: int = DEFAULT_MAX_PREFIXES
+    _prefixes: set[str] = field(default_factory=set)
+
+    def prefix_label(self, tech_prefix: str) -> str:
+        """The label of a tech prefix: itself for the first max_prefixes seen by this worker,
+        `__other__` after that (a CDR chooses its prefix: the label set must stay bounded)."""
+        if tech_prefix in self._prefixes:
+            return tech_prefix
+        if len(self._prefixes) < self.max_prefixes:
+            self._prefixes.add(tech_prefix)
+            return tech_prefix
+        return OTHER_PREFIXES
 
     def count_accepted(self, cdrs: Iterable[Cdr]) -> None:
         """Add accepted calls to the per-tech-prefix counters, one labels() call per prefix."""
@@ -33,9 +48,10 @@ class Metrics:
         accepted = 0
         for cdr in cdrs:
             accepted += 1
-            totals = per_prefix.get(cdr.tech_prefix)
+            label = self.prefix_label(cdr.tech_prefix)
+            totals = per_prefix.get(label)
             if totals is None:
-                totals = per_prefix[cdr.tech_prefix] = [0, 0, 0]
+                totals = per_prefix[label] = [0, 0, 0]
             totals[0] += 1
             if cdr.answered:
                 totals[1] += 1
@@ -43,13 +59,17 @@ class Metrics:
         if accepted:
             self.cdrs.labels(outcome="accepted").inc(accepted)
         for prefix, (calls, answered, micros) in per_prefix.items():
+            if prefix == OTHER_PREFIXES:
+                self.prefixes_folded.inc(calls)
             self.calls.labels(tech_prefix=prefix).inc(calls)
             if answered:
                 self.calls_answered.labels(tech_prefix=prefix).inc(answered)
                 self.answered_seconds.labels(tech_prefix=prefix).inc(micros / 1_000_000)
 
 
-def create_metrics(registry: CollectorRegistry) -> Metrics:
+def create_metrics(
+    registry: CollectorRegistry, max_prefixes: int = DEFAULT_MAX_PREFIXES
+) -> Metrics:
     """Declare all streamagg metrics on registry (tests pass a fresh CollectorRegistry)."""
     metrics = Metrics(
         cdrs=Counter("streamagg_cdrs", "CDR messages by outcome.", ["outcome"], registry=registry),
@@ -116,6 +136,13 @@ def create_metrics(registry: CollectorRegistry) -> Metrics:
             "tokens of the last good file are in use), 1 otherwise.",
             registry=registry,
         ),
+        prefixes_folded=Counter(
+            "streamagg_metrics_prefixes_folded",
+            f"Calls counted under tech_prefix={OTHER_PREFIXES} because the worker already "
+            "exports STREAMAGG_METRICS_MAX_PREFIXES prefixes.",
+            registry=registry,
+        ),
+        max_prefixes=max_prefixes,
     )
     for outcome in ("committed", "failed"):
         metrics.state_transactions.labels(outcome=outcome)

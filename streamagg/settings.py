@@ -103,6 +103,13 @@ class Settings:
     batch_max_cdrs: int = field(
         default=4000, metadata=_doc("Most CDRs packed into one internal batch message.")
     )
+    metrics_max_prefixes: int = field(
+        default=1000,
+        metadata=_doc(
+            "Most tech prefixes a worker exports as metric labels; calls of further prefixes "
+            "are counted under `__other__` (the reports are not affected)."
+        ),
+    )
     log_level: str = field(default="info", metadata=_doc("Log level of the worker."))
     security_protocol: str = field(
         default="PLAINTEXT",
@@ -145,6 +152,7 @@ class Settings:
             "dedup_hours",
             "ingest_max_records",
             "batch_max_cdrs",
+            "metrics_max_prefixes",
         )
         for name in positive:
             if getattr(self, name) <= 0:
