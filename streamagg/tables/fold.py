@@ -21,13 +21,13 @@ from streamagg.batches import Record
 from streamagg.cdr import Cdr
 from streamagg.tables.buckets import Grain
 from streamagg.tables.keys import (
-    DAY_MS,
     NEWEST_MS,
     decode_int,
     decode_vector,
     dedup_key,
     encode_int,
     encode_vector,
+    expiry_key,
     report_bucket_prefix,
 )
 
@@ -69,7 +69,7 @@ def fold_records(
     horizon_ms = dedup_horizon_seconds * 1000
     newest_ms = decode_int(txn.get(NEWEST_MS), 0)
     for record in records:
-        if _is_duplicate(txn, record, horizon_ms, newest_ms):
+        if _is_duplicate(txn, record, horizon_ms):
             outcome.duplicates += 1
         else:
             outcome.accepted.append(record.cdr)
@@ -80,23 +80,19 @@ def fold_records(
     return outcome
 
 
-def _is_duplicate(txn: KeyValue, record: Record, horizon_ms: int, newest_ms: int) -> bool:
+def _is_duplicate(txn: KeyValue, record: Record, horizon_ms: int) -> bool:
     cdr = record.cdr
     stamp = record.timestamp_ms
-    horizon_s = horizon_ms // 1000
-    # Ids live under the UTC day of the message that brought them; an earlier acceptance
-    # within the horizon is on one of these days, or a later one when this message is late
-    # (up to a horizon later: a stray far-future timestamp must not make every check long).
-    newest_day = min(max(stamp, newest_ms), stamp + horizon_ms) // DAY_MS
-    for day in range(newest_day, (stamp - horizon_ms) // DAY_MS - 1, -1):
-        raw = txn.get(dedup_key(day, cdr.customer_id, cdr.callid))
-        if raw is None:
-            continue
+    key = dedup_key(cdr.customer_id, cdr.callid)
+    raw = txn.get(key)
+    if raw is not None:
         accepted_ms, start = decode_vector(raw)
-        if accepted_ms >= stamp - horizon_ms and abs(cdr.start - start) <= horizon_s:
+        if accepted_ms >= stamp - horizon_ms and abs(cdr.start - start) <= horizon_ms // 1000:
             return True
-    key = dedup_key(stamp // DAY_MS, cdr.customer_id, cdr.callid)
+    # (An older acceptance of the id, past the horizon, is replaced; its expiry key finds a
+    # newer time here when it expires, and leaves this one alone.)
     txn.set(key, encode_vector((stamp, cdr.start)))
+    txn.set(expiry_key(stamp, cdr.customer_id, cdr.callid), b"")
     return False
 
 

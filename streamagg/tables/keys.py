@@ -6,8 +6,9 @@ names cannot contain control characters; the last field may hold anything):
 - ``R␟report␟{grain}{bucket:08d}␟customer␟group`` → one report group of one bucket, its vector
   of integers. Buckets sort in time, so the buckets past retention are one leading key range
   per (report, grain); a query reads one key range per (bucket, customer).
-- ``D␟{day:06d}␟customer␟callid`` → a call id accepted on that day of Kafka time (UTC days of
-  the CDR message timestamps). Expired days are one leading key range.
+- ``D␟customer␟callid`` → an accepted call id: the Kafka timestamp (ms) of the message that
+  brought it and the call's start; ``X␟{timestamp:013d}␟customer␟callid`` → the same id in
+  the order it expires. Expired ids are one leading key range of ``X``.
 - ``M␟name`` → partition metadata kept in the changelog (next batch offset, newest message time).
 - ``\\x00name`` → local-only bookkeeping of the RocksDB copy (never in the changelog).
 
@@ -22,7 +23,6 @@ from collections.abc import Sequence
 
 FORMAT_VERSION = 1
 SEP = "\x1f"
-DAY_MS = 86_400_000
 
 NEXT_OFFSET = b"M\x1fnext-batch-offset"  # next offset of the batch partition to apply
 NEWEST_MS = b"M\x1fnewest-message-ms"  # newest CDR message timestamp applied
@@ -50,12 +50,23 @@ def group_of(key: bytes, prefix: bytes) -> str:
     return key[len(prefix) :].decode()
 
 
-def dedup_key(day: int, customer: str, callid: str) -> bytes:
-    return f"D{SEP}{day:06d}{SEP}{customer}{SEP}{callid}".encode()
+def dedup_key(customer: str, callid: str) -> bytes:
+    return f"D{SEP}{customer}{SEP}{callid}".encode()
 
 
-def dedup_expiry_range(first_kept_day: int) -> tuple[bytes, bytes]:
-    return f"D{SEP}".encode(), f"D{SEP}{first_kept_day:06d}".encode()
+def expiry_key(accepted_ms: int, customer: str, callid: str) -> bytes:
+    return f"X{SEP}{accepted_ms:013d}{SEP}{customer}{SEP}{callid}".encode()
+
+
+def parse_expiry_key(key: bytes) -> tuple[int, str, str]:
+    """(accepted_ms, customer, callid) of an expiry key."""
+    _, accepted_ms, customer, callid = key.decode().split(SEP, 3)
+    return int(accepted_ms), customer, callid
+
+
+def expiry_range(first_kept_ms: int) -> tuple[bytes, bytes]:
+    """Expiry keys of ids accepted before first_kept_ms: [low, high)."""
+    return f"X{SEP}".encode(), f"X{SEP}{max(0, first_kept_ms):013d}".encode()
 
 
 def encode_vector(values: Sequence[int]) -> bytes:

@@ -1,8 +1,9 @@
 """Bounded state: delete report buckets past retention and call ids past the dedup horizon.
 
-Both are leading key ranges of the layout (tables/keys.py): buckets and days sort in time, so
-what has expired is found with one seek per range and costs nothing while nothing expires.
-The deletes go through the partition's transaction, so each is a changelog tombstone.
+Both are leading key ranges of the layout (tables/keys.py): buckets and expiry keys sort in
+time, so what has expired is found with one seek per range and costs nothing while nothing
+expires; a call id leaves within the horizon and the slack of its acceptance, whatever the
+rate. The deletes go through the partition's transaction, so each is a changelog tombstone.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ from typing import Protocol
 
 from streamagg.tables.fold import ReportFold
 from streamagg.tables.keys import (
-    DAY_MS,
     NEWEST_MS,
     decode_int,
-    dedup_expiry_range,
+    decode_vector,
+    dedup_key,
+    expiry_range,
+    parse_expiry_key,
     report_expiry_range,
 )
 
-# Call ids are kept this much longer than the horizon, for source partitions that lag behind
-# the newest message of the partition.
-EXPIRY_SLACK_SECONDS = 6 * 3600
+# Call ids are kept this much longer than the horizon, for input partitions that lag behind
+# the newest message of the partition: the dedup state is at most (horizon + slack) of traffic.
+EXPIRY_SLACK_SECONDS = 4 * 3600
 DELETES_PER_TRANSACTION = 5_000
 
 
@@ -41,24 +44,36 @@ class RetentionSweeper:
     dedup_horizon_seconds: int
     budget: int = DELETES_PER_TRANSACTION
 
-    def sweep(self, txn: SweptState, now: float) -> int:
-        """Delete up to ``budget`` expired keys; returns how many it deleted."""
-        ranges: list[tuple[bytes, bytes]] = []
+    def sweep(self, txn: SweptState, now: float, budget: int | None = None) -> int:
+        """Delete up to ``budget`` (default: self.budget) expired keys; returns how many."""
+        left = self.budget if budget is None else budget
         oldest_hour = int(now // 3600) - self.retention_days * 24
+        deleted = 0
         for report in self.reports.values():
             for grain in report.grains:
-                ranges.append(
-                    report_expiry_range(report.name, grain.code, grain.bucket(oldest_hour))
-                )
+                low, high = report_expiry_range(report.name, grain.code, grain.bucket(oldest_hour))
+                for key, _value in txn.scan(low, high):
+                    if deleted >= left:
+                        return deleted
+                    txn.delete(key)
+                    deleted += 1
         newest_ms = decode_int(txn.get(NEWEST_MS), 0)
         if newest_ms:
             kept_ms = (self.dedup_horizon_seconds + EXPIRY_SLACK_SECONDS) * 1000
-            ranges.append(dedup_expiry_range((newest_ms - kept_ms) // DAY_MS))
-        deleted = 0
-        for low, high in ranges:
+            low, high = expiry_range(newest_ms - kept_ms)
             for key, _value in txn.scan(low, high):
-                if deleted >= self.budget:
+                if deleted + 2 > left:
                     return deleted
-                txn.delete(key)
-                deleted += 1
+                deleted += self._expire_id(txn, key)
         return deleted
+
+    @staticmethod
+    def _expire_id(txn: SweptState, key: bytes) -> int:
+        accepted_ms, customer, callid = parse_expiry_key(key)
+        txn.delete(key)
+        entry = dedup_key(customer, callid)
+        raw = txn.get(entry)
+        if raw is not None and decode_vector(raw)[0] == accepted_ms:
+            txn.delete(entry)  # (accepted again since: the newer acceptance stays)
+            return 2
+        return 1

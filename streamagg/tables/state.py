@@ -331,7 +331,8 @@ class StateLayer(ConsumerRebalanceListener):
             txn = owned.transaction(self.changelog)
             try:
                 outcome = self.handler.apply(txn, fresh)
-                self.sweeper.sweep(txn, time.time())
+                # Expiry keeps pace with what the batch added, whatever the batch size.
+                self.sweeper.sweep(txn, time.time(), self.sweeper.budget + 2 * txn.changes)
                 txn.consumed(fresh[-1].offset + 1)
             except Exception as exc:
                 log.exception("partition %d: applying batches failed", tp.partition)

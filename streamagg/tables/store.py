@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from rocksdict import Options, Rdict, ReadOptions, WriteBatch
+from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch
 
 from streamagg.errors import StateError
 from streamagg.tables.keys import (
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 def _options() -> Options:
     options = Options(raw_mode=True)
     options.create_if_missing(True)
+    table = BlockBasedOptions()
+    # Most call ids looked up are new: a bloom filter answers those misses without a read.
+    table.set_bloom_filter(10, False)
+    options.set_block_based_table_factory(table)
     return options
 
 

@@ -23,4 +23,4 @@ class MemState:
 
     def scan(self, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) with low <= key < high, in key order (a snapshot)."""
-        return iter([(k, self.data[k]) for k in sorted(self.data) if low <= k < high])
+        return iter([(k, self.data[k]) for k in sorted(k for k in self.data if low <= k < high)])

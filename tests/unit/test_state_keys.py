@@ -7,9 +7,11 @@ from hypothesis import strategies as st
 
 from streamagg.tables.keys import (
     decode_vector,
-    dedup_expiry_range,
     dedup_key,
     encode_vector,
+    expiry_key,
+    expiry_range,
+    parse_expiry_key,
     report_bucket_prefix,
     report_expiry_range,
     report_key,
@@ -45,10 +47,13 @@ def test_report_expiry_range_holds_the_earlier_buckets_only(
     assert not low <= other_grain < high
 
 
-@given(st.integers(0, 10**5), st.integers(0, 10**5), customers, st.text(max_size=10))
-def test_dedup_expiry_range_holds_the_earlier_days_only(
-    day: int, first_kept: int, customer: str, callid: str
+@given(st.integers(0, 10**13), st.integers(0, 10**13), customers, st.text(max_size=10))
+def test_expiry_range_holds_the_ids_accepted_earlier_only(
+    accepted_ms: int, first_kept_ms: int, customer: str, callid: str
 ) -> None:
-    low, high = dedup_expiry_range(first_kept)
-    assert (low <= dedup_key(day, customer, callid) < high) == (day < first_kept)
-    assert not low <= report_key("dtmf", "d", day, customer, callid) < high
+    low, high = expiry_range(first_kept_ms)
+    key = expiry_key(accepted_ms, customer, callid)
+    assert (low <= key < high) == (accepted_ms < first_kept_ms)
+    assert parse_expiry_key(key) == (accepted_ms, customer, callid)
+    assert not low <= dedup_key(customer, callid) < high
+    assert not low <= report_key("dtmf", "d", 1, customer, callid) < high
