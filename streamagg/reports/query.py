@@ -1,8 +1,17 @@
-"""Answer a report for any hour-aligned range from its bucketed state."""
+"""Answer a report for any hour-aligned range from its bucketed state.
+
+A range is covered by the fewest buckets (tables/buckets.py). Each bucket is read whole in one
+step; between buckets the query gives the event loop back, so a long answer never holds up
+the worker. Reports whose groups carry their hour (dtmf) have each group in exactly one
+bucket, and buckets come in time order: their rows stream bucket by bucket, in order, without
+the whole answer in memory. The others sum their groups over the buckets first (their groups
+are few: prefixes, DIDs).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 from streamagg.reports.base import Groups, QueryContext, Report, Row
 from streamagg.tables.buckets import cover
@@ -13,21 +22,33 @@ from streamagg.tables.keys import decode_vector, report_bucket_prefix
 Scan = Callable[[bytes, bytes], Iterable[tuple[bytes, bytes]]]
 
 
-def merged_groups(
+def bucket_groups(
     report: Report, customer_id: str, start_hour: int, end_hour: int, scan: Scan
-) -> Groups:
-    """Sum of every group over [start_hour, end_hour), read from the fewest buckets."""
-    groups: Groups = {}
+) -> Iterator[Groups]:
+    """The groups of each bucket covering [start_hour, end_hour), bucket by bucket in time
+    order (groups of hours outside the range left out of the edge buckets)."""
     for grain, bucket in cover(start_hour, end_hour, report.grains):
         prefix = report_bucket_prefix(report.name, grain.code, bucket, customer_id)
         first, last = grain.span(bucket)
         edge = report.hour_in_group and (first < start_hour or last > end_hour)
+        groups: Groups = {}
         for key, raw in scan(prefix, _after(prefix)):
             group = key[len(prefix) :].decode()
             if edge and not start_hour <= int(group.split("\x1f", 1)[0]) < end_hour:
                 continue
-            add_vector(groups, group, decode_vector(raw))
-    return groups
+            groups[group] = decode_vector(raw)
+        yield groups
+
+
+def merged_groups(
+    report: Report, customer_id: str, start_hour: int, end_hour: int, scan: Scan
+) -> Groups:
+    """Sum of every group over [start_hour, end_hour), read from the fewest buckets."""
+    merged: Groups = {}
+    for groups in bucket_groups(report, customer_id, start_hour, end_hour, scan):
+        for group, vector in groups.items():
+            add_vector(merged, group, vector)
+    return merged
 
 
 def _after(prefix: bytes) -> bytes:
@@ -41,3 +62,23 @@ def run_query(
     """The rows of one customer's report for [start_hour, end_hour) (epoch hours, UTC)."""
     groups = merged_groups(report, context.customer_id, start_hour, end_hour, scan)
     return report.rows(groups, context)
+
+
+async def stream_rows(
+    report: Report, start_hour: int, end_hour: int, scan: Scan, context: QueryContext
+) -> AsyncIterator[Row]:
+    """The rows of run_query, in the same order, giving the event loop back between buckets."""
+    buckets = bucket_groups(report, context.customer_id, start_hour, end_hour, scan)
+    if report.hour_in_group:
+        for groups in buckets:
+            for row in report.rows(groups, context):
+                yield row
+            await asyncio.sleep(0)
+        return
+    merged: Groups = {}
+    for groups in buckets:
+        for group, vector in groups.items():
+            add_vector(merged, group, vector)
+        await asyncio.sleep(0)
+    for row in report.rows(merged, context):
+        yield row

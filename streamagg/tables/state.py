@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -65,6 +65,24 @@ class Unavailable(StreamaggError):
     """This worker owns the partition but cannot answer from it now."""
 
 
+class PartitionReader:
+    """A query's view of one active partition: its local copy, for as long as the partition
+    stays the same active one here (a rebalance or a failure in between ends the read)."""
+
+    def __init__(self, state: StateLayer, owned: OwnedPartition) -> None:
+        self._state = state
+        self._owned = owned
+
+    def scan(self, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+        owned = self._owned
+        if self._state.owned.get(owned.number) is not owned or owned.status is not Status.ACTIVE:
+            raise Unavailable(
+                "this customer's partition moved or stopped while it was being read; retry"
+            )
+        assert owned.store is not None
+        return owned.store.scan(low, high)
+
+
 class StateLayer(ConsumerRebalanceListener):
     def __init__(
         self, settings: Settings, metrics: Metrics, handler: BatchHandler, sweeper: RetentionSweeper
@@ -90,11 +108,11 @@ class StateLayer(ConsumerRebalanceListener):
 
     # -- queries ----------------------------------------------------------------------------
 
-    def store_for_query(self, partition: int) -> PartitionStore:
-        """The local copy to answer from; NotOwner or Unavailable when there is none."""
+    def reader(self, partition: int) -> PartitionReader:
+        """What a query reads; NotOwner or Unavailable when this worker cannot answer."""
         owned = self.owned.get(partition)
         if owned is not None and owned.status is Status.ACTIVE and owned.store is not None:
-            return owned.store
+            return PartitionReader(self, owned)
         if owned is not None:
             raise Unavailable(f"this customer's partition is {owned.reason}; retry shortly")
         if self.rebalancing:

@@ -5,27 +5,38 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import aiohttp
+import yarl
 from aiohttp import web
 
 if TYPE_CHECKING:
     from streamagg.app import StreamaggApp
 
-FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=15)
+# The owner must start answering within 15 s; a long export may take longer in all.
+FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5, sock_read=15)
+FORWARD_CHUNK_BYTES = 64 * 1024
 _PASSED_HEADERS = ("Authorization", "Accept")
 
 
-async def forward_request(app: StreamaggApp, request: web.Request, url: str) -> web.Response:
-    target = url.rstrip("/") + request.rel_url.path_qs
+async def forward_request(
+    app: StreamaggApp, request: web.Request, url: str
+) -> web.StreamResponse:
+    """The owner's answer, streamed through as it arrives (a CSV export is never whole in
+    this worker's memory). The path goes on as the client encoded it."""
+    target = url.rstrip("/") + request.raw_path
     headers = {name: request.headers[name] for name in _PASSED_HEADERS if name in request.headers}
     headers["X-Streamagg-Forwarded"] = "1"
     async with (
         aiohttp.ClientSession(timeout=FORWARD_TIMEOUT) as session,
-        session.get(target, headers=headers) as upstream,
+        session.get(yarl.URL(target, encoded=True), headers=headers) as upstream,
     ):
-        body = await upstream.read()
         passed = {
             name: upstream.headers[name]
             for name in ("Content-Type", "Content-Disposition")
             if name in upstream.headers
         }
-        return web.Response(status=upstream.status, body=body, headers=passed)
+        response = web.StreamResponse(status=upstream.status, headers=passed)
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_chunked(FORWARD_CHUNK_BYTES):
+            await response.write(chunk)
+        await response.write_eof()
+        return response

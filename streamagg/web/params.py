@@ -12,8 +12,9 @@ from streamagg.reports import REPORTS, Report
 from streamagg.tables.buckets import HOUR
 
 MAX_QUERY_STRING = 2048
+MAX_PAGE_ROWS = 10_000  # SPEC §3: the default and the most rows of a JSON page
 _LAST_YEAR = 9000  # keeps every bucket computation far from datetime's year 9999
-_ALLOWED = {"from", "to", "month", "format"}
+_ALLOWED = {"from", "to", "month", "format", "limit", "offset"}
 _MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")
 _SPACE_OFFSET = re.compile(r" ([0-9]{2}:?[0-9]{2})$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -30,6 +31,8 @@ class ReportQuery:
     start: datetime
     end: datetime
     format: str  # "json" or "csv"
+    limit: int = MAX_PAGE_ROWS  # rows of a JSON page
+    offset: int = 0  # rows of the answer before this page
 
     @property
     def start_hour(self) -> int:
@@ -65,7 +68,18 @@ def parse_report_query(
     start, end = _range(query, report)
     names = ("month", "month") if "month" in query else ("from", "to")
     _check_span(start, end, retention_days, now or datetime.now(UTC), names)
-    return ReportQuery(report, customer_id, start, end, _format(query, accept))
+    limit = _count(query, "limit", MAX_PAGE_ROWS, 1, MAX_PAGE_ROWS)
+    offset = _count(query, "offset", 0, 0, 10**9)
+    return ReportQuery(report, customer_id, start, end, _format(query, accept), limit, offset)
+
+
+def _count(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        raise BadQuery(name, f"must be a whole number from {low} to {high:,}")
+    return int(text)
 
 
 def _range(query: Mapping[str, str], report: Report) -> tuple[datetime, datetime]:

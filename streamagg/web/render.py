@@ -4,42 +4,107 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 import orjson
 from aiohttp import web
+from yarl import URL
 
+from streamagg.errors import StreamaggError
 from streamagg.reports.base import Row
 from streamagg.web.params import ReportQuery
+
+log = logging.getLogger(__name__)
 
 # Text cells (provider ids, tech prefixes, accounts, rate centers come from CDRs and
 # reference data) that start like a formula; numbers such as "-1.500000" stay numbers.
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+CSV_CHUNK_ROWS = 2_000
 
 
 def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def report_response(query: ReportQuery, rows: Sequence[Row]) -> web.Response:
+async def report_response(
+    request: web.Request, query: ReportQuery, rows: AsyncIterator[Row]
+) -> web.StreamResponse:
+    """A JSON page of the rows, or every row as CSV, streamed."""
     if query.format == "csv":
-        return web.Response(
-            body=rows_to_csv(query.report.columns, rows).encode(),
-            content_type="text/csv",
-            charset="utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{_filename(query)}"'},
-        )
-    body = {
+        return await stream_csv(request, query, rows)
+    page = await json_page(query, rows, str(request.rel_url))
+    return web.Response(body=orjson.dumps(page), content_type="application/json")
+
+
+async def json_page(query: ReportQuery, rows: AsyncIterator[Row], url: str) -> dict[str, object]:
+    """SPEC §3's JSON body: rows [offset, offset + limit) of the answer, and while rows remain,
+    `next`: the URL (path and query) of the next page."""
+    page: list[Row] = []
+    more = False
+    skipped = 0
+    async for row in rows:
+        if skipped < query.offset:
+            skipped += 1
+        elif len(page) < query.limit:
+            page.append(row)
+        else:
+            more = True
+            break
+    body: dict[str, object] = {
         "report": query.report.name,
         "customer_id": query.customer_id,
         "from": iso(query.start),
         "to": iso(query.end),
-        "rows": rows,
+        "rows": page,
     }
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
+    if more:
+        next_url = URL(url).update_query(offset=query.offset + len(page), limit=query.limit)
+        body["next"] = str(next_url)
+    return body
+
+
+async def stream_csv(
+    request: web.Request, query: ReportQuery, rows: AsyncIterator[Row]
+) -> web.StreamResponse:
+    """Every row as CSV, written in chunks as they are read: the answer is never whole in
+    memory, and the event loop serves other requests in between. An error before the first
+    row is an ordinary error response; one after it (the partition moved away while it was
+    read) ends the transfer without its final chunk, so the client sees it incomplete."""
+    iterator = aiter(rows)
+    first = await anext(iterator, None)  # errors of the first read still get a status
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{_filename(query)}"',
+        }
+    )
+    await response.prepare(request)
+    columns = query.report.columns
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    count = 0
+    row = first
+    try:
+        while row is not None:
+            writer.writerow([_cell(row[column]) for column in columns])
+            count += 1
+            if count % CSV_CHUNK_ROWS == 0:
+                await response.write(out.getvalue().encode())
+                out.seek(0)
+                out.truncate()
+            row = await anext(iterator, None)
+    except StreamaggError as exc:
+        log.warning("CSV of %s cut after %d rows: %s", query.report.name, count, exc)
+        response.force_close()
+        return response
+    await response.write(out.getvalue().encode())
+    await response.write_eof()
+    return response
 
 
 def rows_to_csv(columns: Sequence[str], rows: Sequence[Row]) -> str:

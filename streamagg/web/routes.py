@@ -20,7 +20,7 @@ from streamagg.tables.state import NotOwner, Unavailable
 from streamagg.web.auth import AccessDenied, check_customer
 from streamagg.web.forward import forward_request
 from streamagg.web.params import UnknownReport, parse_report_query
-from streamagg.web.query_service import run_local_query
+from streamagg.web.query_service import local_rows
 from streamagg.web.render import error_response, report_response
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ async def report(request: web.Request) -> web.StreamResponse:
     )
     check_customer(grant, query.customer_id)
     try:
-        rows = run_local_query(app, query)
+        rows = local_rows(app, query)
     except NotOwner as not_owner:
         url = runtime.state.owner_url(not_owner.partition)
         if url is None or request.headers.get("X-Streamagg-Forwarded"):
@@ -131,4 +131,4 @@ async def report(request: web.Request) -> web.StreamResponse:
                 f"the worker that owns this customer's data ({url}) does not answer "
                 f"({exc.__class__.__name__}); retry shortly"
             ) from None
-    return report_response(query, rows)
+    return await report_response(request, query, rows)

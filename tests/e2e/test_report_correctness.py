@@ -61,7 +61,7 @@ def ranges_for(report: str, now: datetime) -> list[tuple[datetime, datetime]]:
 def api_rows(
     worker: WorkerProcess, report: str, customer: str, start: datetime, end: datetime
 ) -> list:  # type: ignore[type-arg]
-    response = worker.get(
+    response = worker.get_all_pages(
         f"/api/v1/customers/{customer}/reports/{report}",
         ADMIN_TOKEN,
         **{"from": iso(start), "to": iso(end)},

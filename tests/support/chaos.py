@@ -332,7 +332,7 @@ def api_rows(
     """The report's rows, or None when the worker cannot answer right now (a status in
     ``tolerate``, or not reachable); ``seen`` counts those non-answers by status."""
     try:
-        response = worker.get(
+        response = worker.get_all_pages(
             f"/api/v1/customers/{customer}/reports/{report}",
             token,
             **{"from": iso(start), "to": iso(end)},

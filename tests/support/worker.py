@@ -114,6 +114,25 @@ class WorkerProcess:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.get(f"{self.base_url}{path}", params=params, headers=headers, timeout=30)
 
+    def get_all_pages(self, path: str, token: str, **params: str) -> httpx.Response:
+        """GET a report; when it comes in pages, follow every `next` and return the last
+        response with the rows of all pages in its JSON (or the first non-200 response)."""
+        response = self.get(path, token, **params)
+        rows: list[object] = []
+        while response.status_code == 200:
+            body = response.json()
+            rows += body["rows"]
+            if "next" not in body:
+                body["rows"] = rows
+                response._content = json.dumps(body).encode()
+                return response
+            response = httpx.get(
+                f"{self.base_url}{body['next']}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+        return response
+
 
 def worker_env(
     bootstrap: str,

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from streamagg.errors import BadQuery
 from streamagg.reports import REPORTS
 from streamagg.web.params import MAX_QUERY_STRING, ReportQuery, UnknownReport, parse_report_query
-from streamagg.web.render import error_response, report_response, rows_to_csv
+from streamagg.web.render import (
+    CSV_CHUNK_ROWS,
+    error_response,
+    json_page,
+    report_response,
+    rows_to_csv,
+)
 
 NOW = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)
 NOV = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
@@ -300,13 +308,15 @@ def test_csv_text_cells_that_start_like_a_formula_open_as_text(text: str) -> Non
         assert cell[:1] not in "=+@\t\r" or cell == "", cell
 
 
-def test_json_response_shape() -> None:
+async def rows_of(rows: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for row in rows:
+        yield row
+
+
+async def test_json_page_shape() -> None:
     q = parse()
     rows = [{"tech_prefix": "123#", "total": 2, "answered_calls": 1, "asr": 50.0, "acd": 3.0}]
-    response = report_response(q, rows)
-    assert response.status == 200
-    assert response.content_type == "application/json"
-    assert orjson.loads(body_of(response)) == {
+    assert await json_page(q, rows_of(rows), "/x?month=2026-11") == {
         "report": "tech-prefix",
         "customer_id": "42",
         "from": "2026-11-01T00:00:00Z",
@@ -315,18 +325,56 @@ def test_json_response_shape() -> None:
     }
 
 
-def test_json_response_from_an_offset_query_is_in_utc() -> None:
+async def test_json_pages_link_the_next_until_the_last() -> None:
+    rows = [{"n": n} for n in range(25)]
+    url = "/api/v1/customers/42/reports/tech-prefix?month=2026-11&limit=10"
+    seen, pages = [], 0
+    query: dict[str, str] = {**NOV, "limit": "10"}
+    while True:
+        body = await json_page(parse(query=query), rows_of(rows), url)
+        seen += body["rows"]  # type: ignore[operator]
+        pages += 1
+        if "next" not in body:
+            break
+        url = str(body["next"])
+        query = dict(URL(url).query)
+    assert seen == rows and pages == 3
+    assert url.endswith("offset=20&limit=10") or "offset=20" in url
+
+
+def test_limit_and_offset_are_checked_by_name() -> None:
+    for name, value in (("limit", "0"), ("limit", "10001"), ("limit", "x"), ("offset", "-1")):
+        with pytest.raises(BadQuery) as caught:
+            parse(query={**NOV, name: value})
+        assert caught.value.parameter == name
+    assert parse(query={**NOV, "limit": "5", "offset": "7"}).limit == 5
+
+
+async def test_json_response_from_an_offset_query_is_in_utc() -> None:
     q = parse(query={"from": "2026-11-01T02:00:00+02:00", "to": "2026-11-01T05:00:00+02:00"})
-    body = orjson.loads(body_of(report_response(q, [])))
+    body = await json_page(q, rows_of([]), "/x")
     assert (body["from"], body["to"]) == ("2026-11-01T00:00:00Z", "2026-11-01T03:00:00Z")
 
 
-def test_csv_response() -> None:
-    q = parse("dtmf", {**NOV, "format": "csv"}, customer_id="acme/../x")
-    response = report_response(q, [])
-    assert response.content_type == "text/csv"
-    assert response.charset == "utf-8"
-    assert body_of(response).decode() == ",".join(REPORTS["dtmf"].columns) + "\r\n"
+async def test_csv_streams_every_row_with_a_safe_file_name() -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    q = parse("tech-prefix", {**NOV, "format": "csv"}, customer_id="acme/../x")
+    rows = [
+        {"tech_prefix": f"{n}#", "total": n, "answered_calls": 0, "asr": 0.0, "acd": 0.0}
+        for n in range(CSV_CHUNK_ROWS * 2 + 5)
+    ]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await report_response(request, q, rows_of(rows))
+
+    app = web.Application()
+    app.router.add_get("/csv", handler)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/csv")
+        text = await response.text()
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert text == rows_to_csv(REPORTS["tech-prefix"].columns, rows)
     disposition = response.headers["Content-Disposition"]
     assert disposition.startswith("attachment;")
     assert "/" not in disposition and ".." not in disposition.removesuffix('.csv"')

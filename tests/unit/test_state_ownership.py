@@ -41,9 +41,9 @@ def test_ready_when_every_partition_given_to_this_worker_is_active(
 ) -> None:
     owning(layer, {0: ME, 1: OTHER}, {0: Status.ACTIVE}, tmp_path)
     assert layer.readiness() == (True, "ready")
-    assert layer.store_for_query(0) is layer.owned[0].store
+    assert list(layer.reader(0).scan(b"R", b"S")) == []
     with pytest.raises(NotOwner):
-        layer.store_for_query(1)
+        layer.reader(1)
     assert layer.owner_url(1) == OTHER
 
 
@@ -54,7 +54,7 @@ def test_a_recovering_partition_makes_the_worker_unready_and_its_customers_wait(
     ready, reason = layer.readiness()
     assert not ready and reason.startswith("partition 1 is recovering")
     with pytest.raises(Unavailable, match="retry shortly"):
-        layer.store_for_query(1)
+        layer.reader(1)
 
 
 def test_partitions_of_a_killed_previous_instance_are_not_ready_yet(
@@ -66,13 +66,13 @@ def test_partitions_of_a_killed_previous_instance_are_not_ready_yet(
     ready, reason = layer.readiness()
     assert not ready and "partitions [1]" in reason and "previous instance" in reason
     with pytest.raises(Unavailable, match="previous instance"):
-        layer.store_for_query(1)
+        layer.reader(1)
     with pytest.raises(NotOwner):
-        layer.store_for_query(2)
+        layer.reader(2)
 
 
 def test_during_a_rebalance_nothing_is_ready(layer: StateLayer) -> None:
     layer.rebalancing = True
     assert layer.readiness() == (False, "partitions are being rebalanced")
     with pytest.raises(Unavailable):
-        layer.store_for_query(0)
+        layer.reader(0)

@@ -184,6 +184,9 @@ function reportUrl(reportId, customer, params) {
   return `/api/v1/customers/${encodeURIComponent(customer)}/reports/${reportId}?${query}`;
 }
 
+// The page shows at most this many pages of 10,000 rows; the CSV download has every row.
+const MAX_PAGES = 20;
+
 /** GET with the bearer token; resolves to the Response or throws {status, code, message}. */
 async function apiGet(url, accept, signal) {
   let response;
@@ -202,6 +205,20 @@ async function apiGet(url, accept, signal) {
     if (body && body.error) detail = body.error;
   } catch { /* not the API's JSON error: keep the status text */ }
   throw { status: response.status, code: detail.code, message: detail.message };
+}
+
+/** Every page of a JSON answer: the first body with the rows of all pages (MAX_PAGES at most). */
+async function allPages(url, signal) {
+  const first = await (await apiGet(url, "application/json", signal)).json();
+  let next = first.next;
+  for (let pages = 1; next && pages < MAX_PAGES; pages += 1) {
+    const body = await (await apiGet(next, "application/json", signal)).json();
+    first.rows.push(...body.rows);
+    next = body.next;
+  }
+  first.truncated = Boolean(next);
+  delete first.next;
+  return first;
 }
 
 function hideResult() {
@@ -244,8 +261,7 @@ async function generate() {
   const started = performance.now();
   try {
     const url = reportUrl(context.reportId, context.customer, context.params);
-    const response = await apiGet(url, "application/json", controller.signal);
-    const body = await response.json();
+    const body = await allPages(url, controller.signal);
     page.last = { ...context, body, elapsed: performance.now() - started };
     page.sort = null;
     setTokenState("set", "accepted");
@@ -344,7 +360,8 @@ function renderResult() {
   $("result-title").textContent = REPORTS[reportId].label;
   $("result-customer").textContent = body.customer_id;
   $("result-range").textContent = rangeText(body);
-  $("row-count").textContent = rows.length.toLocaleString("en-US");
+  $("row-count").textContent = rows.length.toLocaleString("en-US")
+    + (body.truncated ? " (the first; download the CSV for all)" : "");
   $("result-time").textContent = `${Math.max(1, Math.round(elapsed))} ms`;
   $("result").hidden = false;
   if (!rows.length) {
