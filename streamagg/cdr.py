@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -27,7 +28,14 @@ _EPOCH = date(1970, 1, 1)
 _PLAIN_AMOUNT = re.compile(r"([0-9]{1,10})(?:\.([0-9]{1,6}))?")
 _NANP_RE = re.compile(r"[2-9][0-9]{2}[2-9][0-9]{6}")
 _NON_DIGITS = re.compile(r"[^0-9]")
+_EXACT_PARSE_RECURSION = 5_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A decimal string as JSON users write it, in ASCII: spaces around, a sign, digits, a point,
+# an exponent (and the spellings of infinity and NaN, refused further on as not finite).
+_DECIMAL_STRING = re.compile(
+    r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*|\s*[+-]?(?i:s?nan|inf(?:inity)?)\s*",
+    re.ASCII,
+)
 
 
 @dataclass(slots=True)
@@ -96,7 +104,7 @@ def _decode(raw: bytes, now: float, policy: TimePolicy) -> Cdr | Rejection:
         # orjson reads numbers as 64-bit values; this message has one that only the exact
         # (slower) parser keeps whole: a long decimal or an integer past 64 bits.
         try:
-            obj = json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+            obj = _exact_loads(raw)
         except ValueError as exc:
             return Rejection(f"message: not valid UTF-8 JSON ({_first_line(str(exc))})")
     try:
@@ -131,6 +139,18 @@ def _float_places(value: float) -> int:
     return len(text) - text.index(".") - 1
 
 
+def _exact_loads(raw: bytes) -> object:
+    """json.loads with exact decimals. orjson has already read the message, so its nesting is
+    within orjson's 1,024 levels; the standard parser recurses once or twice a level, more
+    than Python's default limit allows: raise it for this call (decoding is synchronous)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, _EXACT_PARSE_RECURSION))
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -141,6 +161,8 @@ def _decode_fields(obj: dict[str, object], now: float, policy: TimePolicy) -> Cd
         raise _Bad("callid: required")
     if not isinstance(callid, str) or not 1 <= len(callid) <= 256:
         raise _Bad("callid: must be a string of 1 to 256 characters")
+    if _CONTROL.search(callid):
+        raise _Bad("callid: must not contain control characters")
     start = parse_dt(obj.get("dt"))
     _check_time(start, now, policy)
     customer_id = _identifier("customer_id", obj.get("customer_id"), required=True)
@@ -148,6 +170,8 @@ def _decode_fields(obj: dict[str, object], now: float, policy: TimePolicy) -> Cd
     tech_prefix = _optional_str(obj, "tech_prefix")
     if len(tech_prefix) > 32:
         raise _Bad("tech_prefix: longer than 32 characters")
+    if _CONTROL.search(tech_prefix):
+        raise _Bad("tech_prefix: must not contain control characters")
     duration, talked = _duration(obj.get("duration"))
     sip_code = _sip_code(obj.get("sip_code"))
     answered = sip_code == 200 if sip_code is not None else talked
@@ -226,7 +250,10 @@ def _identifier(field: str, value: object, *, required: bool) -> str:
     if isinstance(value, bool):
         raise _Bad(f"{field}: must be a string or an integer, not a boolean")
     if isinstance(value, int):
-        return str(value)
+        value = str(value)
+        if len(value) > _ID_MAX_CHARS:
+            raise _Bad(f"{field}: an integer of more than {_ID_MAX_CHARS} digits")
+        return value
     if not isinstance(value, str):
         raise _Bad(f"{field}: must be a string or an integer, not {_json_type(value)}")
     if required and not value:
@@ -262,6 +289,9 @@ def _amount(field: str, value: object) -> int:
     elif isinstance(value, Decimal):
         exact = value
     elif isinstance(value, str):
+        # ASCII digits only: Decimal would also take "١٢", "1_000" and surrounding spaces.
+        if not _DECIMAL_STRING.fullmatch(value):
+            raise _Bad(f"{field}: not a decimal number: {_excerpt(value)}")
         try:
             exact = Decimal(value)
         except InvalidOperation:

@@ -89,6 +89,9 @@ def _amount(obj: dict[str, Any], field: str) -> Decimal:
     if _is_number(raw):
         value = Decimal(raw)
     elif isinstance(raw, str):
+        # ASCII only: "١٢" or "1_000" would pass Decimal, not a billing system's checks.
+        if not raw.isascii() or "_" in raw:
+            raise Rejected(f"{field}: not a decimal string")
         try:
             value = Decimal(raw)
         except InvalidOperation:
@@ -123,9 +126,13 @@ def _customer_id(obj: dict[str, Any]) -> str:
         raise Rejected("customer_id: wrong type")
     if not value or len(value) > 128:
         raise Rejected("customer_id: length")
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    if _has_control(value):
         raise Rejected("customer_id: control character")
     return value
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
 def _provider_id(obj: dict[str, Any]) -> str:
@@ -226,6 +233,8 @@ def decode(message: bytes, *, oldest: datetime, newest: datetime) -> Cdr:
         raise Rejected("callid: wrong type")
     if not 1 <= len(callid) <= 256:
         raise Rejected("callid: length")
+    if _has_control(callid):
+        raise Rejected("callid: control character")
     if obj.get("dt") is None:
         raise Rejected("dt: missing")
     dt = parse_dt(obj["dt"])
@@ -236,6 +245,8 @@ def decode(message: bytes, *, oldest: datetime, newest: datetime) -> Cdr:
     tech_prefix = _opt_str(obj, "tech_prefix") or ""
     if len(tech_prefix) > 32:
         raise Rejected("tech_prefix: longer than 32")
+    if _has_control(tech_prefix):
+        raise Rejected("tech_prefix: control character")
     return Cdr(
         callid=callid,
         customer_id=_customer_id(obj),

@@ -557,3 +557,28 @@ def test_deep_nesting_beside_an_exact_amount_is_a_rejection_not_a_crash(depth: i
     else:
         assert result.reason.startswith("message: ")
         assert "nested" in result.reason or "depth" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("field", "spelling", "reason"),
+    [
+        ("customer_charge", '"١٢٣"', "customer_charge: not a decimal number"),
+        ("provider_charge", '"1_000"', "provider_charge: not a decimal number"),
+        ("customer_charge", '"\\u20035"', "customer_charge: not a decimal number"),
+        ("callid", '"ab\\u0000c"', "callid: must not contain control characters"),
+        ("callid", '"a\\u0085"', "callid: must not contain control characters"),
+        ("tech_prefix", '"12\\n#"', "tech_prefix: must not contain control characters"),
+        ("customer_id", "1" + "0" * 128, "customer_id: an integer of more than 128 digits"),
+        ("provider_id", "9" * 200, "provider_id: an integer of more than 128 digits"),
+    ],
+)
+def test_lenient_spellings_found_by_review_are_rejected_by_name(
+    field: str, spelling: str, reason: str
+) -> None:
+    """Issue 14: ASCII digits only in amounts, no control characters in ids and prefixes,
+    integer ids within the 128-character limit."""
+    fields = {"callid": '"c1"', "dt": "1795608000", "customer_id": '"42"', field: spelling}
+    raw = ("{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}").encode()
+    result = decode(raw)
+    assert isinstance(result, Rejection), result
+    assert result.reason.startswith(reason), result.reason

@@ -204,6 +204,18 @@ def amount_valid(draw: st.DrawFn) -> Spelled:
     return Spelled(js(text), half_even_micros(Decimal(text)))
 
 
+# Ids, call ids and tech prefixes must not hold control characters (C0, DEL, C1).
+NO_CONTROL = st.characters(blacklist_categories=("Cc", "Cs"))
+
+
+@st.composite
+def with_a_control_character(draw: st.DrawFn, max_size: int = 40) -> str:
+    text = draw(st.text(NO_CONTROL, max_size=max_size))
+    control = draw(st.sampled_from(["\x00", "\n", "\t", "\x1b", "\x7f", "\x85", "\x9f"]))
+    at = draw(st.integers(0, len(text)))
+    return text[:at] + control + text[at:]
+
+
 AMOUNT_REJECTS = [
     js("NaN"),
     js("nan"),
@@ -232,6 +244,9 @@ AMOUNT_REJECTS = [
     js("0x10"),
     js("1,5"),
     js("$5"),
+    js("١٢٣"),  # Arabic-Indic digits: Decimal takes them, a billing system must not
+    js("1_000"),
+    js("\u2003" + "5"),  # an em space
 ]
 
 
@@ -345,21 +360,23 @@ def identifier_mutated(draw: st.DrawFn, required: bool) -> Spelled:
 
 @st.composite
 def callid_valid(draw: st.DrawFn) -> Spelled:
-    text = draw(st.text(min_size=1, max_size=40))
+    text = draw(st.text(NO_CONTROL, min_size=1, max_size=40))
     return Spelled(js(text), text)
 
 
 @st.composite
 def callid_mutated(draw: st.DrawFn) -> Spelled:
-    choice = draw(st.integers(min_value=0, max_value=3))
+    choice = draw(st.integers(min_value=0, max_value=4))
     if choice == 0:
         length = draw(st.sampled_from([1, 256, 256, 257, 300]))
-        text = draw(st.text(min_size=length, max_size=length))
+        text = draw(st.text(NO_CONTROL, min_size=length, max_size=length))
         return Spelled(js(text), text if length <= 256 else REJECT)
     if choice == 1:
         return Spelled(draw(st.sampled_from([None, "null", js(""), "5", "5.5"])), REJECT)
     if choice == 2:
         return Spelled(draw(wrong_json_types), REJECT)
+    if choice == 3:
+        return Spelled(js(draw(with_a_control_character())), REJECT)
     return draw(callid_valid())
 
 
@@ -367,19 +384,23 @@ def callid_mutated(draw: st.DrawFn) -> Spelled:
 def tech_prefix_valid(draw: st.DrawFn) -> Spelled:
     if draw(st.integers(0, 3)) == 0:
         return draw(_absent_or_null(""))
-    text = draw(st.sampled_from(["", "1", "123#", "77*", "9001", "+1"]) | st.text(max_size=32))
+    text = draw(
+        st.sampled_from(["", "1", "123#", "77*", "9001", "+1"]) | st.text(NO_CONTROL, max_size=32)
+    )
     return Spelled(js(text), text)
 
 
 @st.composite
 def tech_prefix_mutated(draw: st.DrawFn) -> Spelled:
-    choice = draw(st.integers(min_value=0, max_value=2))
+    choice = draw(st.integers(min_value=0, max_value=3))
     if choice == 0:
         length = draw(st.sampled_from([32, 33, 64]))
-        text = draw(st.text(min_size=length, max_size=length))
+        text = draw(st.text(NO_CONTROL, min_size=length, max_size=length))
         return Spelled(js(text), text if length <= 32 else REJECT)
     if choice == 1:
         return Spelled(draw(wrong_json_types | st.sampled_from(["123", "1.5"])), REJECT)
+    if choice == 2:
+        return Spelled(js(draw(with_a_control_character(max_size=30))), REJECT)
     return draw(tech_prefix_valid())
 
 
