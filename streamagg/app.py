@@ -30,17 +30,23 @@ from streamagg.settings import Settings
 from streamagg.tables.retention import RetentionSweeper
 from streamagg.tables.state import StateLayer
 from streamagg.web.auth import TokenStore
+from streamagg.web.server import make_runner, server_tls
 
 log = logging.getLogger(__name__)
 
 
 class StreamaggWeb(AiohttpWeb):
-    """Faust's aiohttp server without its built-in pages (/table would dump table contents)."""
+    """Faust's aiohttp server without its built-in pages (/table would dump table contents),
+    with streamagg's runner (limits on slow and many clients: web/server.py)."""
 
     default_blueprints: ClassVar[Any] = ()
     production_blueprints: ClassVar[Any] = ()
     debug_blueprints: ClassVar[Any] = ()
     optional_blueprints: ClassVar[Any] = ()
+
+    def __init__(self, app: Any, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._runner = make_runner(self.web_app, app.settings)
 
 
 class WebOnlyBoot(BootStrategy):
@@ -81,6 +87,7 @@ class Runtime:
 
 class StreamaggApp(faust.App):
     runtime: Runtime
+    settings: Settings
     BootStrategy = WebOnlyBoot
 
     def _new_web(self) -> Any:
@@ -118,8 +125,10 @@ def create_app(
         web_router_enabled=False,
         web_stats_enabled=False,
         web_graph_enabled=False,
+        web_ssl_context=server_tls(settings),
         autodiscover=False,
     )
+    app.settings = settings
     metrics = create_metrics(registry, settings.metrics_max_prefixes)
     horizon = settings.dedup_hours * 3600
     state = StateLayer(

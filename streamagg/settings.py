@@ -32,6 +32,37 @@ class Settings:
         default_factory=socket.gethostname,
         metadata=_doc("Host name other workers use to reach this one (request forwarding)."),
     )
+    web_tls_certfile: Path | None = field(
+        default=None,
+        metadata=_doc("Certificate (PEM, with its chain) of the HTTP API; set it to serve HTTPS."),
+    )
+    web_tls_keyfile: Path | None = field(
+        default=None, metadata=_doc("Private key (PEM) of that certificate.")
+    )
+    web_tls_cafile: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "CA bundle this worker trusts when it forwards a request to another worker over "
+            "HTTPS (default: the system's CAs)."
+        ),
+    )
+    web_access_log: str = field(
+        default="on",
+        metadata=_doc(
+            "`on`: one log line per API request (status, path, token hash prefix, customer, "
+            "report, duration) on the logger `streamagg.access`; `off`: none."
+        ),
+    )
+    web_idle_seconds: int = field(
+        default=15,
+        metadata=_doc(
+            "Seconds a client has to send a request's headers, and an idle kept-alive "
+            "connection stays open."
+        ),
+    )
+    web_max_connections: int = field(
+        default=1000, metadata=_doc("Most HTTP connections open at once; more are closed.")
+    )
     data_dir: Path = field(
         default=Path("./data"), metadata=_doc("Folder for the RocksDB table state.")
     )
@@ -153,6 +184,8 @@ class Settings:
             "ingest_max_records",
             "batch_max_cdrs",
             "metrics_max_prefixes",
+            "web_idle_seconds",
+            "web_max_connections",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -162,6 +195,12 @@ class Settings:
         for name in ("standby_replicas", "future_tolerance_hours", "ingest_linger_ms"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{env_name(name)} must be 0 or more")
+        if (self.web_tls_certfile is None) != (self.web_tls_keyfile is None):
+            raise SettingsError(
+                f"{env_name('web_tls_certfile')} and {env_name('web_tls_keyfile')} go together"
+            )
+        if self.web_access_log not in ("on", "off"):
+            raise SettingsError(f"{env_name('web_access_log')} must be on or off")
         if self.ingest_mode not in ("auto", "process", "inline"):
             raise SettingsError(f"{env_name('ingest_mode')} must be auto, process or inline")
         if self.log_level.upper() not in _LOG_LEVELS:
@@ -213,7 +252,9 @@ class Settings:
 
     @property
     def canonical_url(self) -> str:
-        return f"http://{self.web_host}:{self.web_port}"
+        """How other workers reach this one (forwarded requests, the owner map)."""
+        scheme = "https" if self.web_tls_certfile is not None else "http"
+        return f"{scheme}://{self.web_host}:{self.web_port}"
 
     def kafka_client_options(self) -> dict[str, object]:
         """Security options for every aiokafka client streamagg creates."""

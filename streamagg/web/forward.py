@@ -8,6 +8,8 @@ import aiohttp
 import yarl
 from aiohttp import web
 
+from streamagg.web.server import peer_tls
+
 if TYPE_CHECKING:
     from streamagg.app import StreamaggApp
 
@@ -17,17 +19,16 @@ FORWARD_CHUNK_BYTES = 64 * 1024
 _PASSED_HEADERS = ("Authorization", "Accept")
 
 
-async def forward_request(
-    app: StreamaggApp, request: web.Request, url: str
-) -> web.StreamResponse:
+async def forward_request(app: StreamaggApp, request: web.Request, url: str) -> web.StreamResponse:
     """The owner's answer, streamed through as it arrives (a CSV export is never whole in
     this worker's memory). The path goes on as the client encoded it."""
     target = url.rstrip("/") + request.raw_path
     headers = {name: request.headers[name] for name in _PASSED_HEADERS if name in request.headers}
     headers["X-Streamagg-Forwarded"] = "1"
+    tls = peer_tls(app.runtime.settings) if target.startswith("https:") else True
     async with (
         aiohttp.ClientSession(timeout=FORWARD_TIMEOUT) as session,
-        session.get(yarl.URL(target, encoded=True), headers=headers) as upstream,
+        session.get(yarl.URL(target, encoded=True), headers=headers, ssl=tls) as upstream,
     ):
         passed = {
             name: upstream.headers[name]

@@ -22,6 +22,7 @@ from streamagg.web.forward import forward_request
 from streamagg.web.params import UnknownReport, parse_report_query
 from streamagg.web.query_service import local_rows
 from streamagg.web.render import error_response, report_response
+from streamagg.web.server import access_log_middleware, add_security_headers
 
 if TYPE_CHECKING:
     from streamagg.app import StreamaggApp
@@ -37,7 +38,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def install_routes(web_app: web.Application, app: StreamaggApp) -> None:
     web_app[APP_KEY] = app
+    if app.runtime.settings.web_access_log == "on":
+        web_app.middlewares.append(access_log_middleware)  # outermost: sees the final status
     web_app.middlewares.append(error_middleware)
+    web_app.on_response_prepare.append(add_security_headers)
     router = web_app.router
     router.add_get("/", index)
     router.add_get("/healthz", healthz)

@@ -245,8 +245,14 @@ def browser_page(tmp_path: Path) -> Iterator[Any]:
         )
         page = context.new_page()
         page.set_default_timeout(15_000)
+        violations: list[str] = []
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+        )
         try:
             yield page
+            assert not violations, f"the page breaks its own CSP: {violations[:3]}"
         finally:
             context.close()
             browser.close()
@@ -266,10 +272,16 @@ def generate(page: Any) -> None:
     page.evaluate("document.getElementById('row-count').textContent = ''")
     page.evaluate("document.getElementById('message').hidden = true")
     page.click("#generate")
-    page.wait_for_function(
+    # Polled from here: the page's Content-Security-Policy forbids the eval that
+    # wait_for_function would run inside it.
+    deadline = time.monotonic() + 15
+    shown = (
         "document.getElementById('row-count').textContent !== ''"
         " || !document.getElementById('message').hidden"
     )
+    while not page.evaluate(shown):
+        assert time.monotonic() < deadline, "no answer shown within 15 s"
+        time.sleep(0.05)
     page.wait_for_selector("#generate:not([disabled])")
 
 
