@@ -30,7 +30,7 @@ async def changelog(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[Top
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        topic = f"{unique_name}-changelog"
+        topic = f"{unique_name}-state-changelog"  # the changelog of app id unique_name
         await admin.create_topics(
             [NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "compact"})]
         )
@@ -233,3 +233,39 @@ async def test_starting_a_fencing_producer_aborts_the_open_transaction_of_the_la
         assert await recovered_copy(settings, changelog, tmp_path / "a") == {}
     finally:
         await stop_quietly(zombie)
+
+
+async def test_a_standby_copy_follows_the_committed_changelog(
+    settings: Settings, changelog: TopicPartition, tmp_path: Path
+) -> None:
+    """A standby copy is the committed changelog, kept current: what a takeover then reads is
+    the short tail past its checkpoint."""
+    from streamagg.tables.standby import StandbyFollower
+
+    assert settings.changelog_topic == changelog.topic
+    standby = PartitionStore(tmp_path / "standby")
+    follower = StandbyFollower(settings, lambda partition: standby)
+    running = asyncio.create_task(follower.run())
+    owner_store = PartitionStore(tmp_path / "owner")
+    producer = await fencing_producer(settings, f"{settings.app_id}-t")
+    try:
+        await follower.follow([0])
+        await commit(owner_store, producer, changelog, {b"R\x1fa": b"1", b"R\x1fb": b"2"})
+        await producer.begin_transaction()  # an aborted attempt the standby must not see
+        await producer.send_and_wait(
+            changelog.topic, b"x", key=b"R\x1fc", partition=0, headers=[("streamagg-format", b"1")]
+        )
+        await producer.abort_transaction()
+        await commit(owner_store, producer, changelog, {b"R\x1fa": b"3", b"R\x1fb": None})
+        async with asyncio.timeout(30):
+            while dict(contents(standby)) != {b"R\x1fa": b"3"}:
+                await asyncio.sleep(0.1)
+        assert standby.checkpoint >= owner_store.checkpoint
+        await follower.follow([])  # taken over here: the follower lets go of it
+    finally:
+        follower.stop()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await stop_quietly(producer)
+        owner_store.close()
+        standby.close()
