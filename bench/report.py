@@ -270,6 +270,8 @@ def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
         "make bench                      # full run: python -m bench",
         ".venv/bin/python -m bench --quick   # ~200,000 CDRs, under 10 minutes on 2 cores",
         ".venv/bin/python -m bench --cdrs 2000000 --skip-quix --out /tmp/B.md",
+        ".venv/bin/python -m bench.compare /tmp/base   # this tree against a checkout, one run",
+        ".venv/bin/python -m bench.big_answer          # a ~1,000,000-row CSV export, streamed",
         "```",
         "",
         "Needs Java 11+ (the bench starts its own Kafka with deploy/kafka/kafka-local on a "
