@@ -104,6 +104,10 @@ class StateLayer(ConsumerRebalanceListener):
         self.consumer: AIOKafkaConsumer | None = None
         self.follower = StandbyFollower(settings, self._store)
         self._stopping = False
+        # A process frozen past its session (SIGSTOP, a paused VM) has lost its partitions
+        # without knowing it yet: not ready until its group has given it new ones.
+        self._last_tick = time.monotonic()
+        self._frozen_until = 0.0
         self._last_offsets_commit = 0.0
 
     # -- queries ----------------------------------------------------------------------------
@@ -128,6 +132,8 @@ class StateLayer(ConsumerRebalanceListener):
     def readiness(self) -> tuple[bool, str]:
         if self.consumer is None:
             return False, "connecting to Kafka (batch topic)"
+        if self._frozen():
+            return False, "this worker was frozen past its group session; rejoining the group"
         if self.rebalancing:
             return False, "partitions are being rebalanced"
         for number in sorted(self.owned):
@@ -138,6 +144,24 @@ class StateLayer(ConsumerRebalanceListener):
         if held:
             return False, f"partitions {sorted(held)} {PREDECESSOR}"
         return True, "ready"
+
+    def _frozen(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_tick > SESSION_TIMEOUT_MS / 1000:
+            # The clock ticks every half second unless the whole process stood still.
+            log.warning(
+                "state: this worker stood still for %.0f s, past its session; not ready "
+                "until its group assigns it partitions again",
+                now - self._last_tick,
+            )
+            self._frozen_until = now + 2 * SESSION_TIMEOUT_MS / 1000
+        self._last_tick = now
+        return now < self._frozen_until
+
+    async def _watch_clock(self) -> None:
+        while True:
+            self._frozen()
+            await asyncio.sleep(0.5)
 
     def _held_by_predecessor(self) -> set[int]:
         """Partitions the group gave to this worker's URL but not to this process: a previous
@@ -154,6 +178,7 @@ class StateLayer(ConsumerRebalanceListener):
 
     async def run(self) -> None:
         follower = asyncio.create_task(self.follower.run())
+        clock = asyncio.create_task(self._watch_clock())
         try:
             while not self._stopping:
                 try:
@@ -170,7 +195,8 @@ class StateLayer(ConsumerRebalanceListener):
                     await asyncio.sleep(RESTART_SECONDS)
         finally:
             follower.cancel()
-            await asyncio.gather(follower, return_exceptions=True)
+            clock.cancel()
+            await asyncio.gather(follower, clock, return_exceptions=True)
 
     async def close(self) -> None:
         async with self.lock:
@@ -240,6 +266,7 @@ class StateLayer(ConsumerRebalanceListener):
             self.owned[tp.partition] = owned
             owned.recovery = asyncio.create_task(self._recover(owned))
         self.rebalancing = False
+        self._frozen_until = 0.0  # the group has given this worker its partitions again
         log.info(
             "state: owning partitions %s of %s (generation %d)",
             sorted(self.owned),

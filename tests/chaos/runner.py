@@ -131,7 +131,7 @@ class Run:
             self._start(index)
         if scenario.wait_ready_first:
             for index in range(scenario.workers):
-                self.crew.workers[index].wait_ready(READY_TIMEOUT_S)
+                self._wait_ready(self.crew.workers[index])
             self.note("all workers ready")
 
         phases = [self.mix.messages(p.messages) for p in scenario.phases]
@@ -257,13 +257,20 @@ class Run:
             kill_tree(self.crew.workers[index])
         self.note(f"w{index} SIGKILLed")
 
-    def _start(self, index: int) -> None:
+    def _start(self, index: int, only_if_down: bool = False) -> None:
+        """Start the worker (again) unless it runs; ``only_if_down``: only if it died by
+        itself (the supervisor's restart must not race a fault that keeps it down)."""
         worker = self.crew.workers[index]
-        worker.env.pop("STREAMAGG_FAILPOINTS", None)
-        if self.rng.random() < self.scenario.failpoint_chance:
-            point, probability = self.rng.choice(S.FAILPOINTS)
-            worker.env["STREAMAGG_FAILPOINTS"] = f"{point}={probability}"
         with self.crew.lock:
+            running = worker.process is not None and worker.process.poll() is None
+            if running or (only_if_down and index in self.crew.down):
+                return
+            worker.env.pop("STREAMAGG_FAILPOINTS", None)
+            if self.rng.random() < self.scenario.failpoint_chance:
+                point, probability = self.rng.choice(S.FAILPOINTS)
+                worker.env["STREAMAGG_FAILPOINTS"] = f"{point}={probability}"
+            if worker.process is not None:
+                self.note(f"w{index} exited ({worker.process.returncode})")
             worker.start()
             self.crew.down.discard(index)
         self.note(f"w{index} started {worker.env.get('STREAMAGG_FAILPOINTS', '')}".rstrip())
@@ -278,16 +285,8 @@ class Run:
     def _supervise(self) -> None:
         """Restart a worker a failpoint killed (a crash nobody asked for is a crash too)."""
         while not self._stop.wait(0.5):
-            for index, worker in enumerate(self.crew.workers):
-                with self.crew.lock:
-                    died = (
-                        index not in self.crew.down
-                        and worker.process is not None
-                        and (worker.process.poll() is not None)
-                    )
-                if died:
-                    self.note(f"w{index} exited ({worker.process.returncode}); restarting")  # type: ignore[union-attr]
-                    self._start(index)
+            for index in range(len(self.crew.workers)):
+                self._start(index, only_if_down=True)
 
     # -- probes -------------------------------------------------------------------------------
 
@@ -320,7 +319,7 @@ class Run:
     def _ready_and_answering(self, index: int) -> None:
         """Wait for /readyz; then, with one worker, every report must answer 200 at once."""
         worker = self.crew.workers[index]
-        worker.wait_ready(READY_TIMEOUT_S)
+        self._wait_ready(worker)
         pid = worker.process.pid if worker.process else None
         self.note(f"w{index} ready")
         if len(self.crew.workers) > 1:
@@ -337,6 +336,22 @@ class Run:
                         f"ready, then {response.status_code} for {report}: {response.text[:300]}"
                     )
                     return
+
+    def _wait_ready(self, worker: WorkerProcess) -> None:
+        """Until /readyz says 200; a worker a failpoint kills meanwhile is restarted by the
+        supervisor and waited for in turn."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"{worker.base_url}/readyz", timeout=2)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.3)
+        raise AssertionError(f"not ready after {READY_TIMEOUT_S:.0f} s ({last}):\n{worker.tail()}")
 
     # -- the verdict --------------------------------------------------------------------------
 

@@ -76,3 +76,25 @@ def test_during_a_rebalance_nothing_is_ready(layer: StateLayer) -> None:
     assert layer.readiness() == (False, "partitions are being rebalanced")
     with pytest.raises(Unavailable):
         layer.reader(0)
+
+
+async def test_a_worker_frozen_past_its_session_is_not_ready_until_its_group_reassigns_it(
+    layer: StateLayer, tmp_path: Path
+) -> None:
+    """SIGSTOP or a paused VM longer than the session: the group has moved the partitions on,
+    and the worker does not know it yet. It must not say ready on stale ownership."""
+    owning(layer, {0: ME}, {0: Status.ACTIVE}, tmp_path)
+    assert layer.readiness() == (True, "ready")
+    layer._last_tick -= 11  # the clock did not tick for 11 s: the process stood still
+    ready, reason = layer.readiness()
+    assert not ready and "frozen" in reason
+    assert not layer.readiness()[0], "still not ready: the group has not reassigned it yet"
+
+    class Consumer:
+        def pause(self, *tps: object) -> None: ...
+
+    layer.consumer = Consumer()  # type: ignore[assignment]
+    layer.owned.clear()  # (revoked by the rebalance)
+    layer.assignor.ownership = Ownership(2, {0: OTHER}, frozenset(), frozenset())
+    await layer.on_partitions_assigned([])  # the new generation gives it nothing
+    assert layer.readiness() == (True, "ready")
