@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -96,8 +97,9 @@ def test_tls_for_clients_and_between_workers_with_the_encoded_path(
         "STREAMAGG_WEB_TLS_CAFILE": str(cert),
     }
     first, second = worker_factory(**tls), worker_factory(**tls)
+    trust = ssl.create_default_context(cafile=str(cert))
     for worker in (first, second):
-        https = httpx.Client(base_url=f"https://127.0.0.1:{worker.port}", verify=str(cert))
+        https = httpx.Client(base_url=f"https://127.0.0.1:{worker.port}", verify=trust)
 
         def ready(client: httpx.Client = https) -> bool:
             try:
@@ -113,7 +115,7 @@ def test_tls_for_clients_and_between_workers_with_the_encoded_path(
     customers = [f"acme/{n} x" for n in range(40)]
     partitions = int(first.env["STREAMAGG_PARTITIONS"])
     assert len({customer_partition(c, partitions) for c in customers}) == partitions
-    with httpx.Client(base_url=f"https://127.0.0.1:{first.port}", verify=str(cert)) as client:
+    with httpx.Client(base_url=f"https://127.0.0.1:{first.port}", verify=trust) as client:
 
         def all_answer() -> bool:
             return all(report(first, c.replace("/", "%2F"), client) == 200 for c in customers)
