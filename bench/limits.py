@@ -73,11 +73,10 @@ def explain(r: dict[str, Any]) -> list[str]:
     if p99 > TARGETS["query_p99_13m_ms"]:
         text += (
             f" The p99 misses 20 ms because of one report: `{worst}` answers 13 months with "
-            f"{rows:,} rows (p99 {per_report[worst]:.0f} ms); the other three stay at or under "
-            f"{others:.1f} ms. dtmf rows are per hour and provider, and its state is kept in day "
-            "buckets (an hour dimension inside each), so 13 months read ~400 keys and build, "
-            "sort and serialise every hourly row — the cost is the size of the answer, which a "
-            "control panel would page or roll up to days for such a range."
+            f"{rows:,} rows (p99 {per_report[worst]:.0f} ms; a JSON page holds at most 10,000 "
+            f"rows); the other three stay at or under {others:.1f} ms. dtmf rows are per hour "
+            "and provider: the cost is the size of the answer (every row is read, formatted "
+            "and serialised), which only a coarser grain (days, months) makes smaller."
             if worst == "dtmf"
             else f" The p99 misses 20 ms because of `{worst}` ({rows:,} rows, p99 "
             f"{per_report[worst]:.0f} ms); the others stay at or under {others:.1f} ms."
@@ -105,14 +104,14 @@ def explain(r: dict[str, Any]) -> list[str]:
         )
         if fresh > TARGETS["freshness_p99_s"] and not behind:
             text += (
-                " The worker keeps up on average but runs close to saturation: its one "
-                "process is CPU-bound at about twice this rate with the machine to itself, and "
+                " The worker keeps up on average but runs close to saturation: it is CPU-bound "
+                "at about twice this rate with the machine to itself, and "
                 "here the paced generator and the broker take their share of the two cores, so "
                 "batches queue at times and single probes wait seconds (the slowest: "
                 + ", ".join(f"{t:.1f}" for t in sorted(f["latencies"])[-5:])
-                + " s). More CPU per worker (the ingest stage in its own process) or less CPU "
-                "per CDR moves this figure; the ingest stage's linger (it waits up to 200 ms "
-                "for bigger batches) sets the floor seen at low load."
+                + " s). Less CPU per CDR moves this figure, and so would shorter cycles: each "
+                "poll and each state cycle waits for its Kafka transaction; the ingest stage's "
+                "linger (it waits up to 200 ms for bigger batches) sets the floor seen at low load."
             )
         if fresh > TARGETS["freshness_p99_s"] and behind:
             text += (

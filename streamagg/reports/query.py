@@ -18,6 +18,8 @@ from streamagg.tables.buckets import cover
 from streamagg.tables.fold import add_vector
 from streamagg.tables.keys import decode_vector, report_bucket_prefix
 
+ROWS_PER_STEP = 200  # rows yielded between two returns to the event loop
+
 # Every (key, value) of the state with low <= key < high, in key order.
 Scan = Callable[[bytes, bytes], Iterable[tuple[bytes, bytes]]]
 
@@ -71,8 +73,10 @@ async def stream_rows(
     buckets = bucket_groups(report, context.customer_id, start_hour, end_hour, scan)
     if report.hour_in_group:
         for groups in buckets:
-            for row in report.rows(groups, context):
+            for n, row in enumerate(report.rows(groups, context), 1):
                 yield row
+                if n % ROWS_PER_STEP == 0:
+                    await asyncio.sleep(0)
             await asyncio.sleep(0)
         return
     merged: Groups = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import logging
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 # reference data) that start like a formula; numbers such as "-1.500000" stay numbers.
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-CSV_CHUNK_ROWS = 2_000
+CSV_CHUNK_ROWS = 200  # rows per write; the event loop serves other requests in between
 
 
 def iso(moment: datetime) -> str:
@@ -97,6 +98,7 @@ async def stream_csv(
                 await response.write(out.getvalue().encode())
                 out.seek(0)
                 out.truncate()
+                await asyncio.sleep(0)  # a write to a fast reader does not yield by itself
             row = await anext(iterator, None)
     except StreamaggError as exc:
         log.warning("CSV of %s cut after %d rows: %s", query.report.name, count, exc)
