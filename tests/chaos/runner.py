@@ -338,20 +338,8 @@ class Run:
                     return
 
     def _wait_ready(self, worker: WorkerProcess) -> None:
-        """Until /readyz says 200; a worker a failpoint kills meanwhile is restarted by the
-        supervisor and waited for in turn."""
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        last = "no answer"
-        while time.monotonic() < deadline:
-            try:
-                response = httpx.get(f"{worker.base_url}/readyz", timeout=2)
-                if response.status_code == 200:
-                    return
-                last = response.text
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(0.3)
-        raise AssertionError(f"not ready after {READY_TIMEOUT_S:.0f} s ({last}):\n{worker.tail()}")
+        """A worker a failpoint kills meanwhile is restarted by the supervisor: wait on."""
+        worker.wait_ready(READY_TIMEOUT_S, tolerate_exit=True)
 
     # -- the verdict --------------------------------------------------------------------------
 

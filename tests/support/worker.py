@@ -71,13 +71,16 @@ class WorkerProcess:
         )
         return self
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S, tolerate_exit: bool = False) -> None:
+        """Until /readyz says 200; an exit of the worker fails at once, unless
+        ``tolerate_exit`` (someone restarts it: the fault suite's supervisor)."""
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
+            exited = self.process is not None and self.process.poll() is not None
+            if exited and not tolerate_exit:
                 raise AssertionError(
-                    f"worker exited with {self.process.returncode}:\n{self.tail()}"
+                    f"worker exited with {self.process.returncode}:\n{self.tail()}"  # type: ignore[union-attr]
                 )
             try:
                 response = httpx.get(f"{self.base_url}/readyz", timeout=2)
