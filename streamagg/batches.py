@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -15,7 +16,7 @@ from streamagg.errors import FormatError
 _partitioner = DefaultPartitioner()
 # Batch messages say their format in this header; a worker refuses one it cannot read.
 FORMAT_HEADER = "streamagg-format"
-BATCH_FORMAT = 1
+BATCH_FORMAT = 2
 BATCH_HEADERS = [(FORMAT_HEADER, str(BATCH_FORMAT).encode())]
 
 
@@ -29,13 +30,25 @@ def customer_partition(customer_id: str, partitions: int) -> int:
     return int(_partitioner(customer_id.encode(), all_partitions, all_partitions))
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(msgspec.Struct, array_like=True, gc=False, frozen=True):
     """One accepted CDR inside a batch, with where it came from."""
 
     source_offset: int
     timestamp_ms: int  # Kafka timestamp of the source message
     cdr: Cdr
+
+
+class _BatchBody(msgspec.Struct, array_like=True, gc=False):
+    """Format 2 on the wire: MessagePack ``[source, [[offset, timestamp, [cdr fields…]], …]]``,
+    the schema being the field order of Record and Cdr (so a field is added at the end, with
+    a default, or the format number changes)."""
+
+    source: str
+    records: list[Record]
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(_BatchBody)
 
 
 @dataclass
@@ -46,58 +59,50 @@ class Batch:
     records: list[Record] = field(default_factory=list)
 
     def encode(self) -> bytes:
-        return orjson.dumps({"src": self.source, "r": [_record_row(r) for r in self.records]})
+        return _ENCODER.encode(_BatchBody(self.source, self.records))
 
     @classmethod
     def decode(cls, raw: bytes, headers: Iterable[tuple[str, bytes]] = BATCH_HEADERS) -> Batch:
         found = dict(headers).get(FORMAT_HEADER)
-        if found != BATCH_HEADERS[0][1]:
-            version = found.decode(errors="replace") if found else "unknown (no header)"
-            raise FormatError(
-                f"a CDR batch of format {version}; this streamagg reads format {BATCH_FORMAT}"
-            )
-        body = orjson.loads(raw)
-        return cls(body["src"], [_row_record(row) for row in body["r"]])
+        if found == BATCH_HEADERS[0][1]:
+            try:
+                body = _DECODER.decode(raw)
+            except msgspec.MsgspecError as exc:
+                raise FormatError(
+                    f"a CDR batch of format {BATCH_FORMAT} that does not decode: {exc}"
+                ) from None
+            return cls(body.source, body.records)
+        if found == b"1":  # written by the version before; read while it drains
+            return _decode_format_1(raw)
+        version = found.decode(errors="replace") if found else "unknown (no header)"
+        raise FormatError(
+            f"a CDR batch of format {version}; this streamagg reads formats 1 and {BATCH_FORMAT}"
+        )
 
 
-def _record_row(record: Record) -> list[object]:
-    c = record.cdr
-    return [
-        record.source_offset,
-        record.timestamp_ms,
-        c.callid,
-        c.customer_id,
-        c.start,
-        c.provider_id,
-        c.customer_charge,
-        c.provider_charge,
-        c.tech_prefix,
-        c.duration,
-        int(c.answered),
-        int(c.has_dtmf),
-        c.nanp_number,
-        c.cli,
-        c.did_owner,
-    ]
+def _decode_format_1(raw: bytes) -> Batch:
+    """Format 1: JSON ``{"src": source, "r": [[offset, timestamp, callid, …], …]}``."""
+    body = orjson.loads(raw)
+    return Batch(body["src"], [_row_record(row) for row in body["r"]])
 
 
 def _row_record(row: list[Any]) -> Record:
-    (offset, ts, callid, customer, start, provider, cc, pc, tech, duration) = row[:10]
+    offset, ts, callid, customer, start, provider, cc, pc, tech, duration = row[:10]
     answered, dtmf, nanp, cli, owner = row[10:]
     cdr = Cdr(
-        callid=callid,
-        customer_id=customer,
-        start=start,
-        provider_id=provider,
-        customer_charge=cc,
-        provider_charge=pc,
-        tech_prefix=tech,
-        duration=duration,
-        answered=bool(answered),
-        has_dtmf=bool(dtmf),
-        nanp_number=nanp,
-        cli=cli,
-        did_owner=owner,
+        callid,
+        customer,
+        start,
+        provider,
+        cc,
+        pc,
+        tech,
+        duration,
+        bool(answered),
+        bool(dtmf),
+        nanp,
+        cli,
+        owner,
     )
     return Record(offset, ts, cdr)
 

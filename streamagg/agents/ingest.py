@@ -17,7 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -72,9 +72,7 @@ def triage(
             result.rejects.append((message, decoded.reason))
             continue
         if decoded.cli:
-            owner = did_owner(decoded.cli)
-            if owner:
-                decoded = replace(decoded, did_owner=owner)
+            decoded.did_owner = did_owner(decoded.cli)
         result.records.append(Record(message.offset, message.timestamp, decoded))
     return result
 

@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
-from streamagg.cdr import normalise_number
 from streamagg.errors import BrokerUnavailable, ReferenceDataError, StreamaggError
+from streamagg.numbers import normalise_number
 from streamagg.reference.dids import (
     REQUEST_TIMEOUT_MS,
     broker_unavailable,

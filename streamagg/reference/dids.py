@@ -19,8 +19,8 @@ from aiokafka.errors import (
     for_code,
 )
 
-from streamagg.cdr import normalise_number
 from streamagg.errors import BrokerUnavailable
+from streamagg.numbers import normalise_number
 from streamagg.settings import Settings, env_name
 
 __all__ = [

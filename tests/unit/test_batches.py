@@ -5,12 +5,21 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamagg.batches import Batch, Record, customer_partition, split_into_batches
+from streamagg.batches import (
+    BATCH_FORMAT,
+    FORMAT_HEADER,
+    Batch,
+    Record,
+    customer_partition,
+    split_into_batches,
+)
 from streamagg.cdr import Cdr
+from streamagg.errors import FormatError
 
 PROPS = settings(max_examples=150, deadline=None)
 
@@ -134,3 +143,45 @@ def test_split_into_batches_example() -> None:
         (1, [1, 4]),
         (0, [3, 5]),
     ]
+
+
+def test_a_batch_of_the_previous_format_is_read_field_by_field() -> None:
+    """Format 1 (JSON rows) was written by the version before; a worker upgraded while batch
+    messages of it are still in the topic reads them."""
+    row = [7, 1_795_613_400_123, "call-1", "42", 1_795_613_400, "205", 12_345, 6_789]
+    row += ["77*", 60_000_000, 1, 0, "2125551234", "9175550000", "42"]
+    raw = orjson.dumps({"src": "cdr-events/3", "r": [row]})
+    batch = Batch.decode(raw, [(FORMAT_HEADER, b"1")])
+    assert batch.source == "cdr-events/3"
+    (record,) = batch.records
+    assert (record.source_offset, record.timestamp_ms) == (7, 1_795_613_400_123)
+    assert record.cdr == Cdr(
+        callid="call-1",
+        customer_id="42",
+        start=1_795_613_400,
+        provider_id="205",
+        customer_charge=12_345,
+        provider_charge=6_789,
+        tech_prefix="77*",
+        duration=60_000_000,
+        answered=True,
+        has_dtmf=False,
+        nanp_number="2125551234",
+        cli="9175550000",
+        did_owner="42",
+    )
+
+
+@pytest.mark.parametrize("header", [[(FORMAT_HEADER, b"3")], []])
+def test_a_batch_of_an_unknown_format_is_refused_naming_both(header: list) -> None:
+    with pytest.raises(FormatError) as raised:
+        Batch.decode(Batch("cdr-events/0").encode(), header)
+    message = str(raised.value)
+    assert f"reads formats 1 and {BATCH_FORMAT}" in message
+    assert ("format 3" if header else "no header") in message
+
+
+def test_a_damaged_batch_is_a_format_error_not_a_crash() -> None:
+    raw = Batch("cdr-events/0", [record(1, "42")]).encode()
+    with pytest.raises(FormatError, match="does not decode"):
+        Batch.decode(raw[:-3])

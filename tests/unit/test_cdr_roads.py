@@ -1,0 +1,117 @@
+"""decode_cdr's two roads agree: the typical (msgspec) road never accepts what the general road
+rejects, and what it accepts decodes to the very same Cdr.
+
+Messages are drawn from test_cdr_properties' strategies (every valid spelling, every field
+mutated the ways the contract forbids), from arbitrary JSON values under contract field names,
+and from a corpus of hostile payloads; the generator's stream checks the fast road is taken.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamagg.cdr import Cdr, Rejection, TimePolicy, decode_general, decode_typical
+from streamagg.tools.cdrgen import CdrGenerator, GeneratorOptions
+from tests.unit.test_cdr_properties import (
+    DEFAULT_POLICY,
+    FIELDS,
+    NOW,
+    PROPS,
+    WIDE_POLICY,
+    json_values,
+    message,
+    mutation_of,
+    valid_fields,
+)
+
+HOSTILE = [
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "callid": "b"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": 1' + b"0" * 140 + b"}",
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "\\u0031"}',
+    b'{"callid": "a\\ud800", "dt": 1795613400, "customer_id": "1"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "duration": 1e999}',
+    b'{"callid": "a", "dt": 1e999, "customer_id": "1"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "customer_charge": 0.1234567}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "customer_charge": 1e-7}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "customer_charge": -0.0}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "duration": 86400.0000001}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "sip_code": 200.0}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "sip_code": true}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": 1.0}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": ""}',
+    b'{"callid": "a\\u0000", "dt": 1795613400, "customer_id": "1"}',
+    b'{"callid": "a\x7f", "dt": 1795613400, "customer_id": "1"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "x": 1e999}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "x": "\xff"}',
+    b'\xef\xbb\xbf{"callid": "a", "dt": 1795613400, "customer_id": "1"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1"} ',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1"}x',
+    b'{"callid": "a", "dt": "2026-11-25T13:30:00+24:00", "customer_id": "1"}',
+    b'{"callid": "a", "dt": "2026-02-30T13:30:00Z", "customer_id": "1"}',
+    b'{"callid": "a", "dt": -1795613400, "customer_id": "1"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": -0}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "duration": -0.0}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "customer_charge": "1e3"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "customer_charge": " 1"}',
+]
+
+
+def assert_roads_agree(raw: bytes, policy: TimePolicy = DEFAULT_POLICY) -> None:
+    fast = decode_typical(raw, NOW, policy)
+    general = decode_general(raw, NOW, policy)
+    if fast is not None:
+        assert isinstance(general, Cdr), (raw, fast, general)
+        assert fast == general, raw
+
+
+def test_hostile_corpus() -> None:
+    for raw in HOSTILE:
+        assert_roads_agree(raw)
+
+
+@PROPS
+@given(valid_fields())
+def test_valid_messages(fields: dict) -> None:
+    assert_roads_agree(message(fields))
+
+
+@PROPS
+@given(st.data())
+def test_one_mutated_field(data: st.DataObject) -> None:
+    policy = data.draw(st.sampled_from([DEFAULT_POLICY, WIDE_POLICY]))
+    fields = data.draw(valid_fields())
+    field = data.draw(st.sampled_from(FIELDS))
+    fields[field] = data.draw(mutation_of(field, policy))
+    assert_roads_agree(message(fields), policy)
+
+
+@PROPS
+@given(valid_fields(), st.sampled_from(FIELDS), json_values)
+def test_any_json_value_in_any_field(fields: dict, field: str, value: object) -> None:
+    obj = orjson.loads(message(fields))
+    obj[field] = value
+    assert_roads_agree(orjson.dumps(obj))
+
+
+@PROPS
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes(raw: bytes) -> None:
+    assert_roads_agree(raw)
+
+
+def test_the_generators_stream_takes_the_typical_road() -> None:
+    """The speed claim of BENCHMARKS.md rests on this: the simulated softswitch's valid
+    messages (every dt spelling, string and number amounts and ids) are all typical."""
+    now = time.time()
+    options = GeneratorOptions(seed=7, count=3000, start=now - 3600, event_step=1.0)
+    for _key, raw in CdrGenerator(options).messages():
+        general = decode_general(raw, now, TimePolicy())
+        fast = decode_typical(raw, now, TimePolicy())
+        if isinstance(general, Rejection):
+            assert fast is None
+        else:
+            assert fast == general, raw
