@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+import collections
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -14,6 +17,21 @@ OTHER_PREFIXES = "__other__"
 DEFAULT_MAX_PREFIXES = 1_000
 
 
+class BulkHistogram(Histogram):
+    """A Histogram that takes a batch's observations at once: one increment per bucket
+    touched instead of one observe() (and its lock) per CDR. Relies on the bucket and sum
+    values of prometheus_client's Histogram; tests/unit/test_metrics_bounds.py checks the
+    exposition equals one observe() per value."""
+
+    def observe_many(self, amounts: Sequence[float]) -> None:
+        self._raise_if_not_observable()
+        bounds = self._upper_bounds  # ascending, +Inf last: observe()'s first bound >= amount
+        per_bucket = collections.Counter(bisect.bisect_left(bounds, a) for a in amounts)
+        for index, count in per_bucket.items():
+            self._buckets[index].inc(count)
+        self._sum.inc(math.fsum(amounts))
+
+
 @dataclass(frozen=True)
 class Metrics:
     cdrs: Counter
@@ -21,7 +39,7 @@ class Metrics:
     calls_answered: Counter
     answered_seconds: Counter
     consumer_lag: Gauge
-    processing_latency: Histogram
+    processing_latency: BulkHistogram
     batches_applied: Counter
     table_keys_written: Counter
     partition_stopped: Gauge
@@ -97,7 +115,7 @@ def create_metrics(
             ["topic", "partition"],
             registry=registry,
         ),
-        processing_latency=Histogram(
+        processing_latency=BulkHistogram(
             "streamagg_processing_latency_seconds",
             "From a CDR message's Kafka timestamp until its table updates are visible.",
             buckets=LATENCY_BUCKETS,

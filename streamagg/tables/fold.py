@@ -98,26 +98,38 @@ def _is_duplicate(txn: KeyValue, record: Record, horizon_ms: int) -> bool:
 
 def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
     """Add the calls to every bucket of the report; returns the number of keys written."""
-    # Sum per (customer, hour) first, then roll the hours up into every grain: per-CDR work
-    # stays one dict lookup, whatever the number of grains.
-    hourly: dict[tuple[str, int], dict[str, list[int]]] = {}
+    # Sum per (customer, hour, group) first, then roll the hours up into every grain: per-CDR
+    # work stays one dict lookup, whatever the number of grains.
+    hourly: dict[tuple[str, int, str], list[int]] = {}
+    group_of, delta_of = report.group, report.delta
     for cdr in cdrs:
-        group = report.group(cdr)
+        group = group_of(cdr)
         if group is None:
             continue
-        groups = hourly.setdefault((cdr.customer_id, cdr.start // 3600), {})
-        add_vector(groups, group, report.delta(cdr))
+        slot = (cdr.customer_id, cdr.start // 3600, group)
+        existing = hourly.get(slot)
+        if existing is None:
+            hourly[slot] = delta_of(cdr)  # (a new list per call: it becomes the sum)
+        else:
+            hourly[slot] = [a + b for a, b in zip(existing, delta_of(cdr), strict=True)]
     deltas: dict[bytes, list[int]] = {}
-    for (customer, hour), groups in hourly.items():
-        for grain in report.grains:
-            prefix = report_bucket_prefix(report.name, grain.code, grain.bucket(hour), customer)
-            for group, vector in groups.items():
-                add_vector(deltas, prefix + group.encode(), vector)
+    prefixes: dict[tuple[str, str, int], bytes] = {}
+    for grain in report.grains:
+        code, bucket_of = grain.code, grain.bucket
+        for (customer, hour, group), vector in hourly.items():
+            place = (customer, code, hour)
+            prefix = prefixes.get(place)
+            if prefix is None:
+                prefix = prefixes[place] = report_bucket_prefix(
+                    report.name, code, bucket_of(hour), customer
+                )
+            add_vector(deltas, prefix + group.encode(), vector)
+    get, set_ = txn.get, txn.set
     for key, delta in deltas.items():
-        raw = txn.get(key)
+        raw = get(key)
         if raw is not None:
             delta = [a + b for a, b in zip(decode_vector(raw), delta, strict=True)]
-        txn.set(key, encode_vector(delta))
+        set_(key, encode_vector(delta))
     return len(deltas)
 
 

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, ReadOptions, WriteBatch
 
 from streamagg.errors import StateError
 from streamagg.tables.keys import (
@@ -27,12 +27,34 @@ from streamagg.tables.keys import (
 log = logging.getLogger(__name__)
 
 
+# Sizes measured with bench/ (BENCHMARKS.md, "state store"): every partition of a process
+# shares one block cache; each partition has up to two memtables of MEMTABLE_BYTES.
+BLOCK_CACHE_BYTES = 256 * 1024 * 1024
+MEMTABLE_BYTES = 32 * 1024 * 1024
+# Report groups and partition metadata are read again and again (the current hour's, day's
+# and month's groups); call ids almost never. A lookup of a key RocksDB holds costs ~4 us
+# through rocksdict, a dict lookup ~0.1: each store keeps its hot keys' values in memory,
+# emptied whenever it passes this many keys (~200 bytes each).
+HOT_KEYS = 100_000
+_HOT_KINDS = (ord("R"), ord("M"))
+_block_cache: Cache | None = None
+
+
 def _options() -> Options:
+    global _block_cache
+    if _block_cache is None:
+        _block_cache = Cache(BLOCK_CACHE_BYTES)
     options = Options(raw_mode=True)
     options.create_if_missing(True)
+    options.set_write_buffer_size(MEMTABLE_BYTES)
+    # Most keys looked up are new (call ids, a new hour's groups): bloom filters answer those
+    # misses without a search, in the memtable (its skip list is the costliest part of a
+    # lookup) as in every table file.
+    options.set_memtable_prefix_bloom_ratio(0.1)
+    options.set_memtable_whole_key_filtering(True)
     table = BlockBasedOptions()
-    # Most call ids looked up are new: a bloom filter answers those misses without a read.
     table.set_bloom_filter(10, False)
+    table.set_block_cache(_block_cache)
     options.set_block_based_table_factory(table)
     return options
 
@@ -43,6 +65,9 @@ class PartitionStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = self._open()
+        # Values of hot keys exactly as in the database: filled by reads and by apply() after
+        # its write succeeded, so it never holds anything the database does not.
+        self._hot: dict[bytes, bytes | None] = {}
 
     def _open(self) -> Rdict:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,7 +92,14 @@ class PartitionStore:
         return decode_int(self._db.get(LOCAL_CHECKPOINT), 0)
 
     def get(self, key: bytes) -> bytes | None:
+        hot = self._hot
+        if key in hot:
+            return hot[key]
         value: bytes | None = self._db.get(key)
+        if key and key[0] in _HOT_KINDS:
+            if len(hot) >= HOT_KEYS:
+                hot.clear()
+            hot[key] = value
         return value
 
     def scan(self, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -86,10 +118,17 @@ class PartitionStore:
                 batch.put(key, value)
         batch.put(LOCAL_CHECKPOINT, encode_int(checkpoint))
         self._db.write(batch)
+        hot = self._hot
+        if len(hot) + len(writes) > HOT_KEYS:
+            hot.clear()
+        for key, value in writes.items():
+            if key and key[0] in _HOT_KINDS:
+                hot[key] = value
 
     def wipe(self) -> None:
         """Forget everything (the changelog is rebuilt into an empty copy)."""
         log.warning("state copy %s discarded; rebuilding it from the changelog", self.path)
+        self._hot.clear()
         self._db.close()
         shutil.rmtree(self.path, ignore_errors=True)
         self._db = self._open()

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from streamagg.cdr import Cdr
-from streamagg.metrics import OTHER_PREFIXES, create_metrics
+from streamagg.metrics import LATENCY_BUCKETS, OTHER_PREFIXES, create_metrics
 
 
 def call(prefix: str, answered: bool = True) -> Cdr:
@@ -54,3 +57,23 @@ def test_fifty_thousand_prefixes_keep_the_exposition_small() -> None:
     assert len(series) == 1_001  # 1,000 prefixes and __other__
     assert len(text) < 400_000
     assert value(registry, "streamagg_metrics_prefixes_folded_total") == 49_000
+
+
+@given(st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), max_size=60))
+def test_bulk_latency_observations_expose_what_one_observe_per_value_does(
+    amounts: list[float],
+) -> None:
+    one_by_one, bulk = CollectorRegistry(), CollectorRegistry()
+    latency = create_metrics(bulk).processing_latency
+    reference = Histogram(
+        "streamagg_processing_latency_seconds", "", buckets=LATENCY_BUCKETS, registry=one_by_one
+    )
+    for amount in [*amounts, *LATENCY_BUCKETS]:  # (bucket bounds exactly, too)
+        reference.observe(amount)
+    latency.observe_many([*amounts, *LATENCY_BUCKETS])
+    name = "streamagg_processing_latency_seconds"
+    for bound in [*LATENCY_BUCKETS, float("inf")]:
+        le = "+Inf" if bound == float("inf") else str(bound)
+        assert value(bulk, f"{name}_bucket", le=le) == value(one_by_one, f"{name}_bucket", le=le)
+    assert value(bulk, f"{name}_count") == value(one_by_one, f"{name}_count")
+    assert value(bulk, f"{name}_sum") == pytest.approx(value(one_by_one, f"{name}_sum"))

@@ -1,0 +1,85 @@
+"""The local RocksDB copy (tables/store.py): its in-memory values of hot keys never differ from
+the database, whatever sequence of reads, writes, deletes, failed writes and wipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streamagg.tables import store as store_module
+from streamagg.tables.store import PartitionStore
+
+KEYS = [b"R\x1fdtmf\x1fd00020000\x1f42\x1f1", b"R\x1frate-center\x1fh1\x1f7\x1f212555", b"M\x1fx"]
+KEYS += [b"D\x1f42\x1fcall-1", b"X\x1f0000000000001\x1f42\x1fcall-1"]
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("get"), st.sampled_from(KEYS)),
+        st.tuples(
+            st.just("apply"),
+            st.dictionaries(
+                st.sampled_from(KEYS), st.none() | st.binary(min_size=1, max_size=8), max_size=4
+            ),
+        ),
+        st.tuples(st.just("wipe"), st.none()),
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=operations, hot_keys=st.sampled_from([1, 2, 100_000]))
+def test_reads_always_return_what_the_database_holds(
+    tmp_path_factory: pytest.TempPathFactory,
+    ops: list,
+    hot_keys: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(store_module, "HOT_KEYS", hot_keys)  # (1 and 2: emptied all the time)
+    store = PartitionStore(tmp_path_factory.mktemp("store") / "p")
+    truth: dict[bytes, bytes] = {}
+    try:
+        for checkpoint, (op, arg) in enumerate(ops):
+            if op == "get":
+                assert store.get(arg) == truth.get(arg)
+            elif op == "apply":
+                store.apply(arg, checkpoint)
+                for key, value in arg.items():
+                    if value is None:
+                        truth.pop(key, None)
+                    else:
+                        truth[key] = value
+            else:
+                store.wipe()
+                truth.clear()
+            for key in KEYS:  # (which also makes every key hot before the next operation)
+                assert store.get(key) == truth.get(key), (op, arg)
+        for key in KEYS:
+            assert store.get(key) == truth.get(key)
+            assert store._db.get(key) == truth.get(key)  # the database itself, not the cache
+    finally:
+        store.close()
+
+
+def test_a_failed_write_leaves_no_value_in_memory(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p")
+    key = KEYS[0]
+    store.apply({key: b"1"}, 1)
+    assert store.get(key) == b"1"
+
+    class Failing:
+        def write(self, batch: object) -> None:
+            raise OSError("disk full")
+
+    real = store._db
+    store._db = Failing()  # type: ignore[assignment]
+    with pytest.raises(OSError):
+        store.apply({key: b"2"}, 2)
+    store._db = real
+    assert store.get(key) == b"1"
+    store.close()
