@@ -17,8 +17,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bench import backfill, freshness, profiling, report, warehouse, worker_runs
 from bench import data as bench_data
-from bench import freshness, profiling, report, warehouse, worker_runs
 from bench.env import REPO, Broker, machine
 from bench.limits import explain
 from bench.rates import Throughput, throughput
@@ -126,6 +126,10 @@ def run(args: argparse.Namespace) -> dict:
         timings = bench_data.produce(ds, out / "generate.log")
         total = bench_data.topic_size(ds.bootstrap, ds.topic)
         budget = 120 + total / 1000
+        backfill_total = backfill.BACKFILL_CDRS // (4 if quick else 1)
+        log(f"producing {backfill_total:,} CDRs of 13 months in random order to {backfill.TOPIC}")
+        backfill.produce(ds.bootstrap, ds.today, backfill_total)
+        r["backfill"] = {"total": backfill_total, "seed": backfill.SEED_BACKFILL}
         log("(1) raw ceiling")
         r["ceiling"] = child_run(
             [sys.executable, "-m", "bench.ceiling", ds.bootstrap, ds.topic, str(total)],
@@ -134,6 +138,20 @@ def run(args: argparse.Namespace) -> dict:
             budget,
         )
         log(f"    {r['ceiling'].steady_rate:,.0f} CDR/s")
+        r["backfill"]["ceiling"] = child_run(
+            [
+                sys.executable,
+                "-m",
+                "bench.ceiling",
+                ds.bootstrap,
+                backfill.TOPIC,
+                str(backfill_total),
+            ],
+            backfill_total,
+            out / "ceiling-backfill.log",
+            budget,
+        )
+        log(f"    backfill: {r['backfill']['ceiling'].steady_rate:,.0f} CDR/s")
         if not args.skip_quix:
             log("(3) Quix Streams")
             r["quix"] = child_run(
@@ -152,6 +170,22 @@ def run(args: argparse.Namespace) -> dict:
                 budget * 5,
             )
             log(f"    {r['quix'].steady_rate:,.0f} CDR/s")
+            r["backfill"]["quix"] = child_run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.quix_app",
+                    ds.bootstrap,
+                    backfill.TOPIC,
+                    str(backfill_total),
+                    str(ds.dids_csv),
+                    str(out / "quix-state-backfill"),
+                ],
+                backfill_total,
+                out / "quix-backfill.log",
+                budget * 5,
+            )
+            log(f"    backfill: {r['backfill']['quix'].steady_rate:,.0f} CDR/s")
         log("(2) streamagg worker")
         worker_settings = {
             "STREAMAGG_RATECENTERS": str(ds.ratecenters_csv),
@@ -171,7 +205,9 @@ def run(args: argparse.Namespace) -> dict:
         )
         if args.profile:
             worker_runs.wait_first(worker)
-            profiles = profiling.start(worker_runs.process_tree(worker.process.pid), out)
+            profiles = profiling.start(
+                worker_runs.process_tree(worker.process.pid), out, args.out.parent / "flamegraphs"
+            )
         r["worker"], r["worker_counts"] = worker_runs.measure_throughput(worker, total, budget)
         log(f"    {r['worker'].steady_rate:,.0f} CDR/s  {r['worker_counts']}")
         if args.profile:
@@ -261,6 +297,20 @@ def run(args: argparse.Namespace) -> dict:
         r["rss_end"] = {**worker_runs.rss(worker), "cdrs": total + live}
         log("(7) recovery after SIGKILL")
         r["recovery"] = worker_runs.recovery(worker)
+        worker_runs.stop_worker(worker)
+        log("(8) backfill: a fresh worker on 13 months of history in random order")
+        worker = worker_runs.start_worker(
+            ds.bootstrap,
+            backfill.NAME,
+            out / "backfill",
+            tokens,
+            STREAMAGG_DIDS_TOPIC=ds.dids_topic,
+            **worker_settings,
+        )
+        r["backfill"]["worker"], _ = worker_runs.measure_throughput(
+            worker, backfill_total, 120 + backfill_total / 500
+        )
+        log(f"    {r['backfill']['worker'].steady_rate:,.0f} CDR/s")
     finally:
         if worker is not None:
             worker_runs.stop_worker(worker)
@@ -279,6 +329,9 @@ def load_results(path: Path) -> dict:
     for key in ("ceiling", "worker", "quix"):
         if r.get(key):
             r[key] = Throughput(**r[key])
+    for key in ("ceiling", "worker", "quix"):
+        if r.get("backfill", {}).get(key):
+            r["backfill"][key] = Throughput(**r["backfill"][key])
     return r
 
 

@@ -10,28 +10,38 @@ from pathlib import Path
 PROFILE_SECONDS = 10
 
 
-def start(pids: list[int], out: Path) -> list[tuple[str, Path, subprocess.Popen]]:
-    """py-spy record (raw, non-blocking) of each process for PROFILE_SECONDS."""
+def start(
+    pids: list[int], out: Path, flamegraphs: Path | None = None, name: str = "worker"
+) -> list[tuple[str, Path, subprocess.Popen]]:
+    """py-spy record (raw, non-blocking) of each process for PROFILE_SECONDS; with
+    flamegraphs, also a flame graph SVG per process there ({name}-main.svg, {name}-child-N.svg)."""
     pyspy = Path(sys.executable).parent / "py-spy"
     started = []
     for index, pid in enumerate(pids):
         label = "main process" if index == 0 else f"child process {index}"
-        path = out / f"profile-{index}.txt"
-        command = [
-            str(pyspy),
-            "record",
-            "--nonblocking",
-            "-p",
-            str(pid),
-            "-d",
-            str(PROFILE_SECONDS),
-            "-f",
-            "raw",
-            "-o",
-            str(path),
-        ]
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        started.append((label, path, proc))
+        path = out / f"profile-{name}-{index}.txt"
+        outputs = [("raw", path)]
+        if flamegraphs is not None:
+            flamegraphs.mkdir(parents=True, exist_ok=True)
+            svg = flamegraphs / (f"{name}-main.svg" if index == 0 else f"{name}-child-{index}.svg")
+            outputs.append(("flamegraph", svg))
+        for form, target in outputs:
+            command = [
+                str(pyspy),
+                "record",
+                "--nonblocking",
+                "-p",
+                str(pid),
+                "-d",
+                str(PROFILE_SECONDS),
+                "-f",
+                form,
+                "-o",
+                str(target),
+            ]
+            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if form == "raw":
+                started.append((label, path, proc))
     return started
 
 

@@ -6,11 +6,14 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-TARGETS = {
-    "worker": 50_000,  # CDR/s per worker
-    "of_ceiling": 0.5,
-    "vs_quix": 1.5,
-    "query_p99_13m_ms": 20.0,
+TARGETS = {  # issue 15
+    "worker": 100_000,  # CDR/s per worker, live-order data
+    "backfill": 50_000,  # CDR/s per worker, 13 months of history in random order
+    "of_ceiling": 0.35,
+    "backfill_of_ceiling": 0.20,
+    "vs_quix": 3.0,
+    "query_p99_13m_ms": 20.0,  # answers up to 1,000 rows
+    "freshness_p50_s": 0.25,
     "freshness_p99_s": 1.0,
 }
 
@@ -45,14 +48,15 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str]]:
         if t is None:
             rows.append((label, "skipped"))
             continue
-        cpu = f", {1e6 / t.per_cpu_second:.0f} µs CPU/CDR" if t.cpu_seconds else ""
-        rows.append(
-            (
-                label,
-                f"{t.steady_rate:,.0f} CDR/s steady ({t.overall_rate:,.0f} CDR/s "
-                f"overall, {t.total:,} in {t.seconds:.1f} s{cpu})",
-            )
-        )
+        rows.append((label, throughput_text(t)))
+    b = r.get("backfill", {})
+    for key, label in (
+        ("ceiling", "(8) backfill, raw ceiling"),
+        ("worker", "(8) backfill, streamagg worker"),
+        ("quix", "(8) backfill, Quix Streams"),
+    ):
+        if b.get(key) is not None:
+            rows.append((label, throughput_text(b[key])))
     for label in ("day", "month", "13 months"):
         api = flat(r["api"][label])
         sql = flat(r["duckdb"][label])
@@ -103,6 +107,14 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def throughput_text(t: Any) -> str:
+    cpu = f", {1e6 / t.per_cpu_second:.0f} µs CPU/CDR" if t.cpu_seconds else ""
+    return (
+        f"{t.steady_rate:,.0f} CDR/s steady ({t.overall_rate:,.0f} CDR/s "
+        f"overall, {t.total:,} in {t.seconds:.1f} s{cpu})"
+    )
+
+
 def recovery_text(rec: dict[str, float]) -> str:
     text = f"{rec['ready_s']:.1f} s"
     if "group_join_s" in rec:
@@ -133,21 +145,77 @@ def freshness_text(f: dict[str, Any]) -> str:
 
 def target_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     worker = r["worker"].steady_rate
-    rows = [("≥ 50,000 CDR/s per worker", f"{worker:,.0f}", met(worker >= TARGETS["worker"]))]
+    rows = [
+        (
+            "≥ 100,000 CDR/s per worker, live order",
+            f"{worker:,.0f}",
+            met(worker >= TARGETS["worker"]),
+        )
+    ]
     share = worker / r["ceiling"].steady_rate
     rows.append(
-        ("≥ 50 % of the raw ceiling", f"{share * 100:.1f} %", met(share >= TARGETS["of_ceiling"]))
+        (
+            "≥ 35 % of the raw ceiling, live order",
+            f"{share * 100:.1f} %",
+            met(share >= TARGETS["of_ceiling"]),
+        )
     )
+    b = r.get("backfill", {})
+    if b.get("worker") is not None:
+        rate = b["worker"].steady_rate
+        rows.append(
+            (
+                "≥ 50,000 CDR/s per worker, backfill",
+                f"{rate:,.0f}",
+                met(rate >= TARGETS["backfill"]),
+            )
+        )
+        share = rate / b["ceiling"].steady_rate
+        rows.append(
+            (
+                "≥ 20 % of the raw ceiling, backfill",
+                f"{share * 100:.1f} %",
+                met(share >= TARGETS["backfill_of_ceiling"]),
+            )
+        )
     if r.get("quix"):
         ratio = worker / r["quix"].steady_rate
-        rows.append(("≥ 1.5× Quix Streams", f"{ratio:.2f}×", met(ratio >= TARGETS["vs_quix"])))
-    p99 = percentile(flat(r["api"]["13 months"]), 0.99) * 1e3
+        rows.append(
+            ("≥ 3× Quix Streams, live order", f"{ratio:.2f}×", met(ratio >= TARGETS["vs_quix"]))
+        )
+    if b.get("quix") is not None and b.get("worker") is not None:
+        ratio = b["worker"].steady_rate / b["quix"].steady_rate
+        rows.append(
+            ("≥ 3× Quix Streams, backfill", f"{ratio:.2f}×", met(ratio >= TARGETS["vs_quix"]))
+        )
+    small = [
+        t
+        for report, timings in r["api"]["13 months"].items()
+        if r["api_rows"]["13 months"][report] <= 1000
+        for t in timings
+    ]
+    p99 = percentile(small, 0.99) * 1e3
     rows.append(
-        ("query p99 ≤ 20 ms at 13 months", f"{p99:.1f} ms", met(p99 <= TARGETS["query_p99_13m_ms"]))
+        (
+            "query p99 ≤ 20 ms at 13 months (answers ≤ 1,000 rows)",
+            f"{p99:.1f} ms",
+            met(p99 <= TARGETS["query_p99_13m_ms"]),
+        )
     )
-    fresh = freshness_p99(r["freshness"])
+    f = r["freshness"]
+    p50 = math.inf if f["lost"] else percentile(f["latencies"], 0.5)
+    rows.append(
+        (
+            "freshness p50 ≤ 250 ms at half load",
+            "> 30 s" if math.isinf(p50) else f"{p50 * 1e3:.0f} ms",
+            met(p50 <= TARGETS["freshness_p50_s"]),
+        )
+    )
+    fresh = freshness_p99(f)
     shown = "> 30 s" if math.isinf(fresh) else f"{fresh * 1e3:.0f} ms"
-    rows.append(("freshness p99 ≤ 1 s", shown, met(fresh <= TARGETS["freshness_p99_s"])))
+    rows.append(
+        ("freshness p99 ≤ 1 s at half load", shown, met(fresh <= TARGETS["freshness_p99_s"]))
+    )
     return rows
 
 
@@ -157,7 +225,7 @@ def console(r: dict[str, Any]) -> str:
     lines = [f"{label:<{width}}  {value}" for label, value in rows]
     lines.append("")
     lines += [
-        f"{name:<32} {value:>12}  {verdict.strip('*')}" for name, value, verdict in target_rows(r)
+        f"{name:<56} {value:>12}  {verdict.strip('*')}" for name, value, verdict in target_rows(r)
     ]
     return "\n".join(lines)
 
@@ -213,6 +281,10 @@ def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
         f"(seed {d['seed_dense']}); produced in {d['produce_s']:.1f} s.",
         f"- DID inventory ({d['dids']} DIDs) and rate centers from `generate --reference-only`; "
         f"the worker reads both, as in production.",
+        f"- backfill (8): topic `backfill-cdrs`, {r.get('backfill', {}).get('total', 0):,} CDRs "
+        f"of the same generator spread over the same 13 months, shuffled (seed "
+        f"{r.get('backfill', {}).get('seed', '-')}); a fresh worker (its own topics and state) "
+        "reads it after the other figures, the main worker stopped.",
         f"- queries: busiest customer `{d['customer']}` ({d['customer_calls']:,} calls): "
         + "; ".join(
             f"{k} `{v[0]}`…`{v[1]}` ({d['range_calls'][k]:,} calls)" for k, v in d["ranges"].items()
@@ -237,6 +309,17 @@ def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
         "",
         f"- streamagg / raw ceiling: {r['worker'].steady_rate / r['ceiling'].steady_rate:.2f}",
     ]
+    b = r.get("backfill", {})
+    if b.get("worker") is not None:
+        out.append(
+            "- backfill, streamagg / raw ceiling: "
+            f"{b['worker'].steady_rate / b['ceiling'].steady_rate:.2f}"
+            + (
+                f"; streamagg / Quix Streams: {b['worker'].steady_rate / b['quix'].steady_rate:.2f}"
+                if b.get("quix") is not None
+                else ""
+            )
+        )
     if r.get("quix"):
         out.append(
             f"- streamagg / Quix Streams: {r['worker'].steady_rate / r['quix'].steady_rate:.2f}"
