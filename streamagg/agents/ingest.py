@@ -40,7 +40,9 @@ from streamagg.kafka_clients import (
     stop_quietly,
 )
 from streamagg.metrics import Metrics
+from streamagg.reports import REPORTS
 from streamagg.settings import Settings
+from streamagg.tables.fold import fold_fingerprint, report_deltas
 
 log = logging.getLogger(__name__)
 
@@ -357,8 +359,18 @@ def dead_letter(
     return value, headers
 
 
+# Deltas are folded here only while no sum can pass a signed 64-bit integer (MessagePack's
+# range): at most 10^15 micro-units per amount, so fewer than 9,223 CDRs per batch.
+PREFOLD_MAX_RECORDS = 9_000
+_FINGERPRINT = fold_fingerprint(REPORTS)
+
+
 def _encode_bounded(batch: Batch) -> list[bytes]:
-    """Encode a batch, halving it until every message fits the broker's size limit."""
+    """Encode a batch with its reports' deltas folded, halving it until every message fits the
+    broker's size limit."""
+    if len(batch.records) <= PREFOLD_MAX_RECORDS:
+        deltas = report_deltas(REPORTS, [record.cdr for record in batch.records])
+        batch = Batch(batch.source, batch.records, deltas, _FINGERPRINT)
     payload = batch.encode()
     if len(payload) <= MAX_BATCH_BYTES or len(batch.records) <= 1:
         return [payload]
