@@ -1,4 +1,8 @@
-"""The CDR input contract (SPEC §1): decode one message's bytes into a Cdr or a Rejection."""
+"""The general road of decode_cdr: any message, any spelling the contract allows.
+
+It alone decides rejections and their reasons (one line naming the field); the typical road
+(typical.py) hands it every message it is unsure of.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,25 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import lru_cache
 
-import msgspec
 import orjson
 
+from streamagg.cdr.model import (
+    ID_MAX_CHARS,
+    MAX_DURATION,
+    MAX_MESSAGE_BYTES,
+    Cdr,
+    Rejection,
+    TimePolicy,
+)
 from streamagg.numbers import nanp_number, normalise_number
 
-MAX_MESSAGE_BYTES = 64 * 1024
 MAX_AMOUNT = Decimal(10) ** 9  # keeps sums of micro-units far inside 64 bits
 _MAX_AMOUNT_INT = 10**9
-MAX_DURATION = 86400
 _MICRO = Decimal("0.000001")
-_ID_MAX_CHARS = 128
 
 _DT_RE = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
@@ -39,69 +46,8 @@ _DECIMAL_STRING = re.compile(
 )
 
 
-class Cdr(msgspec.Struct, array_like=True, gc=False):
-    """One accepted call, normalised: UTC epoch seconds, money and talk time in micro-units.
-
-    A msgspec struct: built in C, and carried inside batch messages as a positional array
-    (streamagg/batches.py) whose schema is this field order.
-    """
-
-    callid: str
-    customer_id: str
-    start: int  # epoch seconds (UTC) of the call start, fractions dropped
-    provider_id: str
-    customer_charge: int  # micro-units (6 decimals), exact
-    provider_charge: int
-    tech_prefix: str
-    duration: int  # micro-seconds of billed talk time
-    answered: bool
-    has_dtmf: bool
-    nanp_number: str  # the 10 NANP digits of dest_number, or "" when it is not NANP
-    cli: str  # dest_cli normalised (digits; NANP 11 → 10), or ""
-    did_owner: str = ""  # owner account when cli is a DID of the inventory, set by the ingest stage
-
-    @property
-    def hour(self) -> int:
-        """Epoch hour of the call start (its report bucket)."""
-        return self.start // 3600
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why a message breaks the contract: one line that names the field."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class TimePolicy:
-    """Which call start times are accepted, relative to the current time."""
-
-    retention_days: int = 400
-    future_tolerance_hours: int = 24
-
-
-class _Bad(Exception):
-    pass
-
-
-_DEFAULT_POLICY = TimePolicy()
-
-
-def decode_cdr(raw: bytes, *, now: float, policy: TimePolicy | None = None) -> Cdr | Rejection:
-    """Validate and normalise one message; never raises, whatever the bytes.
-
-    Two roads, one contract: the typical message (see _Typical) is decoded and typed by
-    msgspec in C; anything else — and every message the typical road is unsure of — takes the
-    general road, which alone decides rejections and their reasons. The typical road only ever
-    accepts what the general road accepts, with the same result (tests/unit/test_cdr_roads.py).
-    """
-    policy = policy or _DEFAULT_POLICY
-    try:
-        typical = decode_typical(raw, now, policy)
-    except Exception:  # (a bug of the fast road: the general road decides)
-        typical = None
-    return typical if typical is not None else decode_general(raw, now, policy)
+class Bad(Exception):
+    """A field breaks the contract (the message is the rejection's reason)."""
 
 
 def decode_general(raw: bytes, now: float, policy: TimePolicy) -> Cdr | Rejection:
@@ -132,118 +78,8 @@ def _decode(raw: bytes, now: float, policy: TimePolicy) -> Cdr | Rejection:
             return Rejection(f"message: not valid UTF-8 JSON ({_first_line(str(exc))})")
     try:
         return _decode_fields(obj, now, policy)
-    except _Bad as exc:
+    except Bad as exc:
         return Rejection(str(exc))
-
-
-class _Typical(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """The message as softswitches usually send it: only contract fields, each of a type the
-    contract allows. A message of any other shape fails to decode here (in C, cheaply) and
-    takes the general road."""
-
-    callid: str
-    dt: str | int | float
-    customer_id: str | int
-    provider_id: str | int | None = None
-    customer_charge: str | int | float | None = None
-    provider_charge: str | int | float | None = None
-    tech_prefix: str | None = None
-    duration: int | float | None = None
-    sip_code: int | None = None
-    dtmf: str | None = None
-    dest_number: str | None = None
-    dest_cli: str | None = None
-
-
-_TYPICAL = msgspec.json.Decoder(_Typical)
-
-
-def decode_typical(raw: bytes, now: float, policy: TimePolicy) -> Cdr | None:
-    """The Cdr of a typical valid message, or None to leave the message to the general road.
-
-    ASCII only and no \\u escapes: what JSON text decodes to is then the same for every
-    parser. Every check below is the general road's, or stricter (then None)."""
-    if len(raw) > MAX_MESSAGE_BYTES or not raw.isascii() or b"\\u" in raw:
-        return None
-    try:
-        m = _TYPICAL.decode(raw)
-    except msgspec.MsgspecError:
-        return None
-    callid = m.callid
-    if not 1 <= len(callid) <= 256 or not callid.isprintable():
-        return None
-    dt = m.dt
-    if type(dt) is str:
-        try:
-            start = parse_dt(dt)
-        except _Bad:
-            return None
-    elif type(dt) is int:
-        start = dt
-    elif isinstance(dt, float) and math.isfinite(dt):
-        start = math.floor(dt)
-    else:
-        return None
-    if (
-        not now - policy.retention_days * 86400
-        <= start
-        <= now + policy.future_tolerance_hours * 3600
-    ):
-        return None
-    customer = _typical_id(m.customer_id)
-    provider = "" if m.provider_id is None else _typical_id(m.provider_id)
-    tech_prefix = m.tech_prefix or ""
-    duration = _typical_duration(m.duration)
-    customer_charge = 0 if m.customer_charge is None else _fast_micros(m.customer_charge)
-    provider_charge = 0 if m.provider_charge is None else _fast_micros(m.provider_charge)
-    sip_code = m.sip_code
-    if (
-        not customer
-        or provider is None
-        or len(tech_prefix) > 32
-        or not tech_prefix.isprintable()
-        or duration is None
-        or customer_charge is None
-        or provider_charge is None
-        or (sip_code is not None and not 100 <= sip_code <= 699)
-    ):
-        return None
-    return Cdr(
-        callid,
-        customer,
-        start,
-        provider,
-        customer_charge,
-        provider_charge,
-        tech_prefix,
-        duration,
-        sip_code == 200 if sip_code is not None else duration > 0,
-        bool(m.dtmf),
-        nanp_number(m.dest_number or "", tech_prefix),
-        normalise_number(m.dest_cli or ""),
-    )
-
-
-def _typical_id(value: str | int) -> str | None:
-    """An id of the typical road ("" for an empty string), or None to leave it to the other."""
-    text = str(value) if type(value) is int else value
-    assert isinstance(text, str)
-    # (ASCII here, so isprintable() is "no control characters")
-    return text if len(text) <= _ID_MAX_CHARS and text.isprintable() else None
-
-
-def _typical_duration(value: int | float | None) -> int | None:
-    """Billed micro-seconds of a duration of at most 6 decimals, or None."""
-    if value is None:
-        return 0
-    if not 0 <= value <= MAX_DURATION:  # (False for NaN too)
-        return None
-    if type(value) is int:
-        return value * 1_000_000
-    if _float_places(value) > 6:
-        return None
-    # At most 6 decimals and 86,400: value * 10^6 is within half a unit of the integer.
-    return round(value * 1_000_000)
 
 
 _EXACT_FIELDS = ("customer_charge", "provider_charge", "duration", "customer_id", "provider_id")
@@ -291,20 +127,20 @@ def _no_constant(name: str) -> object:
 def _decode_fields(obj: dict[str, object], now: float, policy: TimePolicy) -> Cdr:
     callid = obj.get("callid")
     if callid is None:
-        raise _Bad("callid: required")
+        raise Bad("callid: required")
     if not isinstance(callid, str) or not 1 <= len(callid) <= 256:
-        raise _Bad("callid: must be a string of 1 to 256 characters")
+        raise Bad("callid: must be a string of 1 to 256 characters")
     if _CONTROL.search(callid):
-        raise _Bad("callid: must not contain control characters")
+        raise Bad("callid: must not contain control characters")
     start = parse_dt(obj.get("dt"))
     _check_time(start, now, policy)
     customer_id = _identifier("customer_id", obj.get("customer_id"), required=True)
     provider_id = _identifier("provider_id", obj.get("provider_id"), required=False)
     tech_prefix = _optional_str(obj, "tech_prefix")
     if len(tech_prefix) > 32:
-        raise _Bad("tech_prefix: longer than 32 characters")
+        raise Bad("tech_prefix: longer than 32 characters")
     if _CONTROL.search(tech_prefix):
-        raise _Bad("tech_prefix: must not contain control characters")
+        raise Bad("tech_prefix: must not contain control characters")
     duration, talked = _duration(obj.get("duration"))
     sip_code = _sip_code(obj.get("sip_code"))
     answered = sip_code == 200 if sip_code is not None else talked
@@ -327,27 +163,27 @@ def _decode_fields(obj: dict[str, object], now: float, policy: TimePolicy) -> Cd
 def parse_dt(value: object) -> int:
     """Call start as epoch seconds from any spelling SPEC §1 allows."""
     if value is None:
-        raise _Bad("dt: required")
+        raise Bad("dt: required")
     if isinstance(value, bool):
-        raise _Bad("dt: must be an ISO-8601 string or epoch seconds, not a boolean")
+        raise Bad("dt: must be an ISO-8601 string or epoch seconds, not a boolean")
     if isinstance(value, int):
         return value
     if isinstance(value, float | Decimal):
         if not math.isfinite(value):
-            raise _Bad("dt: epoch seconds must be finite")
+            raise Bad("dt: epoch seconds must be finite")
         return math.floor(value)
     if not isinstance(value, str):
-        raise _Bad(f"dt: must be an ISO-8601 string or epoch seconds, not {_json_type(value)}")
+        raise Bad(f"dt: must be an ISO-8601 string or epoch seconds, not {_json_type(value)}")
     match = _DT_RE.fullmatch(value.strip())
     if match is None:
-        raise _Bad(f"dt: unparseable time {_excerpt(value)}")
+        raise Bad(f"dt: unparseable time {_excerpt(value)}")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     if hour > 23 or minute > 59 or second > 59:
-        raise _Bad(f"dt: no such time of day in {_excerpt(value)}")
+        raise Bad(f"dt: no such time of day in {_excerpt(value)}")
     try:
         epoch_day = _epoch_day(year, month, day)
     except ValueError as exc:
-        raise _Bad(f"dt: {exc} in {_excerpt(value)}") from None
+        raise Bad(f"dt: {exc} in {_excerpt(value)}") from None
     return epoch_day * 86400 + hour * 3600 + minute * 60 + second - _offset(match.group(8))
 
 
@@ -364,35 +200,35 @@ def _offset(spelling: str | None) -> int:
     digits = spelling[1:].replace(":", "")
     hours, minutes = int(digits[:2]), int(digits[2:] or 0)
     if hours > 23 or minutes > 59:
-        raise _Bad(f"dt: bad UTC offset {spelling}")
+        raise Bad(f"dt: bad UTC offset {spelling}")
     return sign * (hours * 3600 + minutes * 60)
 
 
 def _check_time(start: int, now: float, policy: TimePolicy) -> None:
     if start < now - policy.retention_days * 86400:
-        raise _Bad(f"dt: older than the retention of {policy.retention_days} days")
+        raise Bad(f"dt: older than the retention of {policy.retention_days} days")
     if start > now + policy.future_tolerance_hours * 3600:
-        raise _Bad(f"dt: more than {policy.future_tolerance_hours} hours in the future")
+        raise Bad(f"dt: more than {policy.future_tolerance_hours} hours in the future")
 
 
 def _identifier(field: str, value: object, *, required: bool) -> str:
     if value is None:
         if required:
-            raise _Bad(f"{field}: required")
+            raise Bad(f"{field}: required")
         return ""
     if isinstance(value, bool):
-        raise _Bad(f"{field}: must be a string or an integer, not a boolean")
+        raise Bad(f"{field}: must be a string or an integer, not a boolean")
     if isinstance(value, int):
         value = str(value)
-        if len(value) > _ID_MAX_CHARS:
-            raise _Bad(f"{field}: an integer of more than {_ID_MAX_CHARS} digits")
+        if len(value) > ID_MAX_CHARS:
+            raise Bad(f"{field}: an integer of more than {ID_MAX_CHARS} digits")
         return value
     if not isinstance(value, str):
-        raise _Bad(f"{field}: must be a string or an integer, not {_json_type(value)}")
+        raise Bad(f"{field}: must be a string or an integer, not {_json_type(value)}")
     if required and not value:
-        raise _Bad(f"{field}: must not be empty")
-    if len(value) > _ID_MAX_CHARS or _CONTROL.search(value):
-        raise _Bad(f"{field}: at most {_ID_MAX_CHARS} characters, no control characters")
+        raise Bad(f"{field}: must not be empty")
+    if len(value) > ID_MAX_CHARS or _CONTROL.search(value):
+        raise Bad(f"{field}: at most {ID_MAX_CHARS} characters, no control characters")
     return value
 
 
@@ -401,7 +237,7 @@ def _optional_str(obj: dict[str, object], field: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise _Bad(f"{field}: must be a string, not {_json_type(value)}")
+        raise Bad(f"{field}: must be a string, not {_json_type(value)}")
     return value
 
 
@@ -412,31 +248,31 @@ def _amount(field: str, value: object) -> int:
     if fast is not None:
         return fast
     if isinstance(value, bool):
-        raise _Bad(f"{field}: must be a number or a decimal string, not a boolean")
+        raise Bad(f"{field}: must be a number or a decimal string, not a boolean")
     if isinstance(value, int):
         exact = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise _Bad(f"{field}: must be finite")
+            raise Bad(f"{field}: must be finite")
         exact = Decimal(repr(value))
     elif isinstance(value, Decimal):
         exact = value
     elif isinstance(value, str):
         # ASCII digits only: Decimal would also take "١٢", "1_000" and surrounding spaces.
         if not _DECIMAL_STRING.fullmatch(value):
-            raise _Bad(f"{field}: not a decimal number: {_excerpt(value)}")
+            raise Bad(f"{field}: not a decimal number: {_excerpt(value)}")
         try:
             exact = Decimal(value)
         except InvalidOperation:
-            raise _Bad(f"{field}: not a decimal number: {_excerpt(value)}") from None
+            raise Bad(f"{field}: not a decimal number: {_excerpt(value)}") from None
         if not exact.is_finite():
-            raise _Bad(f"{field}: must be finite")
+            raise Bad(f"{field}: must be finite")
     else:
-        raise _Bad(f"{field}: must be a number or a decimal string, not {_json_type(value)}")
+        raise Bad(f"{field}: must be a number or a decimal string, not {_json_type(value)}")
     if exact < 0:
-        raise _Bad(f"{field}: must not be negative")
+        raise Bad(f"{field}: must not be negative")
     if exact > MAX_AMOUNT:
-        raise _Bad(f"{field}: larger than {MAX_AMOUNT:,}")
+        raise Bad(f"{field}: larger than {MAX_AMOUNT:,}")
     return to_micros(exact)
 
 
@@ -464,11 +300,11 @@ def _duration(value: object) -> tuple[int, bool]:
     if value is None:
         return 0, False
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise _Bad(f"duration: must be a number of seconds, not {_json_type(value)}")
+        raise Bad(f"duration: must be a number of seconds, not {_json_type(value)}")
     if isinstance(value, float | Decimal) and not math.isfinite(value):
-        raise _Bad("duration: must be finite")
+        raise Bad("duration: must be finite")
     if not 0 <= value <= MAX_DURATION:
-        raise _Bad(f"duration: must be between 0 and {MAX_DURATION} seconds")
+        raise Bad(f"duration: must be between 0 and {MAX_DURATION} seconds")
     exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     return to_micros(exact), value > 0
 
@@ -477,9 +313,9 @@ def _sip_code(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _Bad(f"sip_code: must be an integer, not {_json_type(value)}")
+        raise Bad(f"sip_code: must be an integer, not {_json_type(value)}")
     if not 100 <= value <= 699:
-        raise _Bad(f"sip_code: {value} is outside 100-699")
+        raise Bad(f"sip_code: {value} is outside 100-699")
     return value
 
 

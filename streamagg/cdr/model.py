@@ -1,0 +1,56 @@
+"""The accepted CDR (SPEC §1) as the rest of streamagg sees it, and the decoding policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_DURATION = 86400
+ID_MAX_CHARS = 128
+
+
+class Cdr(msgspec.Struct, array_like=True, gc=False):
+    """One accepted call, normalised: UTC epoch seconds, money and talk time in micro-units.
+
+    A msgspec struct: built in C, and carried inside batch messages as a positional array
+    (streamagg/batches.py) whose schema is this field order.
+    """
+
+    callid: str
+    customer_id: str
+    start: int  # epoch seconds (UTC) of the call start, fractions dropped
+    provider_id: str
+    customer_charge: int  # micro-units (6 decimals), exact
+    provider_charge: int
+    tech_prefix: str
+    duration: int  # micro-seconds of billed talk time
+    answered: bool
+    has_dtmf: bool
+    nanp_number: str  # the 10 NANP digits of dest_number, or "" when it is not NANP
+    cli: str  # dest_cli normalised (digits; NANP 11 → 10), or ""
+    did_owner: str = ""  # owner account when cli is a DID of the inventory, set by the ingest stage
+
+    @property
+    def hour(self) -> int:
+        """Epoch hour of the call start (its report bucket)."""
+        return self.start // 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message breaks the contract: one line that names the field."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimePolicy:
+    """Which call start times are accepted, relative to the current time."""
+
+    retention_days: int = 400
+    future_tolerance_hours: int = 24
+
+
+DEFAULT_POLICY = TimePolicy()
