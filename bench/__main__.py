@@ -347,7 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     command = r.setdefault("command", command)
     print(report.console(r))
-    args.out.write_text(report.markdown(r, explain(r), command))
+    kept = ""
+    if args.out.exists():  # sections written by hand (other benches) below the marker stay
+        previous = args.out.read_text()
+        if report.KEEP_MARKER in previous:
+            kept = previous[previous.index(report.KEEP_MARKER) :]
+    args.out.write_text(report.markdown(r, explain(r), command) + ("\n" + kept if kept else ""))
     summary = REPO / "bench" / "out" / "run" / "results.json"
     if not args.render:
         summary.write_text(json.dumps(r, default=lambda o: o.__dict__, indent=1))

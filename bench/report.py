@@ -18,6 +18,11 @@ TARGETS = {  # issue 15
 }
 
 
+# BENCHMARKS.md below this line is kept when `python -m bench` rewrites the file (the figures
+# of bench.compare, bench.big_answer and other one-off measurements, each with its command).
+KEEP_MARKER = "<!-- sections below: kept by python -m bench -->"
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return math.nan
