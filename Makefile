@@ -9,7 +9,7 @@ STAMP := $(VENV)/.streamagg-installed
 KAFKA_LOCAL := deploy/kafka/kafka-local
 SOURCES := streamagg tests bench
 
-.PHONY: help install lint typecheck test chaos broker-start broker-stop broker-status bench demo
+.PHONY: help install format lint typecheck test-unit test chaos broker-start broker-stop broker-status bench demo
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -37,12 +37,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
+format: $(STAMP) ## ruff format + ruff check --fix (what `make lint` checks)
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
+
 lint: $(STAMP) ## ruff check + ruff format --check
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
 
 typecheck: $(STAMP) ## mypy (settings in pyproject.toml)
 	$(BIN)/mypy
+
+test-unit: $(STAMP) ## The unit tests only: no broker, no jars, under a minute
+	$(BIN)/pytest tests/unit -q
 
 test: install ## Run all tests (starts a private broker unless STREAMAGG_TEST_BROKER=host:port)
 	$(BIN)/pytest tests -q
