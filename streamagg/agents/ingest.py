@@ -367,13 +367,22 @@ _FINGERPRINT = fold_fingerprint(REPORTS)
 
 def _encode_bounded(batch: Batch) -> list[bytes]:
     """Encode a batch with its reports' deltas folded, halving it until every message fits the
-    broker's size limit."""
-    if len(batch.records) <= PREFOLD_MAX_RECORDS:
-        deltas = report_deltas(REPORTS, [record.cdr for record in batch.records])
-        batch = Batch(batch.source, batch.records, deltas, _FINGERPRINT)
-    payload = batch.encode()
-    if len(payload) <= MAX_BATCH_BYTES or len(batch.records) <= 1:
+    broker's size limit. The deltas take about as many bytes as the records they sum, so a
+    batch whose records alone fill half a message is halved before anything is folded."""
+    count = len(batch.records)
+    records_only = batch.encode()
+    if count > 1 and len(records_only) > MAX_BATCH_BYTES // 2:
+        return _halves(batch)
+    if count > PREFOLD_MAX_RECORDS:
+        return [records_only]  # (the state layer folds them)
+    deltas = report_deltas(REPORTS, [record.cdr for record in batch.records])
+    payload = Batch(batch.source, batch.records, deltas, _FINGERPRINT).encode()
+    if len(payload) <= MAX_BATCH_BYTES or count <= 1:
         return [payload]
+    return _halves(batch)
+
+
+def _halves(batch: Batch) -> list[bytes]:
     middle = len(batch.records) // 2
     first = Batch(batch.source, batch.records[:middle])
     second = Batch(batch.source, batch.records[middle:])

@@ -20,6 +20,7 @@ buckets for local time zones) is a new letter, not a new layout.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 FORMAT_VERSION = 1
 SEP = "\x1f"
@@ -31,8 +32,9 @@ LOCAL_FORMAT = b"\x00format"
 LOCAL_PREFIX = b"\x00"
 
 
+@lru_cache(maxsize=65_536)
 def report_bucket_prefix(report: str, grain: str, bucket: int, customer: str) -> bytes:
-    """Prefix of every group of one customer's bucket."""
+    """Prefix of every group of one customer's bucket (cached: a stream repeats a few)."""
     return f"R{SEP}{report}{SEP}{grain}{bucket:08d}{SEP}{customer}{SEP}".encode()
 
 
