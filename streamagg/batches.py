@@ -16,7 +16,7 @@ from streamagg.errors import FormatError
 _partitioner = DefaultPartitioner()
 # Batch messages say their format in this header; a worker refuses one it cannot read.
 FORMAT_HEADER = "streamagg-format"
-BATCH_FORMAT = 3
+BATCH_FORMAT = 2
 BATCH_HEADERS = [(FORMAT_HEADER, str(BATCH_FORMAT).encode())]
 
 
@@ -39,56 +39,44 @@ class Record(msgspec.Struct, array_like=True, gc=False, frozen=True):
 
 
 class _BatchBody(msgspec.Struct, array_like=True, gc=False):
-    """Formats 2 and 3 on the wire: MessagePack ``[source, [[offset, timestamp, [cdr fields…]],
-    …], deltas]``, the schema being the field order of Record and Cdr (so a field is added at
-    the end, with a default, or the format number changes). Format 2 has no deltas."""
+    """Format 2 on the wire: MessagePack ``[source, [[offset, timestamp, [cdr fields…]], …]]``,
+    the schema being the field order of Record and Cdr (so a field is added at the end, with
+    a default, or the format number changes)."""
 
     source: str
     records: list[Record]
-    deltas: dict[bytes, list[int]] | None = None
-    folded_by: str = ""
 
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(_BatchBody)
-_READS = {str(n).encode() for n in (2, BATCH_FORMAT)}
 
 
 @dataclass
 class Batch:
-    """CDRs read from one source partition, bound for one customer partition, in offset order.
-
-    ``deltas`` (format 3) are the reports' sums of all the records' CDRs, state key → vector
-    (tables/fold.py report_deltas), folded by the ingest stage so the state layer only takes
-    off the duplicates' share; None when the batch does not carry them (the state folds).
-    ``folded_by`` names the reports and fold version that made them (tables/fold.py
-    fold_fingerprint): a state layer of other reports ignores them and folds the records."""
+    """CDRs read from one source partition, bound for one customer partition, in offset order."""
 
     source: str  # "topic/partition" of the CDR messages
     records: list[Record] = field(default_factory=list)
-    deltas: dict[bytes, list[int]] | None = None
-    folded_by: str = ""
 
     def encode(self) -> bytes:
-        body = _BatchBody(self.source, self.records, self.deltas, self.folded_by)
-        return _ENCODER.encode(body)
+        return _ENCODER.encode(_BatchBody(self.source, self.records))
 
     @classmethod
     def decode(cls, raw: bytes, headers: Iterable[tuple[str, bytes]] = BATCH_HEADERS) -> Batch:
         found = dict(headers).get(FORMAT_HEADER)
-        if found in _READS:
+        if found == BATCH_HEADERS[0][1]:
             try:
                 body = _DECODER.decode(raw)
             except msgspec.MsgspecError as exc:
                 raise FormatError(
-                    f"a CDR batch of format {found.decode()} that does not decode: {exc}"
+                    f"a CDR batch of format {BATCH_FORMAT} that does not decode: {exc}"
                 ) from None
-            return cls(body.source, body.records, body.deltas, body.folded_by)
-        if found == b"1":  # written by an earlier version; read while it drains
+            return cls(body.source, body.records)
+        if found == b"1":  # written by the version before; read while it drains
             return _decode_format_1(raw)
         version = found.decode(errors="replace") if found else "unknown (no header)"
         raise FormatError(
-            f"a CDR batch of format {version}; this streamagg reads formats 1 to {BATCH_FORMAT}"
+            f"a CDR batch of format {version}; this streamagg reads formats 1 and {BATCH_FORMAT}"
         )
 
 

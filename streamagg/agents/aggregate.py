@@ -9,10 +9,10 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from streamagg.batches import Batch, Record
+from streamagg.batches import Batch
 from streamagg.metrics import Metrics
 from streamagg.reports import REPORTS
-from streamagg.tables.fold import FoldOutcome, add_vector, fold_fingerprint, fold_records
+from streamagg.tables.fold import FoldOutcome, fold_records
 from streamagg.tables.transaction import PartitionTransaction
 
 
@@ -29,26 +29,16 @@ class ReportAgent:
     def __init__(self, metrics: Metrics, dedup_horizon_seconds: int) -> None:
         self.metrics = metrics
         self.horizon = dedup_horizon_seconds
-        self.fingerprint = fold_fingerprint(REPORTS)
 
     def apply(
         self, txn: PartitionTransaction, messages: Sequence[ConsumerRecord[Any, Any]]
     ) -> AppliedBatches:
-        records: list[Record] = []
-        prefolded: dict[bytes, list[int]] | None = {}
-        for message in messages:
-            batch = Batch.decode(message.value, message.headers)
-            records += batch.records
-            if prefolded is None:
-                continue
-            if batch.deltas is None or batch.folded_by != self.fingerprint:
-                prefolded = None  # (the fold below then covers every record)
-            elif not prefolded:
-                prefolded = batch.deltas
-            else:
-                for key, vector in batch.deltas.items():
-                    add_vector(prefolded, key, vector)
-        outcome = fold_records(txn, records, REPORTS, self.horizon, prefolded)
+        records = [
+            record
+            for message in messages
+            for record in Batch.decode(message.value, message.headers).records
+        ]
+        outcome = fold_records(txn, records, REPORTS, self.horizon)
         return AppliedBatches(outcome, len(messages), [r.timestamp_ms for r in records])
 
     def committed(self, applied: AppliedBatches) -> None:

@@ -40,9 +40,7 @@ from streamagg.kafka_clients import (
     stop_quietly,
 )
 from streamagg.metrics import Metrics
-from streamagg.reports import REPORTS
 from streamagg.settings import Settings
-from streamagg.tables.fold import fold_fingerprint, report_deltas
 
 log = logging.getLogger(__name__)
 
@@ -359,30 +357,11 @@ def dead_letter(
     return value, headers
 
 
-# Deltas are folded here only while no sum can pass a signed 64-bit integer (MessagePack's
-# range): at most 10^15 micro-units per amount, so fewer than 9,223 CDRs per batch.
-PREFOLD_MAX_RECORDS = 9_000
-_FINGERPRINT = fold_fingerprint(REPORTS)
-
-
 def _encode_bounded(batch: Batch) -> list[bytes]:
-    """Encode a batch with its reports' deltas folded, halving it until every message fits the
-    broker's size limit. The deltas take about as many bytes as the records they sum, so a
-    batch whose records alone fill half a message is halved before anything is folded."""
-    count = len(batch.records)
-    records_only = batch.encode()
-    if count > 1 and len(records_only) > MAX_BATCH_BYTES // 2:
-        return _halves(batch)
-    if count > PREFOLD_MAX_RECORDS:
-        return [records_only]  # (the state layer folds them)
-    deltas = report_deltas(REPORTS, [record.cdr for record in batch.records])
-    payload = Batch(batch.source, batch.records, deltas, _FINGERPRINT).encode()
-    if len(payload) <= MAX_BATCH_BYTES or count <= 1:
+    """Encode a batch, halving it until every message fits the broker's size limit."""
+    payload = batch.encode()
+    if len(payload) <= MAX_BATCH_BYTES or len(batch.records) <= 1:
         return [payload]
-    return _halves(batch)
-
-
-def _halves(batch: Batch) -> list[bytes]:
     middle = len(batch.records) // 2
     first = Batch(batch.source, batch.records[:middle])
     second = Batch(batch.source, batch.records[middle:])

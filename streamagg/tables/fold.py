@@ -63,37 +63,20 @@ def fold_records(
     records: Iterable[Record],
     reports: Mapping[str, ReportFold],
     dedup_horizon_seconds: int,
-    prefolded: dict[bytes, list[int]] | None = None,
 ) -> FoldOutcome:
-    """Apply records (in partition order) to the state behind ``txn``.
-
-    ``prefolded``, when given, is ``report_deltas(reports, cdrs)`` of exactly these records'
-    CDRs, computed upstream (the ingest stage, in its own process): then only the duplicates'
-    share is computed here, and taken off. It is consumed (changed in place).
-    """
+    """Apply records (in partition order) to the state behind ``txn``."""
     outcome = FoldOutcome()
     horizon_ms = dedup_horizon_seconds * 1000
     newest_ms = decode_int(txn.get(NEWEST_MS), 0)
-    duplicates: list[Cdr] = []
     for record in records:
         if _is_duplicate(txn, record, horizon_ms):
-            duplicates.append(record.cdr)
+            outcome.duplicates += 1
         else:
             outcome.accepted.append(record.cdr)
         newest_ms = max(newest_ms, record.timestamp_ms)
     txn.set(NEWEST_MS, encode_int(newest_ms))
-    outcome.duplicates = len(duplicates)
-    if prefolded is None:
-        deltas = report_deltas(reports, outcome.accepted)
-    else:
-        deltas = prefolded
-        for key, vector in report_deltas(reports, duplicates).items():
-            remaining = [a - b for a, b in zip(deltas[key], vector, strict=True)]
-            if any(remaining):
-                deltas[key] = remaining
-            else:  # (every call adds a count of 1 somewhere: only duplicates made this group)
-                del deltas[key]
-    outcome.keys_written = add_deltas(txn, deltas)
+    for report in reports.values():
+        outcome.keys_written += fold_report(txn, report, outcome.accepted)
     return outcome
 
 
@@ -113,25 +96,8 @@ def _is_duplicate(txn: KeyValue, record: Record, horizon_ms: int) -> bool:
     return False
 
 
-# Changes whenever what a report's group() or delta() computes changes, so that a state layer
-# never takes deltas folded upstream by other code than its own (batches.py, folded_by).
-FOLD_VERSION = 1
-
-
-def fold_fingerprint(reports: Mapping[str, ReportFold]) -> str:
-    """What made a set of deltas: the fold version and the reports, e.g. ``1:dtmf,...``."""
-    return f"{FOLD_VERSION}:" + ",".join(sorted(reports))
-
-
-def report_deltas(reports: Mapping[str, ReportFold], cdrs: Sequence[Cdr]) -> dict[bytes, list[int]]:
-    """What the calls add to every report: state key → vector, summed. Pure."""
-    deltas: dict[bytes, list[int]] = {}
-    for report in reports.values():
-        _add_report(deltas, report, cdrs)
-    return deltas
-
-
-def _add_report(deltas: dict[bytes, list[int]], report: ReportFold, cdrs: Sequence[Cdr]) -> None:
+def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
+    """Add the calls to every bucket of the report; returns the number of keys written."""
     # Sum per (customer, hour, group) first, then roll the hours up into every grain: per-CDR
     # work stays one dict lookup, whatever the number of grains.
     hourly: dict[tuple[str, int, str], list[int]] = {}
@@ -146,6 +112,7 @@ def _add_report(deltas: dict[bytes, list[int]], report: ReportFold, cdrs: Sequen
             hourly[slot] = delta_of(cdr)  # (a new list per call: it becomes the sum)
         else:
             hourly[slot] = [a + b for a, b in zip(existing, delta_of(cdr), strict=True)]
+    deltas: dict[bytes, list[int]] = {}
     prefixes: dict[tuple[str, str, int], bytes] = {}
     for grain in report.grains:
         code, bucket_of = grain.code, grain.bucket
@@ -157,10 +124,6 @@ def _add_report(deltas: dict[bytes, list[int]], report: ReportFold, cdrs: Sequen
                     report.name, code, bucket_of(hour), customer
                 )
             add_vector(deltas, prefix + group.encode(), vector)
-
-
-def add_deltas(txn: KeyValue, deltas: Mapping[bytes, list[int]]) -> int:
-    """state[key] += delta for every key; returns the number of keys written."""
     get, set_ = txn.get, txn.set
     for key, delta in deltas.items():
         raw = get(key)

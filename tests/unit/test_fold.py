@@ -14,7 +14,7 @@ from streamagg.cdr import Cdr
 from streamagg.reports import REPORTS
 from streamagg.reports.base import QueryContext
 from streamagg.reports.query import run_query
-from streamagg.tables.fold import fold_records, report_deltas
+from streamagg.tables.fold import fold_records
 from streamagg.tables.keys import NEWEST_MS, expiry_key
 from tests.support.memstore import MemState
 
@@ -188,41 +188,3 @@ def test_the_state_does_not_depend_on_how_records_were_batched(
         if at >= len(recs):
             break
     assert split.data == whole.data
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    calls_strategy,
-    st.lists(st.integers(1, 10), max_size=10),
-    st.integers(0, 3 * 86_400_000),
-    st.lists(st.booleans(), max_size=10),
-)
-def test_deltas_folded_upstream_give_the_state_the_records_give(
-    calls: list[Cdr], cuts: list[int], spread_ms: int, prefold: list[bool]
-) -> None:
-    """The ingest stage folds each batch's deltas (report_deltas of all its records); the state
-    takes off the duplicates' share. Whichever batches carry deltas, the state is the one
-    folding the records gives, duplicates within and across batches included."""
-    recs = [Record(i, TS0 + i * spread_ms // 40, c) for i, c in enumerate(calls)]
-    plain, prefolded = MemState(), MemState()
-    fold(plain, recs)
-    at = 0
-    for index, size in enumerate([*cuts, len(recs)]):
-        part = recs[at : at + size]
-        deltas = None
-        if index < len(prefold) and prefold[index]:
-            deltas = report_deltas(REPORTS, [r.cdr for r in part])
-        fold_records(prefolded, part, REPORTS, HORIZON_S, deltas)
-        at += size
-        if at >= len(recs):
-            break
-    assert prefolded.data == plain.data
-
-
-def test_every_call_adds_a_positive_count_to_every_group_it_touches() -> None:
-    """fold_records drops a prefolded group whose sum falls to all zeros once the duplicates
-    are taken off: sound only because no accepted call leaves a group's vector all zeros."""
-    quiet = cdr(customer_charge=0, provider_charge=0, duration=0, answered=False, did_owner="7")
-    for report in REPORTS.values():
-        if report.group(quiet) is not None:
-            assert any(report.delta(quiet)), report.name

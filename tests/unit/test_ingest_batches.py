@@ -1,17 +1,14 @@
 """The ingest stage's batch messages (agents/ingest.py _encode_bounded): each fits the broker's
-limit, together they hold every record once in order, and the deltas each carries are exactly
-the fold of its own records."""
+limit, and together they hold every record once, in order."""
 
 from __future__ import annotations
 
 import pytest
 
-from streamagg.agents.ingest import PREFOLD_MAX_RECORDS, _encode_bounded
+from streamagg.agents.ingest import _encode_bounded
 from streamagg.batches import Batch, Record
 from streamagg.cdr import Cdr
 from streamagg.kafka_clients import MAX_BATCH_BYTES
-from streamagg.reports import REPORTS
-from streamagg.tables.fold import fold_fingerprint, report_deltas
 
 T0 = 1_795_608_000
 
@@ -45,7 +42,7 @@ def calls(count: int, callid_chars: int, hours: int) -> list[Record]:
     ("count", "callid_chars", "hours"),
     [(1, 10, 1), (3000, 20, 24), (4000, 250, 24 * 40), (12_000, 10, 5)],
 )
-def test_messages_fit_hold_every_record_once_and_carry_their_own_deltas(
+def test_messages_fit_and_hold_every_record_once_in_order(
     count: int, callid_chars: int, hours: int
 ) -> None:
     records = calls(count, callid_chars, hours)
@@ -53,11 +50,5 @@ def test_messages_fit_hold_every_record_once_and_carry_their_own_deltas(
     decoded = [Batch.decode(payload) for payload in payloads]
     assert all(len(payload) <= MAX_BATCH_BYTES for payload in payloads)
     assert [r for batch in decoded for r in batch.records] == records
-    for batch in decoded:
-        if len(batch.records) <= PREFOLD_MAX_RECORDS:
-            assert batch.folded_by == fold_fingerprint(REPORTS)
-            assert batch.deltas == report_deltas(REPORTS, [r.cdr for r in batch.records])
-        else:
-            assert batch.deltas is None
-    if callid_chars == 250:  # ~1.4 MB of records: split, each half folded once
+    if callid_chars == 250:  # ~1.4 MB of records: split
         assert len(payloads) > 1
