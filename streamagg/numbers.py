@@ -22,7 +22,7 @@ def nanp_number(dest_number: str, tech_prefix: str) -> str:
 
 def normalise_number(number: str) -> str:
     """Digits only, an 11-digit number starting with 1 shortened to its 10 NANP digits."""
-    digits = _NON_DIGITS.sub("", number)
+    digits = number if number.isascii() and number.isdigit() else _NON_DIGITS.sub("", number)
     if len(digits) == 11 and digits[0] == "1":
         return digits[1:]
     return digits

@@ -112,18 +112,19 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
             hourly[slot] = delta_of(cdr)  # (a new list per call: it becomes the sum)
         else:
             hourly[slot] = [a + b for a, b in zip(existing, delta_of(cdr), strict=True)]
+    # Vectors are never changed in place from here on (a sum is a new list), so one vector may
+    # stand for its slot in several grains.
     deltas: dict[bytes, list[int]] = {}
-    prefixes: dict[tuple[str, str, int], bytes] = {}
+    name = report.name
     for grain in report.grains:
         code, bucket_of = grain.code, grain.bucket
         for (customer, hour, group), vector in hourly.items():
-            place = (customer, code, hour)
-            prefix = prefixes.get(place)
-            if prefix is None:
-                prefix = prefixes[place] = report_bucket_prefix(
-                    report.name, code, bucket_of(hour), customer
-                )
-            add_vector(deltas, prefix + group.encode(), vector)
+            key = report_bucket_prefix(name, code, bucket_of(hour), customer) + group.encode()
+            existing = deltas.get(key)
+            if existing is None:
+                deltas[key] = vector
+            else:
+                deltas[key] = [a + b for a, b in zip(existing, vector, strict=True)]
     get, set_ = txn.get, txn.set
     for key, delta in deltas.items():
         raw = get(key)
