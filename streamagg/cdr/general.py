@@ -24,6 +24,7 @@ from streamagg.cdr.model import (
     Rejection,
     TimePolicy,
 )
+from streamagg.errors import InvalidCdr
 from streamagg.numbers import nanp_number, normalise_number
 
 MAX_AMOUNT = Decimal(10) ** 9  # keeps sums of micro-units far inside 64 bits
@@ -44,10 +45,6 @@ _DECIMAL_STRING = re.compile(
     r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*|\s*[+-]?(?i:s?nan|inf(?:inity)?)\s*",
     re.ASCII,
 )
-
-
-class Bad(Exception):
-    """A field breaks the contract (the message is the rejection's reason)."""
 
 
 def decode_general(raw: bytes, now: float, policy: TimePolicy) -> Cdr | Rejection:
@@ -78,7 +75,7 @@ def _decode(raw: bytes, now: float, policy: TimePolicy) -> Cdr | Rejection:
             return Rejection(f"message: not valid UTF-8 JSON ({_first_line(str(exc))})")
     try:
         return _decode_fields(obj, now, policy)
-    except Bad as exc:
+    except InvalidCdr as exc:
         return Rejection(str(exc))
 
 
@@ -127,20 +124,20 @@ def _no_constant(name: str) -> object:
 def _decode_fields(obj: dict[str, object], now: float, policy: TimePolicy) -> Cdr:
     callid = obj.get("callid")
     if callid is None:
-        raise Bad("callid: required")
+        raise InvalidCdr("callid: required")
     if not isinstance(callid, str) or not 1 <= len(callid) <= 256:
-        raise Bad("callid: must be a string of 1 to 256 characters")
+        raise InvalidCdr("callid: must be a string of 1 to 256 characters")
     if _CONTROL.search(callid):
-        raise Bad("callid: must not contain control characters")
+        raise InvalidCdr("callid: must not contain control characters")
     start = parse_dt(obj.get("dt"))
     _check_time(start, now, policy)
     customer_id = _identifier("customer_id", obj.get("customer_id"), required=True)
     provider_id = _identifier("provider_id", obj.get("provider_id"), required=False)
     tech_prefix = _optional_str(obj, "tech_prefix")
     if len(tech_prefix) > 32:
-        raise Bad("tech_prefix: longer than 32 characters")
+        raise InvalidCdr("tech_prefix: longer than 32 characters")
     if _CONTROL.search(tech_prefix):
-        raise Bad("tech_prefix: must not contain control characters")
+        raise InvalidCdr("tech_prefix: must not contain control characters")
     duration, talked = _duration(obj.get("duration"))
     sip_code = _sip_code(obj.get("sip_code"))
     answered = sip_code == 200 if sip_code is not None else talked
@@ -163,27 +160,29 @@ def _decode_fields(obj: dict[str, object], now: float, policy: TimePolicy) -> Cd
 def parse_dt(value: object) -> int:
     """Call start as epoch seconds from any spelling SPEC §1 allows."""
     if value is None:
-        raise Bad("dt: required")
+        raise InvalidCdr("dt: required")
     if isinstance(value, bool):
-        raise Bad("dt: must be an ISO-8601 string or epoch seconds, not a boolean")
+        raise InvalidCdr("dt: must be an ISO-8601 string or epoch seconds, not a boolean")
     if isinstance(value, int):
         return value
     if isinstance(value, float | Decimal):
         if not math.isfinite(value):
-            raise Bad("dt: epoch seconds must be finite")
+            raise InvalidCdr("dt: epoch seconds must be finite")
         return math.floor(value)
     if not isinstance(value, str):
-        raise Bad(f"dt: must be an ISO-8601 string or epoch seconds, not {_json_type(value)}")
+        raise InvalidCdr(
+            f"dt: must be an ISO-8601 string or epoch seconds, not {_json_type(value)}"
+        )
     match = _DT_RE.fullmatch(value.strip())
     if match is None:
-        raise Bad(f"dt: unparseable time {_excerpt(value)}")
+        raise InvalidCdr(f"dt: unparseable time {_excerpt(value)}")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     if hour > 23 or minute > 59 or second > 59:
-        raise Bad(f"dt: no such time of day in {_excerpt(value)}")
+        raise InvalidCdr(f"dt: no such time of day in {_excerpt(value)}")
     try:
         epoch_day = _epoch_day(year, month, day)
     except ValueError as exc:
-        raise Bad(f"dt: {exc} in {_excerpt(value)}") from None
+        raise InvalidCdr(f"dt: {exc} in {_excerpt(value)}") from None
     return epoch_day * 86400 + hour * 3600 + minute * 60 + second - _offset(match.group(8))
 
 
@@ -200,35 +199,35 @@ def _offset(spelling: str | None) -> int:
     digits = spelling[1:].replace(":", "")
     hours, minutes = int(digits[:2]), int(digits[2:] or 0)
     if hours > 23 or minutes > 59:
-        raise Bad(f"dt: bad UTC offset {spelling}")
+        raise InvalidCdr(f"dt: bad UTC offset {spelling}")
     return sign * (hours * 3600 + minutes * 60)
 
 
 def _check_time(start: int, now: float, policy: TimePolicy) -> None:
     if start < now - policy.retention_days * 86400:
-        raise Bad(f"dt: older than the retention of {policy.retention_days} days")
+        raise InvalidCdr(f"dt: older than the retention of {policy.retention_days} days")
     if start > now + policy.future_tolerance_hours * 3600:
-        raise Bad(f"dt: more than {policy.future_tolerance_hours} hours in the future")
+        raise InvalidCdr(f"dt: more than {policy.future_tolerance_hours} hours in the future")
 
 
 def _identifier(field: str, value: object, *, required: bool) -> str:
     if value is None:
         if required:
-            raise Bad(f"{field}: required")
+            raise InvalidCdr(f"{field}: required")
         return ""
     if isinstance(value, bool):
-        raise Bad(f"{field}: must be a string or an integer, not a boolean")
+        raise InvalidCdr(f"{field}: must be a string or an integer, not a boolean")
     if isinstance(value, int):
         value = str(value)
         if len(value) > ID_MAX_CHARS:
-            raise Bad(f"{field}: an integer of more than {ID_MAX_CHARS} digits")
+            raise InvalidCdr(f"{field}: an integer of more than {ID_MAX_CHARS} digits")
         return value
     if not isinstance(value, str):
-        raise Bad(f"{field}: must be a string or an integer, not {_json_type(value)}")
+        raise InvalidCdr(f"{field}: must be a string or an integer, not {_json_type(value)}")
     if required and not value:
-        raise Bad(f"{field}: must not be empty")
+        raise InvalidCdr(f"{field}: must not be empty")
     if len(value) > ID_MAX_CHARS or _CONTROL.search(value):
-        raise Bad(f"{field}: at most {ID_MAX_CHARS} characters, no control characters")
+        raise InvalidCdr(f"{field}: at most {ID_MAX_CHARS} characters, no control characters")
     return value
 
 
@@ -237,7 +236,7 @@ def _optional_str(obj: dict[str, object], field: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise Bad(f"{field}: must be a string, not {_json_type(value)}")
+        raise InvalidCdr(f"{field}: must be a string, not {_json_type(value)}")
     return value
 
 
@@ -248,31 +247,31 @@ def _amount(field: str, value: object) -> int:
     if fast is not None:
         return fast
     if isinstance(value, bool):
-        raise Bad(f"{field}: must be a number or a decimal string, not a boolean")
+        raise InvalidCdr(f"{field}: must be a number or a decimal string, not a boolean")
     if isinstance(value, int):
         exact = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise Bad(f"{field}: must be finite")
+            raise InvalidCdr(f"{field}: must be finite")
         exact = Decimal(repr(value))
     elif isinstance(value, Decimal):
         exact = value
     elif isinstance(value, str):
         # ASCII digits only: Decimal would also take "١٢", "1_000" and surrounding spaces.
         if not _DECIMAL_STRING.fullmatch(value):
-            raise Bad(f"{field}: not a decimal number: {_excerpt(value)}")
+            raise InvalidCdr(f"{field}: not a decimal number: {_excerpt(value)}")
         try:
             exact = Decimal(value)
         except InvalidOperation:
-            raise Bad(f"{field}: not a decimal number: {_excerpt(value)}") from None
+            raise InvalidCdr(f"{field}: not a decimal number: {_excerpt(value)}") from None
         if not exact.is_finite():
-            raise Bad(f"{field}: must be finite")
+            raise InvalidCdr(f"{field}: must be finite")
     else:
-        raise Bad(f"{field}: must be a number or a decimal string, not {_json_type(value)}")
+        raise InvalidCdr(f"{field}: must be a number or a decimal string, not {_json_type(value)}")
     if exact < 0:
-        raise Bad(f"{field}: must not be negative")
+        raise InvalidCdr(f"{field}: must not be negative")
     if exact > MAX_AMOUNT:
-        raise Bad(f"{field}: larger than {MAX_AMOUNT:,}")
+        raise InvalidCdr(f"{field}: larger than {MAX_AMOUNT:,}")
     return to_micros(exact)
 
 
@@ -300,11 +299,11 @@ def _duration(value: object) -> tuple[int, bool]:
     if value is None:
         return 0, False
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise Bad(f"duration: must be a number of seconds, not {_json_type(value)}")
+        raise InvalidCdr(f"duration: must be a number of seconds, not {_json_type(value)}")
     if isinstance(value, float | Decimal) and not math.isfinite(value):
-        raise Bad("duration: must be finite")
+        raise InvalidCdr("duration: must be finite")
     if not 0 <= value <= MAX_DURATION:
-        raise Bad(f"duration: must be between 0 and {MAX_DURATION} seconds")
+        raise InvalidCdr(f"duration: must be between 0 and {MAX_DURATION} seconds")
     exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     return to_micros(exact), value > 0
 
@@ -313,9 +312,9 @@ def _sip_code(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise Bad(f"sip_code: must be an integer, not {_json_type(value)}")
+        raise InvalidCdr(f"sip_code: must be an integer, not {_json_type(value)}")
     if not 100 <= value <= 699:
-        raise Bad(f"sip_code: {value} is outside 100-699")
+        raise InvalidCdr(f"sip_code: {value} is outside 100-699")
     return value
 
 

@@ -10,8 +10,9 @@ import math
 
 import msgspec
 
-from streamagg.cdr.general import _DT_RE, Bad, _fast_micros, _float_places, _offset, parse_dt
+from streamagg.cdr.general import _DT_RE, _fast_micros, _float_places, _offset, parse_dt
 from streamagg.cdr.model import ID_MAX_CHARS, MAX_DURATION, MAX_MESSAGE_BYTES, Cdr, TimePolicy
+from streamagg.errors import InvalidCdr
 from streamagg.numbers import nanp_number, normalise_number
 
 
@@ -143,7 +144,7 @@ def _typical_dt(text: str) -> int | None:
     if hour_start is None:
         try:
             hour_start = parse_dt(hour + ":00:00")
-        except Bad:
+        except InvalidCdr:
             return None
         if len(_HOURS) >= _MAX_CACHED:
             _HOURS.clear()
@@ -156,7 +157,7 @@ def _typical_dt(text: str) -> int | None:
     if offset is None:
         try:
             offset = _offset(zone)
-        except Bad:
+        except InvalidCdr:
             return None
         if len(_OFFSETS) < _MAX_CACHED:
             _OFFSETS[zone] = offset

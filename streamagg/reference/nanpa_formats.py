@@ -65,7 +65,7 @@ class ParsedFile:
     names: dict[str, str] = field(default_factory=dict, repr=False)
 
 
-class _BadRow(Exception):
+class _BadRow(ReferenceDataError):
     """Control flow: the current row cannot be used; the message says why."""
 
 
