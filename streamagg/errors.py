@@ -1,4 +1,4 @@
-"""The one exception root of streamagg and its direct descendants."""
+"""Every exception streamagg raises on purpose: one root, StreamaggError, and its tree."""
 
 from __future__ import annotations
 
@@ -38,3 +38,33 @@ class StateError(StreamaggError):
 
 class FormatError(StreamaggError, ValueError):
     """Data written by streamagg in a format version this version cannot read."""
+
+
+class NotOwner(StreamaggError):
+    """Another worker owns the partition."""
+
+    def __init__(self, partition: int) -> None:
+        super().__init__(f"partition {partition} is owned by another worker")
+        self.partition = partition
+
+
+class Unavailable(StreamaggError):
+    """This worker owns the partition but cannot answer from it now."""
+
+
+class AccessDenied(StreamaggError, PermissionError):
+    """A request may not read a report; status is 401 (who are you) or 403 (not yours)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RateCenterLoadError(ReferenceDataError):
+    """The rate-center files as a whole cannot be used; nothing is replaced."""
+
+    def __init__(self, failures: list[str], problems: list[str]) -> None:
+        super().__init__("rate centers not loaded: " + "; ".join(failures))
+        self.failures = failures  # one line per file or path that failed the load
+        self.problems = problems  # rejected rows of the files that could be read

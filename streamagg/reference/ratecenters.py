@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streamagg.errors import ReferenceDataError
+from streamagg.errors import RateCenterLoadError, ReferenceDataError
 from streamagg.reference.nanpa_formats import ParsedFile, PrefixAssignment, parse_file
 
 UNKNOWN = "UNKNOWN"
@@ -113,15 +113,6 @@ class LoadResult:
     directory: RateCenterDirectory
     problems: list[str]  # one line each: "path:line: reason"
     rows_loaded: int
-
-
-class RateCenterLoadError(ReferenceDataError):
-    """The rate-center files as a whole cannot be used; nothing is replaced."""
-
-    def __init__(self, failures: list[str], problems: list[str]) -> None:
-        super().__init__("rate centers not loaded: " + "; ".join(failures))
-        self.failures = failures  # one line per file or path that failed the load
-        self.problems = problems  # rejected rows of the files that could be read
 
 
 def load_rate_centers(paths: Sequence[Path]) -> LoadResult:

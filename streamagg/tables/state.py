@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
-from streamagg.errors import StreamaggError
+from streamagg.errors import NotOwner, Unavailable
 from streamagg.kafka_clients import SESSION_TIMEOUT_MS, common_options
 from streamagg.metrics import Metrics
 from streamagg.settings import Settings
@@ -51,18 +51,6 @@ class BatchHandler(Protocol):
 
     def committed(self, outcome: Any) -> None:
         """The transaction of ``apply`` is committed (count what it did)."""
-
-
-class NotOwner(StreamaggError):
-    """Another worker owns the partition."""
-
-    def __init__(self, partition: int) -> None:
-        super().__init__(f"partition {partition} is owned by another worker")
-        self.partition = partition
-
-
-class Unavailable(StreamaggError):
-    """This worker owns the partition but cannot answer from it now."""
 
 
 class PartitionReader:

@@ -12,19 +12,10 @@ from pathlib import Path
 
 import orjson
 
-from streamagg.errors import StreamaggError
+from streamagg.errors import AccessDenied
 
 log = logging.getLogger(__name__)
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-
-
-class AccessDenied(StreamaggError, PermissionError):
-    """A request may not read a report; status is 401 (who are you) or 403 (not yours)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

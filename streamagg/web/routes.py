@@ -15,8 +15,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streamagg.errors import BadQuery
-from streamagg.tables.state import NotOwner, Unavailable
+from streamagg.errors import BadQuery, NotOwner, Unavailable
 from streamagg.web.auth import AccessDenied, check_customer
 from streamagg.web.forward import forward_request
 from streamagg.web.params import UnknownReport, parse_report_query
