@@ -24,6 +24,11 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 # A killed worker's partitions wait this long for a new owner: short, for fast recovery.
 SESSION_TIMEOUT_MS = 10_000
 TRANSACTION_TIMEOUT_MS = 60_000
+# How long an admin or producer request may take before it counts as "cannot reach Kafka".
+REQUEST_TIMEOUT_MS = 15_000
+# Stages read in large polls: fetch up to this much per partition and per request.
+PARTITION_FETCH_BYTES = 8 * 1024 * 1024
+FETCH_BYTES = 32 * 1024 * 1024
 
 
 def common_options(settings: Settings) -> dict[str, Any]:
@@ -56,14 +61,32 @@ async def fencing_producer(settings: Settings, transactional_id: str) -> AIOKafk
 
 def committed_reader(settings: Settings) -> AIOKafkaConsumer:
     """A consumer of no group that reads committed records only (assign and seek it)."""
+    return AIOKafkaConsumer(**_reader_options(settings))
+
+
+def group_reader(settings: Settings, group_id: str, **options: Any) -> AIOKafkaConsumer:
+    """A member of a consumer group that reads committed records only, in large polls, and
+    commits its offsets itself (or in transactions); options add to or override these."""
     return AIOKafkaConsumer(
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=32 * 1024 * 1024,
-        **common_options(settings),
+        **{
+            **_reader_options(settings),
+            "group_id": group_id,
+            "session_timeout_ms": SESSION_TIMEOUT_MS,
+            "heartbeat_interval_ms": SESSION_TIMEOUT_MS // 3,
+            **options,
+        }
     )
+
+
+def _reader_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "enable_auto_commit": False,
+        "isolation_level": "read_committed",
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": PARTITION_FETCH_BYTES,
+        "fetch_max_bytes": FETCH_BYTES,
+        **common_options(settings),
+    }
 
 
 async def stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer, timeout: float = 10) -> None:

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from streamagg.errors import BrokerUnavailable, SettingsError
+from streamagg.kafka_clients import REQUEST_TIMEOUT_MS
 from streamagg.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ async def ensure_topics(settings: Settings) -> int:
     Returns the replication factor to use for topics (capped at the number of brokers)."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
-        request_timeout_ms=15000,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
         **settings.kafka_client_options(),
     )
     try:

@@ -34,9 +34,8 @@ from streamagg.cdr import Rejection, TimePolicy, decode_cdr
 from streamagg.failpoints import failpoint
 from streamagg.kafka_clients import (
     MAX_BATCH_BYTES,
-    SESSION_TIMEOUT_MS,
-    common_options,
     fencing_producer,
+    group_reader,
     stop_quietly,
 )
 from streamagg.metrics import Metrics
@@ -205,17 +204,7 @@ class IngestStage:
 
     async def _run_once(self) -> None:
         s = self.settings
-        consumer = AIOKafkaConsumer(
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
-            fetch_max_bytes=32 * 1024 * 1024,
-            **common_options(s),
-        )
+        consumer = group_reader(s, self.group_id)
         partitions = TransactionalPartitions(self, consumer)
         self.lag_listener = partitions
         consumer.subscribe([s.topic], listener=partitions)

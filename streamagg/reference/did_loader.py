@@ -18,9 +18,9 @@ from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from streamagg.errors import BrokerUnavailable, ReferenceDataError, StreamaggError
+from streamagg.kafka_clients import REQUEST_TIMEOUT_MS
 from streamagg.numbers import normalise_number
 from streamagg.reference.dids import (
-    REQUEST_TIMEOUT_MS,
     broker_unavailable,
     ensure_dids_topic,
     read_inventory,

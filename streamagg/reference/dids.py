@@ -20,6 +20,7 @@ from aiokafka.errors import (
 )
 
 from streamagg.errors import BrokerUnavailable
+from streamagg.kafka_clients import REQUEST_TIMEOUT_MS
 from streamagg.numbers import normalise_number
 from streamagg.settings import Settings, env_name
 
@@ -34,7 +35,6 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 #: Client request timeout: bounds how long a command waits for an unreachable broker.
-REQUEST_TIMEOUT_MS = 15_000
 _RETRY_FIRST_S = 1.0
 _RETRY_MAX_S = 30.0
 _MAX_REPLICATION = 3

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from streamagg.errors import NotOwner, Unavailable
-from streamagg.kafka_clients import SESSION_TIMEOUT_MS, common_options
+from streamagg.kafka_clients import SESSION_TIMEOUT_MS, group_reader
 from streamagg.metrics import Metrics
 from streamagg.settings import Settings
 from streamagg.tables.assignor import OwnershipAssignor
@@ -195,17 +195,10 @@ class StateLayer(ConsumerRebalanceListener):
         self.stores.clear()
 
     async def _run_consumer(self) -> None:
-        consumer = AIOKafkaConsumer(
-            group_id=f"{self.settings.app_id}-state",
+        consumer = group_reader(
+            self.settings,
+            f"{self.settings.app_id}-state",
             partition_assignment_strategy=(self.assignor,),
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=32 * 1024 * 1024,
-            **common_options(self.settings),
         )
         consumer.subscribe([self.topic], listener=self)
         self.rebalancing = True

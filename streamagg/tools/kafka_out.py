@@ -29,6 +29,7 @@ from aiokafka.partitioner import murmur2
 from tqdm import tqdm
 
 from streamagg.errors import BrokerUnavailable, StreamaggError
+from streamagg.kafka_clients import REQUEST_TIMEOUT_MS
 from streamagg.settings import Settings, env_name
 
 Message = tuple[bytes | None, bytes]
@@ -130,7 +131,7 @@ async def _start_producer(settings: Settings, topic: str) -> AIOKafkaProducer:
         acks="all",
         linger_ms=5,
         max_batch_size=MAX_BATCH_BYTES,
-        request_timeout_ms=15000,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
         **options,
     )
     try:
