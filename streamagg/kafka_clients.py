@@ -13,8 +13,9 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 
-from streamagg.settings import Settings
+from streamagg.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,16 @@ REQUEST_TIMEOUT_MS = 15_000
 # Stages read in large polls: fetch up to this much per partition and per request.
 PARTITION_FETCH_BYTES = 8 * 1024 * 1024
 FETCH_BYTES = 32 * 1024 * 1024
+
+
+def unreachable(address: str, exc: BaseException) -> str:
+    """The one line an operator reads when the cluster cannot be reached, naming its address.
+    (aiokafka's own text for a refused connection is a list of socket tuples: say more.)"""
+    if isinstance(exc, KafkaConnectionError | OSError):
+        detail = f"no connection; check {env_name('broker')} and that the broker runs"
+    else:
+        detail = str(exc).strip() or type(exc).__name__
+    return f"cannot reach Kafka at {address} ({detail})"
 
 
 def common_options(settings: Settings) -> dict[str, Any]:

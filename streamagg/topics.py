@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from streamagg.errors import BrokerUnavailable, SettingsError
-from streamagg.kafka_clients import REQUEST_TIMEOUT_MS
+from streamagg.kafka_clients import REQUEST_TIMEOUT_MS, unreachable
 from streamagg.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,7 @@ async def ensure_topics(settings: Settings) -> int:
         from streamagg.tools.kafka_out import authentication_failure
 
         refused = await authentication_failure(settings)
-        raise BrokerUnavailable(
-            refused or f"cannot reach Kafka at {settings.bootstrap_servers} ({exc})"
-        ) from None
+        raise BrokerUnavailable(refused or unreachable(settings.bootstrap_servers, exc)) from None
     try:
         wanted = {
             settings.topic: settings.partitions,

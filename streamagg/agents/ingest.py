@@ -37,6 +37,7 @@ from streamagg.kafka_clients import (
     fencing_producer,
     group_reader,
     stop_quietly,
+    unreachable,
 )
 from streamagg.metrics import Metrics
 from streamagg.settings import Settings
@@ -187,9 +188,8 @@ class IngestStage:
             except (KafkaConnectionError, KafkaError, OSError) as exc:
                 self.running.clear()
                 log.warning(
-                    "ingest: cannot use Kafka at %s (%s); retrying in %.0f s",
-                    self.settings.bootstrap_servers,
-                    exc,
+                    "ingest: %s; retrying in %.0f s",
+                    unreachable(self.settings.bootstrap_servers, exc),
                     RETRY_SECONDS,
                 )
                 await asyncio.sleep(RETRY_SECONDS)

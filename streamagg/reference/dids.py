@@ -20,9 +20,9 @@ from aiokafka.errors import (
 )
 
 from streamagg.errors import BrokerUnavailable
-from streamagg.kafka_clients import REQUEST_TIMEOUT_MS
+from streamagg.kafka_clients import REQUEST_TIMEOUT_MS, unreachable
 from streamagg.numbers import normalise_number
-from streamagg.settings import Settings, env_name
+from streamagg.settings import Settings
 
 __all__ = [
     "DidInventory",
@@ -296,10 +296,6 @@ def broker_unavailable(settings: Settings, exc: BaseException) -> BrokerUnavaila
     if isinstance(exc, BrokerUnavailable):
         return exc
     if isinstance(exc, KafkaConnectionError | OSError):
-        # aiokafka's own text here is a list of socket tuples; the address says more.
-        reason = f"no connection; check {env_name('broker')} and that the broker runs"
-        return BrokerUnavailable(
-            f"cannot reach the Kafka broker at {settings.bootstrap_servers} ({reason})"
-        )
+        return BrokerUnavailable(unreachable(settings.bootstrap_servers, exc))
     reason = str(exc).strip() or type(exc).__name__
     return BrokerUnavailable(f"the Kafka cluster at {settings.bootstrap_servers} failed: {reason}")

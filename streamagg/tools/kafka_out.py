@@ -29,7 +29,7 @@ from aiokafka.partitioner import murmur2
 from tqdm import tqdm
 
 from streamagg.errors import BrokerUnavailable, StreamaggError
-from streamagg.kafka_clients import REQUEST_TIMEOUT_MS
+from streamagg.kafka_clients import REQUEST_TIMEOUT_MS, unreachable
 from streamagg.settings import Settings, env_name
 
 Message = tuple[bytes | None, bytes]
@@ -141,9 +141,7 @@ async def _start_producer(settings: Settings, topic: str) -> AIOKafkaProducer:
         await producer.stop()
         with _quiet_aiokafka(logging.CRITICAL):
             refused = await authentication_failure(settings)
-        raise BrokerUnavailable(
-            refused or f"cannot reach Kafka at {address} (set {env_name('broker')}): {exc}"
-        ) from None
+        raise BrokerUnavailable(refused or unreachable(address, exc)) from None
     try:
         with _quiet_aiokafka(logging.CRITICAL):  # "topic not found" while it is created
             await producer.partitions_for(topic)
