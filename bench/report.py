@@ -360,6 +360,9 @@ def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
         ".venv/bin/python -m bench --cdrs 2000000 --skip-quix --out /tmp/B.md",
         ".venv/bin/python -m bench.compare /tmp/base   # this tree against a checkout, one run",
         ".venv/bin/python -m bench.big_answer          # a ~1,000,000-row CSV export, streamed",
+        ".venv/bin/python -m bench.stages              # CPU per CDR of each stage, no Kafka",
+        ".venv/bin/python -m bench.store_options       # RocksDB options side by side",
+        ".venv/bin/python -m bench --profile           # + py-spy summaries and flamegraphs/*.svg",
         "```",
         "",
         "Needs Java 11+ (the bench starts its own Kafka with deploy/kafka/kafka-local on a "
