@@ -343,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         + (" --quick" if args.quick else "")
         + (f" --cdrs {args.cdrs}" if args.cdrs not in (200_000, 1_000_000) else "")
         + (" --skip-quix" if args.skip_quix else "")
+        + (" --profile" if args.profile else "")
         + "".join(f" --worker-env {item}" for item in args.worker_env)
     )
     command = r.setdefault("command", command)
