@@ -31,7 +31,7 @@ MAX_AMOUNT = Decimal(10) ** 9  # keeps sums of micro-units far inside 64 bits
 _MAX_AMOUNT_INT = 10**9
 _MICRO = Decimal("0.000001")
 
-_DT_RE = re.compile(
+DT_PATTERN = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
     r"(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
 )
@@ -91,13 +91,13 @@ def _needs_exact_numbers(obj: dict[str, object]) -> bool:
         if (
             type(value) is float
             and math.isfinite(value)
-            and (name.endswith("_id") or _float_places(value) > 6)
+            and (name.endswith("_id") or float_places(value) > 6)
         ):
             return True
     return False
 
 
-def _float_places(value: float) -> int:
+def float_places(value: float) -> int:
     """Decimal places of a float's shortest spelling (99 for exponent notation)."""
     text = repr(value)
     if "e" in text:
@@ -173,7 +173,7 @@ def parse_dt(value: object) -> int:
         raise InvalidCdr(
             f"dt: must be an ISO-8601 string or epoch seconds, not {_json_type(value)}"
         )
-    match = _DT_RE.fullmatch(value.strip())
+    match = DT_PATTERN.fullmatch(value.strip())
     if match is None:
         raise InvalidCdr(f"dt: unparseable time {_excerpt(value)}")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
@@ -183,7 +183,7 @@ def parse_dt(value: object) -> int:
         epoch_day = _epoch_day(year, month, day)
     except ValueError as exc:
         raise InvalidCdr(f"dt: {exc} in {_excerpt(value)}") from None
-    return epoch_day * 86400 + hour * 3600 + minute * 60 + second - _offset(match.group(8))
+    return epoch_day * 86400 + hour * 3600 + minute * 60 + second - zone_offset(match.group(8))
 
 
 @lru_cache(maxsize=8192)
@@ -191,7 +191,7 @@ def _epoch_day(year: int, month: int, day: int) -> int:
     return (date(year, month, day) - _EPOCH).days
 
 
-def _offset(spelling: str | None) -> int:
+def zone_offset(spelling: str | None) -> int:
     """Seconds east of UTC of a zone spelling."""
     if spelling is None or spelling == "Z":
         return 0
@@ -243,7 +243,7 @@ def _optional_str(obj: dict[str, object], field: str) -> str:
 def _amount(field: str, value: object) -> int:
     if value is None:
         return 0
-    fast = _fast_micros(value)
+    fast = fast_micros(value)
     if fast is not None:
         return fast
     if isinstance(value, bool):
@@ -275,14 +275,14 @@ def _amount(field: str, value: object) -> int:
     return to_micros(exact)
 
 
-def _fast_micros(value: object) -> int | None:
+def fast_micros(value: object) -> int | None:
     """Micro-units of what softswitches usually send, or None for the exact Decimal road."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value * 1_000_000 if 0 <= value <= _MAX_AMOUNT_INT else None
     if isinstance(value, float):
-        if 0 <= value <= _MAX_AMOUNT_INT and _float_places(value) <= 6:
+        if 0 <= value <= _MAX_AMOUNT_INT and float_places(value) <= 6:
             # At most 6 decimals and 10^9: value * 10^6 is within half a unit of the integer.
             return round(value * 1_000_000)
         return None

@@ -10,7 +10,7 @@ import math
 
 import msgspec
 
-from streamagg.cdr.general import _DT_RE, _fast_micros, _float_places, _offset, parse_dt
+from streamagg.cdr.general import DT_PATTERN, fast_micros, float_places, parse_dt, zone_offset
 from streamagg.cdr.model import ID_MAX_CHARS, MAX_DURATION, MAX_MESSAGE_BYTES, Cdr, TimePolicy
 from streamagg.errors import InvalidCdr
 from streamagg.numbers import nanp_number, normalise_number
@@ -119,7 +119,7 @@ def _typical_duration(value: int | float | None) -> int | None:
         return None
     if type(value) is int:
         return value * 1_000_000
-    if _float_places(value) > 6:
+    if float_places(value) > 6:
         return None
     # At most 6 decimals and 86,400: value * 10^6 is within half a unit of the integer.
     return round(value * 1_000_000)
@@ -135,7 +135,7 @@ _MAX_MICROS = 10**9 * 1_000_000
 
 def _typical_dt(text: str) -> int | None:
     """parse_dt of a string, or None (then the general road decides)."""
-    match = _DT_RE.fullmatch(text)
+    match = DT_PATTERN.fullmatch(text)
     if match is None:
         return None
     # The pattern fixes the positions: YYYY-MM-DD?HH:MM:SS, then a fraction and a zone.
@@ -156,7 +156,7 @@ def _typical_dt(text: str) -> int | None:
     offset = _OFFSETS.get(zone)
     if offset is None:
         try:
-            offset = _offset(zone)
+            offset = zone_offset(zone)
         except InvalidCdr:
             return None
         if len(_OFFSETS) < _MAX_CACHED:
@@ -168,7 +168,7 @@ def _typical_micros(value: str | int | float) -> int | None:
     """Micro-units of an amount, or None. A string here is ASCII, where isdigit() means 0-9:
     the general road's plain pattern, `[0-9]{1,10}(.[0-9]{1,6})?`, without a regex."""
     if type(value) is not str:
-        return _fast_micros(value)
+        return fast_micros(value)
     whole, dot, fraction = value.partition(".")
     if not (0 < len(whole) <= 10 and whole.isdigit()):
         return None
