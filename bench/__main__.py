@@ -22,6 +22,7 @@ from bench import data as bench_data
 from bench.env import REPO, Broker, machine
 from bench.limits import explain
 from bench.rates import Throughput, throughput
+from tests.support.common import iso
 from tests.support.worker import write_tokens
 
 NAME = "bench"
@@ -95,10 +96,6 @@ def ranges_for(day: datetime) -> dict[str, tuple[datetime, datetime]]:
         "month": (month, next_month),
         "13 months": (start_13, next_month),
     }
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def generator_rate(log: Path) -> float:

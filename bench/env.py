@@ -10,17 +10,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.common import BROKER_VARS
 from tests.support.worker import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO / "deploy" / "kafka" / "kafka-local"
-BROKER_VARS = (
-    "KAFKA_DIR",
-    "KAFKA_PORT",
-    "KAFKA_SASL_PORT",
-    "KAFKA_SASL_USER",
-    "KAFKA_SASL_PASSWORD",
-)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.common import BROKER_VARS
 from tests.support.worker import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -18,13 +19,6 @@ KAFKA_LOCAL = REPO_ROOT / "deploy" / "kafka" / "kafka-local"
 # Room for a first-time jar fetch plus the broker's own start timeout.
 BROKER_START_TIMEOUT_S = 600
 # kafka-local settings that name one broker; the private test broker never inherits them.
-BROKER_VARS = (
-    "KAFKA_DIR",
-    "KAFKA_PORT",
-    "KAFKA_SASL_PORT",
-    "KAFKA_SASL_USER",
-    "KAFKA_SASL_PASSWORD",
-)
 
 
 def _kafka_local(command: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:

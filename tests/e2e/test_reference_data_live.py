@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import ADMIN_TOKEN
+from tests.support.common import iso
 from tests.support.kafka_io import produce, produce_dids
 from tests.support.worker import WorkerProcess, wait_for
 
@@ -31,10 +32,6 @@ pytestmark = pytest.mark.timeout(180)
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 START = HOUR - timedelta(hours=2)
 DAY = HOUR.replace(hour=0)
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cdr(callid: str, customer: str, **fields: object) -> bytes:

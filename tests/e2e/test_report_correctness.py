@@ -14,24 +14,14 @@ import pytest
 
 from tests.e2e.conftest import ADMIN_TOKEN
 from tests.support.cdr_mix import CdrMix, rate_center_table, resolver, utc_now_hour
+from tests.support.common import REPORT_IDS, iso, month_start
 from tests.support.kafka_io import produce, produce_dids
 from tests.support.oracle import ReportOracle
 from tests.support.worker import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.timeout(900)
 
-REPORTS = ("dtmf", "rate-center", "did-cli", "tech-prefix")
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def month_start(moment: datetime, months_back: int = 0) -> datetime:
-    first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    for _ in range(months_back):
-        first = (first - timedelta(days=1)).replace(day=1)
-    return first
+REPORTS = REPORT_IDS
 
 
 def ranges_for(report: str, now: datetime) -> list[tuple[datetime, datetime]]:

@@ -23,6 +23,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.e2e.conftest import ADMIN_TOKEN, LIMITED_TOKEN
+from tests.support.common import iso
 from tests.support.worker import WorkerProcess, worker_env
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -209,10 +210,6 @@ def wait_for_calls(worker: WorkerProcess, day: datetime, expected: dict[str, int
             return
         time.sleep(0.5)
     raise AssertionError(f"API shows {seen}, expected {expected}:\n{worker.tail()}")
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from tests.support.common import BROKER_VARS, REPORT_IDS, iso, month_start
 from tests.support.oracle import ReportOracle
 from tests.support.worker import WorkerProcess, free_port
 
@@ -32,14 +33,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 KAFKA_LOCAL = REPO_ROOT / "deploy" / "kafka" / "kafka-local"
-BROKER_VARS = (
-    "KAFKA_DIR",
-    "KAFKA_PORT",
-    "KAFKA_SASL_PORT",
-    "KAFKA_SASL_USER",
-    "KAFKA_SASL_PASSWORD",
-)
-REPORTS = ("dtmf", "rate-center", "did-cli", "tech-prefix")
+REPORTS = REPORT_IDS
 
 
 # -- a broker of the test's own ----------------------------------------------------------------
@@ -284,17 +278,6 @@ async def read_topic(
 
 
 # -- reports -------------------------------------------------------------------------------------
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def month_start(moment: datetime, months_back: int = 0) -> datetime:
-    first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    for _ in range(months_back):
-        first = (first - timedelta(days=1)).replace(day=1)
-    return first
 
 
 def full_range(now: datetime) -> tuple[datetime, datetime]:

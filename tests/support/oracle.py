@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from tests.support.common import REPORT_IDS
 from tests.support.oracle_decode import (
     Cdr,
     Rejected,
@@ -30,7 +31,7 @@ from tests.support.oracle_decode import (
 )
 
 RateCenters = Callable[[str], tuple[str, str, str] | None]
-REPORTS = ("dtmf", "rate-center", "did-cli", "tech-prefix")
+REPORTS = REPORT_IDS
 
 CDR_COLUMNS: dict[str, str] = {
     "customer_id": "VARCHAR",

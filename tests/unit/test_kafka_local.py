@@ -7,15 +7,10 @@ import socket
 import subprocess
 from pathlib import Path
 
+from tests.support.common import BROKER_VARS
+
 KAFKA_LOCAL = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka-local"
 # Never inherited: they may name a real broker (a developer's, CI's) that tests must not touch.
-BROKER_VARS = (
-    "KAFKA_DIR",
-    "KAFKA_PORT",
-    "KAFKA_SASL_PORT",
-    "KAFKA_SASL_USER",
-    "KAFKA_SASL_PASSWORD",
-)
 
 
 def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
