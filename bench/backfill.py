@@ -13,10 +13,9 @@ import asyncio
 import random
 from datetime import datetime, timedelta
 
-from aiokafka import AIOKafkaProducer
-
 from bench.data import CDR_PARTITIONS, HISTORY_DAYS, _create_topic
 from streamagg.tools.cdrgen import CdrGenerator, GeneratorOptions
+from tests.support.kafka_io import produce_keyed
 
 NAME = "backfill"
 TOPIC = f"{NAME}-cdrs"
@@ -37,20 +36,7 @@ def messages(count: int, today: datetime) -> list[tuple[bytes | None, bytes]]:
 
 async def _send(bootstrap: str, stream: list[tuple[bytes | None, bytes]]) -> None:
     await _create_topic(bootstrap, TOPIC, CDR_PARTITIONS)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1024 * 1024, acks="all"
-    )
-    await producer.start()
-    try:
-        pending = []
-        for key, value in stream:
-            pending.append(await producer.send(TOPIC, value=value, key=key))
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
+    await produce_keyed(bootstrap, TOPIC, stream)
 
 
 def produce(bootstrap: str, today: datetime, count: int = BACKFILL_CDRS) -> int:

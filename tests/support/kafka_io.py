@@ -12,13 +12,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 async def produce(
     bootstrap: str, topic: str, values: Sequence[bytes], key: bytes | None = None
 ) -> None:
+    await produce_keyed(bootstrap, topic, ((key, value) for value in values))
+
+
+async def produce_keyed(
+    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]]
+) -> None:
+    """Send (key, value) messages in order, acknowledged by every replica."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all"
     )
     await producer.start()
     try:
         pending = []
-        for value in values:
+        for key, value in messages:
             pending.append(await producer.send(topic, value, key=key))
             if len(pending) >= 20000:
                 await asyncio.gather(*pending)
