@@ -29,6 +29,7 @@ from streamagg.numbers import nanp_number, normalise_number
 
 MAX_AMOUNT = Decimal(10) ** 9  # keeps sums of micro-units far inside 64 bits
 _MAX_AMOUNT_INT = 10**9
+MAX_MICROS = _MAX_AMOUNT_INT * 1_000_000  # the largest amount, in micro-units
 _MICRO = Decimal("0.000001")
 
 DT_PATTERN = re.compile(
@@ -290,7 +291,7 @@ def fast_micros(value: object) -> int | None:
         plain = _PLAIN_AMOUNT.fullmatch(value)
         if plain is not None:
             micros = int(plain.group(1)) * 1_000_000 + int((plain.group(2) or "").ljust(6, "0"))
-            return micros if micros <= _MAX_AMOUNT_INT * 1_000_000 else None
+            return micros if micros <= MAX_MICROS else None
     return None
 
 

@@ -10,7 +10,14 @@ import math
 
 import msgspec
 
-from streamagg.cdr.general import DT_PATTERN, fast_micros, float_places, parse_dt, zone_offset
+from streamagg.cdr.general import (
+    DT_PATTERN,
+    MAX_MICROS,
+    fast_micros,
+    float_places,
+    parse_dt,
+    zone_offset,
+)
 from streamagg.cdr.model import ID_MAX_CHARS, MAX_DURATION, MAX_MESSAGE_BYTES, Cdr, TimePolicy
 from streamagg.errors import InvalidCdr
 from streamagg.numbers import nanp_number, normalise_number
@@ -130,7 +137,6 @@ def _typical_duration(value: int | float | None) -> int | None:
 _HOURS: dict[str, int] = {}
 _OFFSETS: dict[str | None, int] = {None: 0, "Z": 0}
 _MAX_CACHED = 100_000
-_MAX_MICROS = 10**9 * 1_000_000
 
 
 def _typical_dt(text: str) -> int | None:
@@ -177,4 +183,4 @@ def _typical_micros(value: str | int | float) -> int | None:
         if not (0 < len(fraction) <= 6 and fraction.isdigit()):
             return None
         micros += int(fraction.ljust(6, "0"))
-    return micros if micros <= _MAX_MICROS else None
+    return micros if micros <= MAX_MICROS else None

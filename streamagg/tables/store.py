@@ -27,7 +27,7 @@ from streamagg.tables.keys import (
 log = logging.getLogger(__name__)
 
 
-# Sizes measured with bench/ (BENCHMARKS.md, "state store"): every partition of a process
+# Sizes measured with `python -m bench.store_options` (BENCHMARKS.md): every partition of a process
 # shares one block cache; each partition has up to two memtables of MEMTABLE_BYTES.
 BLOCK_CACHE_BYTES = 256 * 1024 * 1024
 MEMTABLE_BYTES = 32 * 1024 * 1024
