@@ -21,7 +21,7 @@ from streamagg.agents.ingest import _encode_bounded, triage
 from streamagg.batches import Batch, split_into_batches
 from streamagg.cdr import TimePolicy
 from streamagg.reports import REPORTS
-from streamagg.tables.fold import _is_duplicate, fold_report
+from streamagg.tables.fold import _is_duplicate, add_expiry_groups, fold_report
 from streamagg.tables.store import PartitionStore
 from streamagg.tables.transaction import PartitionTransaction
 from streamagg.tools.cdrgen import CdrGenerator, GeneratorOptions
@@ -43,6 +43,7 @@ def main(count: int) -> dict[str, float]:
     ]
     owners = dict(generator.did_inventory())
     cpu: dict[str, float] = {}
+    writes: dict[str, int] = {}  # keys written, by kind (tables/keys.py)
 
     def timed(stage: str, began: float) -> float:
         ended = time.process_time()
@@ -70,14 +71,27 @@ def main(count: int) -> dict[str, float]:
                 records = Batch.decode(raw).records
                 began = timed("state: decode batches", began)
                 txn = PartitionTransaction(0, store, None, "changelog")
-                accepted = [r.cdr for r in records if not _is_duplicate(txn, r, HORIZON_MS)]
+                fresh = [r for r in records if not _is_duplicate(txn, r, HORIZON_MS)]
+                accepted = [r.cdr for r in fresh]
+                add_expiry_groups(
+                    txn,
+                    [
+                        (r.timestamp_ms, c.customer_id, c.callid)
+                        for r, c in zip(fresh, accepted, strict=True)
+                    ],
+                )
                 began = timed("state: dedup", began)
                 for report in REPORTS.values():
                     fold_report(txn, report, accepted)
                     began = timed(f"state: fold {report.name}", began)
+                for key in txn._changes:
+                    writes[key[:1].decode()] = writes.get(key[:1].decode(), 0) + 1
                 store.apply(txn._changes, 0)
                 timed("state: RocksDB write", began)
         store.close()
+    print(
+        "keys written per CDR:", {kind: round(n / count, 3) for kind, n in sorted(writes.items())}
+    )
     return {stage: seconds / count * 1e6 for stage, seconds in cpu.items()}
 
 

@@ -21,13 +21,17 @@ from streamagg.batches import Record
 from streamagg.cdr import Cdr
 from streamagg.tables.buckets import Grain
 from streamagg.tables.keys import (
+    EXPIRY_GROUP_IDS,
     NEWEST_MS,
+    ExpiryEntry,
+    decode_expiry_group,
     decode_int,
     decode_vector,
     dedup_key,
+    encode_expiry_group,
     encode_int,
     encode_vector,
-    expiry_key,
+    expiry_group_key,
     report_bucket_prefix,
 )
 
@@ -68,13 +72,17 @@ def fold_records(
     outcome = FoldOutcome()
     horizon_ms = dedup_horizon_seconds * 1000
     newest_ms = decode_int(txn.get(NEWEST_MS), 0)
+    expiring: list[ExpiryEntry] = []
     for record in records:
         if _is_duplicate(txn, record, horizon_ms):
             outcome.duplicates += 1
         else:
-            outcome.accepted.append(record.cdr)
+            cdr = record.cdr
+            outcome.accepted.append(cdr)
+            expiring.append((record.timestamp_ms, cdr.customer_id, cdr.callid))
         newest_ms = max(newest_ms, record.timestamp_ms)
     txn.set(NEWEST_MS, encode_int(newest_ms))
+    add_expiry_groups(txn, expiring)
     for report in reports.values():
         outcome.keys_written += fold_report(txn, report, outcome.accepted)
     return outcome
@@ -89,11 +97,22 @@ def _is_duplicate(txn: KeyValue, record: Record, horizon_ms: int) -> bool:
         accepted_ms, start = decode_vector(raw)
         if accepted_ms >= stamp - horizon_ms and abs(cdr.start - start) <= horizon_ms // 1000:
             return True
-    # (An older acceptance of the id, past the horizon, is replaced; its expiry key finds a
+    # (An older acceptance of the id, past the horizon, is replaced; its expiry entry finds a
     # newer time here when it expires, and leaves this one alone.)
     txn.set(key, encode_vector((stamp, cdr.start)))
-    txn.set(expiry_key(stamp, cdr.customer_id, cdr.callid), b"")
     return False
+
+
+def add_expiry_groups(txn: KeyValue, expiring: Sequence[ExpiryEntry]) -> None:
+    """Index the ids just accepted by the time they expire, EXPIRY_GROUP_IDS per key."""
+    for first in range(0, len(expiring), EXPIRY_GROUP_IDS):
+        entries = list(expiring[first : first + EXPIRY_GROUP_IDS])
+        key = expiry_group_key(entries)
+        # A key repeats only if a fold accepts the same first id with the same newest time
+        # again (a replay of the same records is a duplicate and accepts nothing): keep both.
+        if (earlier := txn.get(key)) is not None:
+            entries = decode_expiry_group(earlier) + entries
+        txn.set(key, encode_expiry_group(entries))
 
 
 def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:

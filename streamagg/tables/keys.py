@@ -7,8 +7,13 @@ names cannot contain control characters; the last field may hold anything):
   of integers. Buckets sort in time, so the buckets past retention are one leading key range
   per (report, grain); a query reads one key range per (bucket, customer).
 - ``D␟customer␟callid`` → an accepted call id: the Kafka timestamp (ms) of the message that
-  brought it and the call's start; ``X␟{timestamp:013d}␟customer␟callid`` → the same id in
-  the order it expires. Expired ids are one leading key range of ``X``.
+  brought it and the call's start.
+- ``Y␟{newest:013d}␟customer␟callid`` → the ids one fold accepted (at most
+  ``EXPIRY_GROUP_IDS``), as MessagePack ``[[timestamp, customer, callid], …]``, under the
+  newest of their timestamps and the first of them (which makes the key unique). Expired ids
+  are one leading key range of ``Y``; one key per group instead of one per id halves the
+  writes of dedup (BENCHMARKS.md). ``X␟{timestamp:013d}␟customer␟callid`` → one id, the same
+  index as written before groups (still expired, never written).
 - ``M␟name`` → partition metadata kept in the changelog (next batch offset, newest message time).
 - ``\\x00name`` → local-only bookkeeping of the RocksDB copy (never in the changelog).
 
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+
+import msgspec
 
 FORMAT_VERSION = 1
 SEP = "\x1f"
@@ -67,8 +74,35 @@ def parse_expiry_key(key: bytes) -> tuple[int, str, str]:
 
 
 def expiry_range(first_kept_ms: int) -> tuple[bytes, bytes]:
-    """Expiry keys of ids accepted before first_kept_ms: [low, high)."""
+    """Expiry keys (one id each) of ids accepted before first_kept_ms: [low, high)."""
     return f"X{SEP}".encode(), f"X{SEP}{max(0, first_kept_ms):013d}".encode()
+
+
+# Ids per expiry group: ~256 × (13 + 2 × 128 characters) bounds a group's value well under
+# a Kafka message, and a group costs 1/256 of a write per CDR.
+EXPIRY_GROUP_IDS = 256
+ExpiryEntry = tuple[int, str, str]  # (accepted_ms, customer, callid)
+_entries_encoder = msgspec.msgpack.Encoder()
+_entries_decoder = msgspec.msgpack.Decoder(list[ExpiryEntry])
+
+
+def expiry_group_key(entries: Sequence[ExpiryEntry]) -> bytes:
+    newest = max(accepted_ms for accepted_ms, _, _ in entries)
+    _, customer, callid = entries[0]
+    return f"Y{SEP}{newest:013d}{SEP}{customer}{SEP}{callid}".encode()
+
+
+def encode_expiry_group(entries: Sequence[ExpiryEntry]) -> bytes:
+    return _entries_encoder.encode(entries)
+
+
+def decode_expiry_group(raw: bytes) -> list[ExpiryEntry]:
+    return _entries_decoder.decode(raw)
+
+
+def expiry_group_range(first_kept_ms: int) -> tuple[bytes, bytes]:
+    """Expiry groups whose newest id was accepted before first_kept_ms: [low, high)."""
+    return f"Y{SEP}".encode(), f"Y{SEP}{max(0, first_kept_ms):013d}".encode()
 
 
 def encode_vector(values: Sequence[int]) -> bytes:

@@ -15,9 +15,11 @@ from typing import Protocol
 from streamagg.tables.fold import ReportFold
 from streamagg.tables.keys import (
     NEWEST_MS,
+    decode_expiry_group,
     decode_int,
     decode_vector,
     dedup_key,
+    expiry_group_range,
     expiry_range,
     parse_expiry_key,
     report_expiry_range,
@@ -58,22 +60,32 @@ class RetentionSweeper:
                     txn.delete(key)
                     deleted += 1
         newest_ms = decode_int(txn.get(NEWEST_MS), 0)
-        if newest_ms:
-            kept_ms = (self.dedup_horizon_seconds + EXPIRY_SLACK_SECONDS) * 1000
-            low, high = expiry_range(newest_ms - kept_ms)
-            for key, _value in txn.scan(low, high):
-                if deleted + 2 > left:
-                    return deleted
-                deleted += self._expire_id(txn, key)
+        if not newest_ms:
+            return deleted
+        first_kept_ms = newest_ms - (self.dedup_horizon_seconds + EXPIRY_SLACK_SECONDS) * 1000
+        low, high = expiry_group_range(first_kept_ms)
+        for key, value in txn.scan(low, high):
+            entries = decode_expiry_group(value)
+            # A group is expired whole; one larger than the budget still goes when it is first.
+            if deleted and deleted + 1 + len(entries) > left:
+                return deleted
+            txn.delete(key)
+            deleted += 1 + sum(_expire_id(txn, *entry) for entry in entries)
+        # Ids indexed one key each, by versions before expiry groups (gone within the horizon).
+        low, high = expiry_range(first_kept_ms)
+        for key, _value in txn.scan(low, high):
+            if deleted + 2 > left:
+                return deleted
+            txn.delete(key)
+            deleted += 1 + _expire_id(txn, *parse_expiry_key(key))
         return deleted
 
-    @staticmethod
-    def _expire_id(txn: SweptState, key: bytes) -> int:
-        accepted_ms, customer, callid = parse_expiry_key(key)
-        txn.delete(key)
-        entry = dedup_key(customer, callid)
-        raw = txn.get(entry)
-        if raw is not None and decode_vector(raw)[0] == accepted_ms:
-            txn.delete(entry)  # (accepted again since: the newer acceptance stays)
-            return 2
+
+def _expire_id(txn: SweptState, accepted_ms: int, customer: str, callid: str) -> int:
+    """Delete the id's entry if it is still this acceptance's; returns the keys deleted."""
+    entry = dedup_key(customer, callid)
+    raw = txn.get(entry)
+    if raw is not None and decode_vector(raw)[0] == accepted_ms:
+        txn.delete(entry)  # (accepted again since: the newer acceptance stays)
         return 1
+    return 0

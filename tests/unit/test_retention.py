@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from streamagg.batches import Record
 from streamagg.cdr import Cdr
 from streamagg.reports import REPORTS
 from streamagg.tables.buckets import DAY, HOUR, MONTH
 from streamagg.tables.fold import fold_records
-from streamagg.tables.keys import NEWEST_MS, dedup_key, encode_int, expiry_key, report_key
+from streamagg.tables.keys import (
+    NEWEST_MS,
+    decode_expiry_group,
+    dedup_key,
+    encode_expiry_group,
+    encode_int,
+    expiry_group_key,
+    expiry_key,
+    report_key,
+)
 from streamagg.tables.retention import EXPIRY_SLACK_SECONDS, RetentionSweeper
 from tests.support.memstore import MemState
 
@@ -37,6 +49,34 @@ def test_buckets_past_retention_go_and_the_rest_stay() -> None:
 
 
 def test_call_ids_older_than_horizon_and_slack_go_and_newer_stay() -> None:
+    newest_ms = int(NOW * 1000)
+    limit_ms = newest_ms - (HORIZON_S + EXPIRY_SLACK_SECONDS) * 1000
+    state = MemState({NEWEST_MS: encode_int(newest_ms)})
+    for n, accepted_ms in enumerate((limit_ms - 60_000, limit_ms - 1, limit_ms, limit_ms + 1)):
+        state.set(dedup_key("42", f"c{n}"), b"%d,0" % accepted_ms)
+        entries = [(accepted_ms, "42", f"c{n}")]
+        state.set(expiry_group_key(entries), encode_expiry_group(entries))
+    sweeper().sweep(state, NOW)
+    assert sorted(k for k in state.data if k.startswith(b"D")) == [
+        dedup_key("42", "c2"),
+        dedup_key("42", "c3"),
+    ]
+    assert len([k for k in state.data if k.startswith(b"Y")]) == 2
+
+
+def test_a_group_expires_when_its_newest_id_does() -> None:
+    newest_ms = int(NOW * 1000)
+    limit_ms = newest_ms - (HORIZON_S + EXPIRY_SLACK_SECONDS) * 1000
+    state = MemState({NEWEST_MS: encode_int(newest_ms)})
+    entries = [(limit_ms - 9, "42", "old"), (limit_ms, "42", "kept")]
+    for accepted_ms, customer, callid in entries:
+        state.set(dedup_key(customer, callid), b"%d,0" % accepted_ms)
+    state.set(expiry_group_key(entries), encode_expiry_group(entries))
+    assert sweeper().sweep(state, NOW) == 0
+    assert dedup_key("42", "old") in state.data
+
+
+def test_ids_indexed_one_key_each_by_earlier_versions_still_expire() -> None:
     newest_ms = int(NOW * 1000)
     limit_ms = newest_ms - (HORIZON_S + EXPIRY_SLACK_SECONDS) * 1000
     state = MemState({NEWEST_MS: encode_int(newest_ms)})
@@ -88,6 +128,68 @@ def test_the_dedup_state_stays_within_horizon_and_slack_of_traffic_at_any_batch_
 
 def _call(callid: str) -> Cdr:
     return Cdr(callid, "42", int(NOW), "7", 0, 0, "", 0, False, False, "", "")
+
+
+def test_a_group_larger_than_the_budget_still_goes_when_it_is_the_first() -> None:
+    state = MemState({NEWEST_MS: encode_int(int(NOW * 1000))})
+    old_ms = int(NOW * 1000) - (HORIZON_S + EXPIRY_SLACK_SECONDS + 60) * 1000
+    for group in range(2):
+        entries = [(old_ms + group, "42", f"g{group}-{n}") for n in range(20)]
+        for accepted_ms, customer, callid in entries:
+            state.set(dedup_key(customer, callid), b"%d,0" % accepted_ms)
+        state.set(expiry_group_key(entries), encode_expiry_group(entries))
+    assert sweeper(budget=5).sweep(state, NOW) == 21
+    assert sweeper(budget=5).sweep(state, NOW) == 21
+    assert list(state.data) == [NEWEST_MS]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 1500), st.sampled_from("abcdefgh")), min_size=1, max_size=120
+    ),
+    st.lists(st.integers(1, 40), max_size=8),
+    st.integers(1, 50),
+)
+def test_after_sweeping_the_ids_within_the_horizon_remain_and_only_their_groups_more(
+    arrivals: list[tuple[int, str]], cuts: list[int], budget: int
+) -> None:
+    """Ids arrive (minute of message time, call id) in batches of any size, each batch's
+    acceptances grouped as the fold groups them. After sweeping until nothing is left to
+    delete: every id whose latest acceptance is within horizon + slack of the newest message
+    remains (dedup never forgets early); an id past it remains only while its group holds a
+    newer id (the state stays bounded by a group's time span); no group remains whose newest
+    id is past it."""
+    horizon_s = 3600
+    keep_ms = (horizon_s + EXPIRY_SLACK_SECONDS) * 1000
+    sweep = RetentionSweeper({}, RETENTION_DAYS, horizon_s, budget)
+    arrivals.sort()
+    state = MemState()
+    at = 0
+    for size in [*cuts, len(arrivals)]:
+        batch = [
+            Record(n, minute * 60_000, _call(callid))
+            for n, (minute, callid) in enumerate(arrivals[at : at + size])
+        ]
+        at += size
+        if batch:
+            fold_records(state, batch, {}, horizon_s)
+        if at >= len(arrivals):
+            break
+    while sweep.sweep(state, NOW):
+        pass
+    first_kept_ms = arrivals[-1][0] * 60_000 - keep_ms
+    latest: dict[str, int] = {}
+    for minute, callid in arrivals:  # the acceptances the fold makes, by its own rule
+        if callid not in latest or latest[callid] < minute * 60_000 - horizon_s * 1000:
+            latest[callid] = minute * 60_000
+    remaining = {k for k in state.data if k.startswith(b"D")}
+    within = {dedup_key("42", c) for c, ms in latest.items() if ms >= first_kept_ms}
+    assert within <= remaining
+    groups = {k: decode_expiry_group(v) for k, v in state.data.items() if k.startswith(b"Y")}
+    grouped = {dedup_key(customer, callid) for g in groups.values() for _, customer, callid in g}
+    assert remaining - within <= grouped
+    assert all(max(ms for ms, _, _ in g) >= first_kept_ms for g in groups.values())
 
 
 def test_a_sweep_deletes_at_most_its_budget_and_the_next_goes_on() -> None:
