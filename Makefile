@@ -9,7 +9,7 @@ STAMP := $(VENV)/.streamagg-installed
 KAFKA_LOCAL := deploy/kafka/kafka-local
 SOURCES := streamagg tests bench
 
-.PHONY: help install format lint typecheck test-unit test chaos broker-start broker-stop broker-status bench demo
+.PHONY: help install format lint openapi typecheck test-unit test chaos broker-start broker-stop broker-status bench demo
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -40,6 +40,9 @@ $(STAMP): pyproject.toml
 format: $(STAMP) ## ruff format + ruff check --fix (what `make lint` checks)
 	$(BIN)/ruff format $(SOURCES)
 	$(BIN)/ruff check --fix $(SOURCES)
+
+openapi: $(STAMP) ## Write streamagg/web/openapi.yaml from openapi_base.yaml and the reports
+	$(BIN)/python -m streamagg.web.openapi
 
 lint: $(STAMP) ## ruff check + ruff format --check
 	$(BIN)/ruff check $(SOURCES)

@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Protocol
 
 from streamagg.cdr import Cdr
+from streamagg.reports.view import Chart, Column
 from streamagg.tables.buckets import Grain
 
 Groups = dict[str, list[int]]
@@ -22,12 +23,19 @@ class QueryContext:
 
 
 class Report(Protocol):
-    """A report is a pure fold: CDR → (group, delta); delta + delta → delta; state → rows."""
+    """A report is a pure fold: CDR → (group, delta); delta + delta → delta; state → rows;
+    and how its rows are shown and documented (reports/view.py)."""
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # its id in the API
     grains: ClassVar[tuple[Grain, ...]]
-    columns: ClassVar[tuple[str, ...]]
     hour_in_group: ClassVar[bool]  # group keys start with the epoch hour (filtered at the edges)
+    title: ClassVar[str]  # the page's title of the report
+    short: ClassVar[str]  # its tab
+    hint: ClassVar[str]  # one sentence under the tabs
+    row_description: ClassVar[str]  # what one row is (OpenAPI)
+    order: ClassVar[str]  # how rows are sorted (OpenAPI)
+    columns: ClassVar[tuple[Column, ...]]  # every field of a row, in order
+    chart: ClassVar[Chart | None]
 
     def group(self, cdr: Cdr) -> str | None:
         """The group a call adds to, or None when the call is not part of this report."""

@@ -6,14 +6,51 @@ from typing import ClassVar
 
 from streamagg.cdr import Cdr
 from streamagg.reports.base import Groups, QueryContext, Row
+from streamagg.reports.view import Chart, Column, Tone, TopBars
 from streamagg.tables.buckets import DAY, MONTH, Grain
 
 
 class DidCliReport:
     name: ClassVar[str] = "did-cli"
     grains: ClassVar[tuple[Grain, ...]] = (DAY, MONTH)
-    columns: ClassVar[tuple[str, ...]] = ("account", "dest_cli", "count", "foreign")
     hour_in_group: ClassVar[bool] = False
+    title: ClassVar[str] = "DID as CLI"
+    short: ClassVar[str] = "DID as CLI"
+    hint: ClassVar[str] = (
+        "The system's DIDs presented as caller ID, by owner account. Whole UTC days only."
+    )
+    row_description: ClassVar[str] = "One (owner account, DID) presented as caller ID"
+    order: ClassVar[str] = "Sorted by `account`, then `count` descending, then `dest_cli`"
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column("account", "Owner account", "text", "The account owning the DID"),
+        Column(
+            "dest_cli",
+            "DID",
+            "code",
+            "The normalised DID (digits; NANP numbers as 10 digits)",
+            "2015550100",
+        ),
+        Column("count", "Calls", "count"),
+        Column(
+            "foreign",
+            "Foreign",
+            "flag",
+            "True when the owner is not the customer who placed the calls",
+        ),
+    )
+    chart: ClassVar[Chart | None] = TopBars(
+        "DIDs presented as caller ID",
+        label="dest_cli",
+        value="count",
+        sort_by="count",
+        details=(("account", ""),),
+        tone=Tone(
+            "foreign",
+            yes="warn",
+            no="base",
+            legend=(("base", "Customer's own DID"), ("warn", "Foreign DID")),
+        ),
+    )
 
     def group(self, cdr: Cdr) -> str | None:
         # The owner is looked up when the CDR is processed (SPEC §2), then frozen in the group.

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from streamagg.cdr import Cdr
 from streamagg.reports.base import Groups, QueryContext, Row, money
+from streamagg.reports.view import Chart, Column, TimeBars
 from streamagg.tables.buckets import DAY, Grain
 
 CUSTOMER_CHARGE, PROVIDER_CHARGE, DTMF_CALLS, CALLS = range(4)
@@ -21,15 +22,36 @@ class DtmfReport:
     # Rows are per hour already, so a day bucket holds its 24 hours; rollups would not shrink
     # the answer, and a day key keeps a 13-month query to ~400 reads.
     grains: ClassVar[tuple[Grain, ...]] = (DAY,)
-    columns: ClassVar[tuple[str, ...]] = (
-        "dt",
-        "provider_id",
-        "customer_charge",
-        "provider_charge",
-        "dtmf_count",
-        "calls",
-    )
     hour_in_group: ClassVar[bool] = True
+    title: ClassVar[str] = "DTMF"
+    short: ClassVar[str] = "DTMF"
+    hint: ClassVar[str] = (
+        "Per hour and provider: charges, calls, and calls that carried DTMF key presses."
+    )
+    row_description: ClassVar[str] = "One (hour, provider) with at least one call"
+    order: ClassVar[str] = "Sorted by `dt`, then `provider_id`"
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column(
+            "dt",
+            "Hour (UTC)",
+            "hour",
+            "Hour start, UTC",
+            "2026-11-25T13:00:00Z",
+        ),
+        Column(
+            "provider_id",
+            "Provider",
+            "text",
+            'The carrier the calls were routed to; "" when the CDR had none',
+        ),
+        Column("customer_charge", "Customer charge", "money"),
+        Column("provider_charge", "Provider charge", "money"),
+        Column("dtmf_count", "DTMF calls", "count", "Calls with non-empty `dtmf`"),
+        Column("calls", "Calls", "count", "All calls"),
+    )
+    chart: ClassVar[Chart | None] = TimeBars(
+        "Calls and DTMF calls over time", "dt", (("calls", "Calls"), ("dtmf_count", "DTMF calls"))
+    )
 
     def group(self, cdr: Cdr) -> str | None:
         return f"{cdr.hour}\x1f{cdr.provider_id}"

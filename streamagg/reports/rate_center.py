@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from streamagg.cdr import Cdr
 from streamagg.reports.base import Groups, QueryContext, Row, money
+from streamagg.reports.view import Chart, Column, TopBars
 from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain
 
 CUSTOMER_CHARGE, PROVIDER_CHARGE, CALLS = range(3)
@@ -14,15 +15,34 @@ CUSTOMER_CHARGE, PROVIDER_CHARGE, CALLS = range(3)
 class RateCenterReport:
     name: ClassVar[str] = "rate-center"
     grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
-    columns: ClassVar[tuple[str, ...]] = (
-        "prefix",
-        "rc",
-        "state",
-        "customer_charge",
-        "provider_charge",
-        "call_count",
-    )
     hour_in_group: ClassVar[bool] = False
+    title: ClassVar[str] = "USA Rate Center"
+    short: ClassVar[str] = "Rate Center"
+    hint: ClassVar[str] = "Per dialed NANP prefix and its US rate center: charges and call count."
+    row_description: ClassVar[str] = (
+        "One dialed NANP prefix (NPA-NXX, or NPA-NXX-X where its block differs)"
+    )
+    order: ClassVar[str] = "Sorted by `call_count` descending, then `prefix`"
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column("prefix", "Prefix", "code", example="201200", schema={"pattern": "^[0-9]{6,7}$"}),
+        Column(
+            "rc",
+            "Rate center",
+            "text",
+            "Rate center; UNKNOWN when the reference data does not know the prefix",
+            "JERSEY CITY",
+        ),
+        Column("state", "State", "text", example="NJ"),
+        Column("customer_charge", "Customer charge", "money"),
+        Column("provider_charge", "Provider charge", "money"),
+        Column("call_count", "Calls", "count"),
+    )
+    chart: ClassVar[Chart | None] = TopBars(
+        "Calls by prefix",
+        label="prefix",
+        value="call_count",
+        details=(("rc", ","), ("state", "")),
+    )
 
     def group(self, cdr: Cdr) -> str | None:
         # State keeps the NPA-NXX-X block so that new thousands-block data applies to history.

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from streamagg.errors import BadQuery
 from streamagg.reports import REPORTS, Report
-from streamagg.tables.buckets import HOUR
+from streamagg.reports.view import whole_days
 
 MAX_QUERY_STRING = 2048
 MAX_PAGE_ROWS = 10_000  # SPEC §3: the default and the most rows of a JSON page
@@ -124,7 +124,7 @@ def _instant(name: str, text: str, report: Report) -> datetime:
     moment = moment.astimezone(UTC)
     if moment.minute or moment.second or moment.microsecond:
         raise BadQuery(name, "must fall on a whole UTC hour")
-    if HOUR not in report.grains and not report.hour_in_group and moment.hour:
+    if whole_days(report) and moment.hour:
         raise BadQuery(name, f"must fall on a whole UTC day for {report.name}")
     return moment
 

@@ -16,6 +16,7 @@ from yarl import URL
 
 from streamagg.errors import StreamaggError
 from streamagg.reports.base import Row
+from streamagg.reports.view import column_keys
 from streamagg.web.params import ReportQuery
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ async def stream_csv(
         }
     )
     await response.prepare(request)
-    columns = query.report.columns
+    columns = column_keys(query.report)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)

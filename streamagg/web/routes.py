@@ -16,6 +16,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamagg.errors import BadQuery, NotOwner, Unavailable
+from streamagg.reports import REPORTS
+from streamagg.reports.view import catalogue
 from streamagg.web.auth import AccessDenied, check_customer
 from streamagg.web.forward import forward_request
 from streamagg.web.params import UnknownReport, parse_report_query
@@ -47,6 +49,7 @@ def install_routes(web_app: web.Application, app: StreamaggApp) -> None:
     router.add_get("/readyz", readyz)
     router.add_get("/metrics", metrics)
     router.add_get("/api/v1/openapi.yaml", openapi)
+    router.add_get("/api/v1/reports", report_catalogue)
     router.add_get("/api/v1/customers/{customer_id}/reports/{report}", report)
     if STATIC_DIR.is_dir():
         router.add_static("/static/", STATIC_DIR)
@@ -86,6 +89,12 @@ async def openapi(request: web.Request) -> web.StreamResponse:
     if not OPENAPI_FILE.is_file():
         raise web.HTTPNotFound(reason="the OpenAPI document is not installed")
     return web.FileResponse(OPENAPI_FILE, headers={"Content-Type": "application/yaml"})
+
+
+async def report_catalogue(request: web.Request) -> web.Response:
+    """The reports, their columns and charts: what the page builds its tabs and tables from."""
+    body = orjson.dumps(catalogue(REPORTS.values()))
+    return web.Response(body=body, content_type="application/json")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,6 +1,8 @@
 // The report page: controls → one API request → summary, chart, table, CSV download.
 
-import { REPORTS, NUMERIC, columnsFor, formatCell, sortKey, totalsFor } from "/static/reports.js";
+import {
+  REPORTS, NUMERIC, columnsFor, formatCell, loadReports, sortKey, totalsFor,
+} from "/static/reports.js";
 import { drawHBars, drawTimeBars } from "/static/charts.js";
 
 const TOKEN_KEY = "streamagg.token";          // sessionStorage: this tab only, never the URL
@@ -56,7 +58,7 @@ function onTokenInput() {
 
 function currentReport() {
   const checked = document.querySelector('input[name="report"]:checked');
-  return checked ? checked.value : "dtmf";
+  return checked ? checked.value : Object.keys(REPORTS)[0];
 }
 
 function currentMode() {
@@ -73,7 +75,7 @@ function buildReportTabs(selected) {
     input.checked = id === selected;
     const text = document.createElement("span");
     text.textContent = report.short;
-    label.title = report.label;
+    label.title = report.title;
     label.append(input, text);
     tabs.appendChild(label);
   }
@@ -85,7 +87,7 @@ const isoMonth = (ms) => new Date(ms).toISOString().slice(0, 7);
 
 /** Hour pickers for hourly reports; whole days only for did-cli. */
 function applyGrain() {
-  const days = REPORTS[currentReport()].days;
+  const days = REPORTS[currentReport()].whole_days;
   for (const id of ["from-hour", "to-hour"]) $(id).hidden = days;
   $("report-hint").textContent = REPORTS[currentReport()].hint;
   document.querySelector('[data-preset="24h"]').disabled = days;
@@ -165,7 +167,7 @@ function rangeParams() {
     const month = $("month").value;
     return /^\d{4}-\d{2}$/.test(month) ? { month } : "Choose a month.";
   }
-  const days = REPORTS[currentReport()].days;
+  const days = REPORTS[currentReport()].whole_days;
   const params = {};
   for (const id of ["from", "to"]) {
     const date = $(`${id}-date`).value;
@@ -357,7 +359,7 @@ function renderResult() {
   const rows = body.rows;
   $("placeholder").hidden = true;
   $("download-csv").disabled = false;
-  $("result-title").textContent = REPORTS[reportId].label;
+  $("result-title").textContent = REPORTS[reportId].title;
   $("result-customer").textContent = body.customer_id;
   $("result-range").textContent = rangeText(body);
   $("row-count").textContent = rows.length.toLocaleString("en-US")
@@ -366,7 +368,7 @@ function renderResult() {
   $("result").hidden = false;
   if (!rows.length) {
     showMessage("info", "No calls in this range.",
-      `Customer ${body.customer_id} has no ${REPORTS[reportId].label} data for ${rangeText(body)}.`);
+      `Customer ${body.customer_id} has no ${REPORTS[reportId].title} data for ${rangeText(body)}.`);
     $("chart").hidden = true;
     $("result-table").hidden = true;
     return;
@@ -448,56 +450,70 @@ function renderTable() {
   table.tFoot.replaceChildren(...(totals ? [foot] : []));
 }
 
+/** The chart the report declares (reports/view.py): bars over time, or its top rows. */
 function renderChart() {
   const { reportId, body } = page.last;
+  const chart = REPORTS[reportId].chart;
+  if (!chart) {
+    $("chart").hidden = true;
+    return;
+  }
   const rows = body.rows;
   const target = $("chart-body");
-  const caption = $("chart-title");
+  const columns = Object.fromEntries(columnsFor(reportId, rows).map((c) => [c.key, c]));
   const show = (text) => {
-    caption.textContent = text;
+    $("chart-title").textContent = text;
     $("chart").hidden = false;
   };
-  if (reportId === "dtmf") {
-    show("Calls and DTMF calls over time");
-    const points = rows.map((r) => ({ t: Date.parse(r.dt), calls: r.calls, dtmf: r.dtmf_count }));
-    drawTimeBars(target, points, Date.parse(body.from), Date.parse(body.to));
-  } else if (reportId === "tech-prefix") {
-    const top = rows.slice(0, 20);
-    show(`ASR by tech prefix${rows.length > top.length ? " (20 busiest)" : ""}`);
-    drawHBars(target, top.map((r) => ({
-      label: r.tech_prefix || "(none)",
-      value: r.asr,
-      text: `${r.asr.toFixed(2)} % · ${r.total.toLocaleString("en-US")} ` +
-        `attempt${r.total === 1 ? "" : "s"}`,
-      tone: r.asr < 30 ? "bad" : r.asr < 50 ? "warn" : "good",
-    })), { scaleMax: 100 });
-  } else if (reportId === "rate-center") {
-    const top = rows.slice(0, 12);
-    show(`Calls by prefix${rows.length > top.length ? " (12 busiest)" : ""}`);
-    drawHBars(target, top.map((r) => ({
-      label: r.prefix,
-      value: r.call_count,
-      text: `${r.call_count.toLocaleString("en-US")} · ${r.rc}, ${r.state}`,
-    })));
-  } else if (reportId === "did-cli") {
-    const top = [...rows].sort((a, b) => b.count - a.count).slice(0, 12);
-    show(`DIDs presented as caller ID${rows.length > top.length ? " (12 most used)" : ""}`);
-    drawHBars(target, top.map((r) => ({
-      label: r.dest_cli,
-      value: r.count,
-      text: `${r.count.toLocaleString("en-US")} · ${r.account}`,
-      tone: r.foreign ? "warn" : "base",
-    })), { legendItems: [["tone-base", "Customer's own DID"], ["tone-warn", "Foreign DID"]] });
-  } else {
-    $("chart").hidden = true;
+  if (chart.kind === "time-bars") {
+    show(chart.title);
+    const points = rows.map((r) => ({
+      t: Date.parse(r[chart.time]), values: chart.series.map(([key]) => Number(r[key])),
+    }));
+    drawTimeBars(target, points, Date.parse(body.from), Date.parse(body.to),
+      chart.series.map(([, name]) => name));
+    return;
   }
+  const ordered = chart.sort_by
+    ? [...rows].sort((a, b) => Number(b[chart.sort_by]) - Number(a[chart.sort_by]))
+    : rows;
+  const top = ordered.slice(0, chart.top);
+  show(`${chart.title}${rows.length > top.length ? ` (top ${chart.top})` : ""}`);
+  const valueColumn = columns[chart.value];
+  drawHBars(target, top.map((r) => ({
+    label: String(r[chart.label]) || "(none)",
+    value: Number(r[chart.value]),
+    text: [
+      `${formatCell(valueColumn, r[chart.value])}${chart.unit}`,
+      chart.details.map(([key, after]) => `${formatCell(columns[key], r[key])}${after}`).join(" "),
+    ].filter(Boolean).join(" · "),
+    tone: toneOf(chart.tone, r),
+  })), {
+    scaleMax: chart.scale_max,
+    legendItems: chart.tone && chart.tone.legend
+      ? chart.tone.legend.map(([tone, text]) => [`tone-${tone}`, text]) : undefined,
+  });
+}
+
+function toneOf(tone, row) {
+  if (!tone) return "base";
+  const value = row[tone.by];
+  if (typeof value === "boolean") return (value ? tone.yes : tone.no) || tone.otherwise;
+  const found = (tone.below || []).find(([limit]) => Number(value) < limit);
+  return found ? found[1] : tone.otherwise;
 }
 
 // ---------- start ----------
 
-function init() {
+async function init() {
+  try {
+    await loadReports();
+  } catch (error) {
+    showMessage("error", "The worker's reports could not be loaded", String(error.message || error));
+    return;
+  }
   const choices = loadChoices();
-  buildReportTabs(REPORTS[choices.report] ? choices.report : "dtmf");
+  buildReportTabs(REPORTS[choices.report] ? choices.report : Object.keys(REPORTS)[0]);
   buildPresets();
   buildHourPickers();
   $("customer").value = choices.customer || "";

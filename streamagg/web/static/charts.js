@@ -39,10 +39,12 @@ function hourText(ms) {
 }
 
 /**
- * Calls and DTMF calls per hour (per day for long ranges) from `fromMs` to `toMs`.
- * points: [{t: epoch ms of the hour, calls, dtmf}] — hours without calls may be absent.
+ * Two series per hour (per day for long ranges) from `fromMs` to `toMs`, the second drawn
+ * inside the first (a part of it: DTMF calls of all calls).
+ * points: [{t: epoch ms of the hour, values: [first, second]}] — empty hours may be absent;
+ * names: the two series' legend texts.
  */
-export function drawTimeBars(container, points, fromMs, toMs) {
+export function drawTimeBars(container, points, fromMs, toMs, names) {
   const daily = toMs - fromMs > MAX_HOURLY_SPAN;
   const slot = daily ? DAY_MS : HOUR_MS;
   const start = Math.floor(fromMs / slot) * slot;
@@ -52,8 +54,8 @@ export function drawTimeBars(container, points, fromMs, toMs) {
   for (const p of points) {
     const i = Math.floor((p.t - start) / slot);
     if (i >= 0 && i < count) {
-      calls[i] += p.calls;
-      dtmf[i] += p.dtmf;
+      calls[i] += p.values[0];
+      dtmf[i] += p.values[1] || 0;
     }
   }
 
@@ -65,7 +67,7 @@ export function drawTimeBars(container, points, fromMs, toMs) {
   const { max, step } = niceScale(Math.max(...calls));
   const svg = el("svg", {
     width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
-    "aria-label": `Calls and DTMF calls per ${daily ? "day" : "hour"}`,
+    "aria-label": `${names.join(" and ")} per ${daily ? "day" : "hour"}`,
   });
 
   for (let v = 0; v <= max; v += step) {
@@ -84,7 +86,7 @@ export function drawTimeBars(container, points, fromMs, toMs) {
     const hCalls = (calls[i] / max) * plotH;
     const hDtmf = (dtmf[i] / max) * plotH;
     const label = `${hourText(start + i * slot)}${daily ? " (day)" : ""} UTC — ` +
-      `${grouped.format(calls[i])} calls, ${grouped.format(dtmf[i])} with DTMF`;
+      `${names[0]} ${grouped.format(calls[i])}, ${names[1]} ${grouped.format(dtmf[i])}`;
     const group = tooltip(el("g", { class: "bar-group" }), label);
     group.appendChild(el("rect", { x, y: m.top + plotH - hCalls, width: w, height: hCalls, class: "bar-calls" }));
     if (hDtmf > 0) {
@@ -97,7 +99,7 @@ export function drawTimeBars(container, points, fromMs, toMs) {
     x1: m.left, x2: width - m.right, y1: m.top + plotH, y2: m.top + plotH, class: "axis-line",
   }));
   drawTimeTicks(svg, { start, slot, count, band, m, plotH, daily });
-  container.replaceChildren(legend([["bar-calls", "Calls"], ["bar-dtmf", "DTMF calls"]]), svg);
+  container.replaceChildren(legend([["bar-calls", names[0]], ["bar-dtmf", names[1]]]), svg);
 }
 
 function drawTimeTicks(svg, { start, slot, count, band, m, plotH, daily }) {

@@ -1,62 +1,16 @@
-// The four reports of the API: their columns, how each cell is shown, and the totals row.
+// The reports of the API (declared by the worker): how each cell is shown, and the totals row.
 
 const int = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 
-export const REPORTS = {
-  "dtmf": {
-    label: "DTMF",
-    short: "DTMF",
-    hint: "Per hour and provider: charges, calls, and calls that carried DTMF key presses.",
-    days: false,
-    columns: [
-      { key: "dt", label: "Hour (UTC)", type: "hour" },
-      { key: "provider_id", label: "Provider", type: "text" },
-      { key: "customer_charge", label: "Customer charge", type: "money" },
-      { key: "provider_charge", label: "Provider charge", type: "money" },
-      { key: "dtmf_count", label: "DTMF calls", type: "int" },
-      { key: "calls", label: "Calls", type: "int" },
-    ],
-  },
-  "rate-center": {
-    label: "USA Rate Center",
-    short: "Rate Center",
-    hint: "Per dialed NANP prefix and its US rate center: charges and call count.",
-    days: false,
-    columns: [
-      { key: "prefix", label: "Prefix", type: "code" },
-      { key: "rc", label: "Rate center", type: "text" },
-      { key: "state", label: "State", type: "text" },
-      { key: "customer_charge", label: "Customer charge", type: "money" },
-      { key: "provider_charge", label: "Provider charge", type: "money" },
-      { key: "call_count", label: "Calls", type: "int" },
-    ],
-  },
-  "did-cli": {
-    label: "DID as CLI",
-    short: "DID as CLI",
-    hint: "The system's DIDs presented as caller ID, by owner account. Whole UTC days only.",
-    days: true,
-    columns: [
-      { key: "account", label: "Owner account", type: "text" },
-      { key: "dest_cli", label: "DID", type: "code" },
-      { key: "count", label: "Calls", type: "int" },
-      { key: "foreign", label: "Foreign", type: "flag" },
-    ],
-  },
-  "tech-prefix": {
-    label: "Group by Tech Prefix",
-    short: "Tech Prefix",
-    hint: "Per routing tech prefix: attempts, answered calls, ASR and ACD.",
-    days: false,
-    columns: [
-      { key: "tech_prefix", label: "Tech prefix", type: "code" },
-      { key: "total", label: "Attempts", type: "int" },
-      { key: "answered_calls", label: "Answered", type: "int" },
-      { key: "asr", label: "ASR %", type: "ratio", places: 2 },
-      { key: "acd", label: "ACD (s)", type: "ratio", places: 1 },
-    ],
-  },
-};
+/** The reports by id, as the worker declares them (GET /api/v1/reports): filled by loadReports. */
+export const REPORTS = {};
+
+/** Load the worker's reports once, before the page is built; their order is the tabs'. */
+export async function loadReports() {
+  const response = await fetch("/api/v1/reports", { headers: { Accept: "application/json" } });
+  if (!response.ok) throw new Error(`GET /api/v1/reports answered ${response.status}`);
+  for (const report of (await response.json()).reports) REPORTS[report.id] = report;
+}
 
 export const NUMERIC = new Set(["int", "money", "ratio"]);
 
@@ -114,21 +68,31 @@ function round(value, places) {
   return Math.round(value * scale + Number.EPSILON) / scale;
 }
 
-/** The totals row, or null where a total means nothing. Ratios come from summed counts. */
+/** The totals row, or null where a total means nothing: each column's declared rule
+ * (sum; a ratio of two summed columns, never an average of ratios; or a weighted average). */
 export function totalsFor(reportId, rows) {
   if (!rows.length) return null;
   const totals = {};
-  for (const column of columnsFor(reportId, rows)) {
-    if (column.type === "int") totals[column.key] = sum(rows, column.key);
-    if (column.type === "money") totals[column.key] = sumMoney(rows.map((r) => r[column.key]));
+  const columns = columnsFor(reportId, rows);
+  for (const column of columns) {
+    const rule = column.total;
+    if (!rule || rule.rule !== "sum") continue;
+    totals[column.key] = column.type === "money"
+      ? sumMoney(rows.map((r) => r[column.key]))
+      : sum(rows, column.key);
   }
-  if (reportId === "tech-prefix") {
-    const attempts = totals.total;
-    const answered = totals.answered_calls;
-    // Row ACDs are rounded to 0.1 s; weighting them by answered calls is as exact as they allow.
-    const seconds = rows.reduce((acc, r) => acc + Number(r.acd) * Number(r.answered_calls), 0);
-    totals.asr = attempts ? round((answered * 100) / attempts, 2) : 0;
-    totals.acd = answered ? round(seconds / answered, 1) : 0;
+  for (const column of columns) {
+    const rule = column.total;
+    if (!rule) continue;
+    if (rule.rule === "ratio") {
+      const per = sum(rows, rule.per);
+      totals[column.key] = per ? round((sum(rows, rule.of) * rule.scale) / per, column.places) : 0;
+    } else if (rule.rule === "weighted") {
+      const weight = sum(rows, rule.by);
+      // Row values are rounded already; weighting them is as exact as they allow.
+      const weighted = rows.reduce((acc, r) => acc + Number(r[column.key]) * Number(r[rule.by]), 0);
+      totals[column.key] = weight ? round(weighted / weight, column.places) : 0;
+    }
   }
   return totals;
 }

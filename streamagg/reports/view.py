@@ -1,0 +1,183 @@
+"""How a report is shown and documented, declared next to its fold: columns, totals and chart.
+
+A report's columns (`Column`) are the one list every surface reads: the JSON rows and CSV
+header, the page's table and totals row, the OpenAPI row schema (web/openapi.py) and the
+catalogue the page loads from ``GET /api/v1/reports`` (`catalogue`). A new report declares them
+once; nothing else lists them (docs/adding-a-report.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from streamagg.tables.buckets import HOUR
+
+if TYPE_CHECKING:
+    from streamagg.reports.base import Report
+
+# text: a name; code: an identifier shown in a fixed-width face; hour: an ISO hour start;
+# money: an exact decimal string; count: a non-negative integer; ratio: a rounded number;
+# flag: a boolean.
+Kind = Literal["text", "code", "hour", "money", "count", "ratio", "flag"]
+
+
+@dataclass(frozen=True)
+class Total:
+    """How the page's totals row sums a column; a column without one shows nothing there.
+
+    ``sum``: the sum of the rows (exact for money). ``ratio``: ``of`` summed × ``scale`` /
+    ``per`` summed (an ASR from the counts, never an average of ratios). ``weighted``: the
+    rows' values weighted by the column ``by`` (an ACD from per-row ACDs and answered calls).
+    """
+
+    rule: Literal["sum", "ratio", "weighted"]
+    of: str = ""
+    per: str = ""
+    scale: int = 1
+    by: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        fields = {"of": self.of, "per": self.per, "by": self.by}
+        out: dict[str, Any] = {"rule": self.rule, **{k: v for k, v in fields.items() if v}}
+        if self.rule == "ratio":
+            out["scale"] = self.scale
+        return out
+
+
+SUM = Total("sum")
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str  # the page's column header
+    kind: Kind
+    description: str = ""  # the OpenAPI row schema's
+    example: Any = None
+    places: int = 0  # ratio: decimals
+    schema: Mapping[str, Any] = field(default_factory=dict)  # more JSON Schema (pattern, …)
+    total: Total | None = None  # None: SUM for count and money, nothing otherwise
+
+    @property
+    def totalled(self) -> Total | None:
+        if self.total is not None:
+            return self.total
+        return SUM if self.kind in ("count", "money") else None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"key": self.key, "label": self.label, "type": self.kind}
+        if self.kind == "ratio":
+            out["places"] = self.places
+        if (total := self.totalled) is not None:
+            out["total"] = total.as_json()
+        return out
+
+
+@dataclass(frozen=True)
+class Tone:
+    """The colour of a chart bar: ``by`` a flag column (``yes``/``no``), or by thresholds on a
+    number (the first ``(limit, tone)`` whose limit the value is below, else ``otherwise``)."""
+
+    by: str
+    yes: str = ""
+    no: str = ""
+    below: tuple[tuple[float, str], ...] = ()
+    otherwise: str = "base"
+    legend: tuple[tuple[str, str], ...] = ()  # (tone, text)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"by": self.by, "otherwise": self.otherwise}
+        if self.yes or self.no:
+            out |= {"yes": self.yes, "no": self.no}
+        if self.below:
+            out["below"] = [list(pair) for pair in self.below]
+        if self.legend:
+            out["legend"] = [list(pair) for pair in self.legend]
+        return out
+
+
+@dataclass(frozen=True)
+class TopBars:
+    """Horizontal bars of the first ``top`` rows (by ``sort_by`` descending when set, else in
+    the answer's order): ``label`` names a bar, ``value`` sizes it, ``details`` follow it."""
+
+    title: str
+    label: str
+    value: str
+    top: int = 12
+    sort_by: str = ""
+    unit: str = ""  # written after the value, e.g. " %"
+    details: tuple[tuple[str, str], ...] = ()  # (column, text after its value)
+    scale_max: float | None = None
+    tone: Tone | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": "top-bars",
+            "title": self.title,
+            "label": self.label,
+            "value": self.value,
+            "top": self.top,
+            "unit": self.unit,
+            "details": [list(pair) for pair in self.details],
+        }
+        if self.sort_by:
+            out["sort_by"] = self.sort_by
+        if self.scale_max is not None:
+            out["scale_max"] = self.scale_max
+        if self.tone is not None:
+            out["tone"] = self.tone.as_json()
+        return out
+
+
+@dataclass(frozen=True)
+class TimeBars:
+    """Bars over time, one group per distinct ``time`` (an hour column), a bar per series."""
+
+    title: str
+    time: str
+    series: tuple[tuple[str, str], ...]  # (column, legend text)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": "time-bars",
+            "title": self.title,
+            "time": self.time,
+            "series": [list(pair) for pair in self.series],
+        }
+
+
+Chart = TopBars | TimeBars
+
+
+def whole_days(report: Report) -> bool:
+    """Whether the report answers whole UTC days only (no hourly buckets, no hours in groups)."""
+    return HOUR not in report.grains and not report.hour_in_group
+
+
+def column_keys(report: Report) -> tuple[str, ...]:
+    return tuple(column.key for column in report.columns)
+
+
+def schema_name(report: Report) -> str:
+    """The stem of the report's OpenAPI schema names: rate-center → RateCenter."""
+    return "".join(part.capitalize() for part in report.name.split("-"))
+
+
+def describe(report: Report) -> dict[str, Any]:
+    """One report as the page needs it (the items of ``GET /api/v1/reports``)."""
+    return {
+        "id": report.name,
+        "title": report.title,
+        "short": report.short,
+        "hint": report.hint,
+        "whole_days": whole_days(report),
+        "columns": [column.as_json() for column in report.columns],
+        "chart": report.chart.as_json() if report.chart is not None else None,
+    }
+
+
+def catalogue(reports: Iterable[Report]) -> dict[str, Any]:
+    return {"reports": [describe(report) for report in reports]}
