@@ -24,7 +24,7 @@ class BulkHistogram(Histogram):
     exposition equals one observe() per value."""
 
     def observe_many(self, amounts: Sequence[float]) -> None:
-        self._raise_if_not_observable()
+        self._raise_if_not_observable()  # type: ignore[no-untyped-call]
         bounds = self._upper_bounds  # ascending, +Inf last: observe()'s first bound >= amount
         per_bucket = collections.Counter(bisect.bisect_left(bounds, a) for a in amounts)
         for index, count in per_bucket.items():

@@ -175,6 +175,12 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        """Raise SettingsError naming the first variable whose value cannot work."""
+        self._validate_numbers()
+        self._validate_choices()
+        self._validate_kafka()
+
+    def _validate_numbers(self) -> None:
         positive = (
             "web_port",
             "partitions",
@@ -195,6 +201,8 @@ class Settings:
         for name in ("standby_replicas", "future_tolerance_hours", "ingest_linger_ms"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{env_name(name)} must be 0 or more")
+
+    def _validate_choices(self) -> None:
         if (self.web_tls_certfile is None) != (self.web_tls_keyfile is None):
             raise SettingsError(
                 f"{env_name('web_tls_certfile')} and {env_name('web_tls_keyfile')} go together"
@@ -207,6 +215,8 @@ class Settings:
             raise SettingsError(
                 f"{env_name('log_level')} must be one of {', '.join(sorted(_LOG_LEVELS)).lower()}"
             )
+
+    def _validate_kafka(self) -> None:
         if not self.broker_hosts:
             raise SettingsError(f"{env_name('broker')} names no host:port")
         protocols = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
@@ -222,11 +232,11 @@ class Settings:
         """Bootstrap servers as ``host:port`` strings, without the URL scheme."""
         hosts = []
         for part in self.broker.replace(",", ";").split(";"):
-            part = part.strip()
-            if "://" in part:
-                part = part.split("://", 1)[1]
-            if part:
-                hosts.append(part)
+            host = part.strip()
+            if "://" in host:
+                host = host.split("://", 1)[1]
+            if host:
+                hosts.append(host)
         return hosts
 
     @property

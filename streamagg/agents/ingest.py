@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -43,6 +44,8 @@ from streamagg.metrics import Metrics
 from streamagg.settings import Settings
 
 log = logging.getLogger(__name__)
+
+Polled = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 
 RETRY_SECONDS = 5.0
 DLQ_HEADROOM = 2_000  # bytes for the headers and the record's framing
@@ -235,14 +238,14 @@ class IngestStage:
             with contextlib.suppress(KafkaError, OSError):
                 await consumer.stop()
 
-    async def _poll(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[ConsumerRecord]]:
+    async def _poll(self, consumer: AIOKafkaConsumer) -> Polled:
         """One poll, lingering up to STREAMAGG_INGEST_LINGER_MS for more when it came back small.
 
         Every batch message costs the report stage a transaction, so a trickle of tiny batches
         costs far more than the same CDRs in a few larger ones.
         """
         limit = self.settings.ingest_max_records
-        polled = await consumer.getmany(timeout_ms=200, max_records=limit)
+        polled: Polled = await consumer.getmany(timeout_ms=200, max_records=limit)
         if not polled:
             return polled
         loop = asyncio.get_running_loop()

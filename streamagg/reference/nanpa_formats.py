@@ -105,7 +105,7 @@ def parse_file(path: Path) -> ParsedFile:
         raise _wrong_format(path, header_index + 1, header_line)
     format_name, read_row = kind
     parsed = ParsedFile(path=path, format_name=format_name)
-    _read_rows(parsed, text, delimiter, header_index, keys, read_row)
+    _read_rows(parsed, text, delimiter, header_index, keys=keys, read_row=read_row)
     return parsed
 
 
@@ -133,6 +133,7 @@ def _read_rows(
     text: str,
     delimiter: str,
     header_index: int,
+    *,
     keys: list[str],
     read_row: _RowReader,
 ) -> None:

@@ -147,9 +147,12 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
     get, set_ = txn.get, txn.set
     for key, delta in deltas.items():
         raw = get(key)
-        if raw is not None:
-            delta = [a + b for a, b in zip(decode_vector(raw), delta, strict=True)]
-        set_(key, encode_vector(delta))
+        total = (
+            delta
+            if raw is None
+            else [a + b for a, b in zip(decode_vector(raw), delta, strict=True)]
+        )
+        set_(key, encode_vector(total))
     return len(deltas)
 
 

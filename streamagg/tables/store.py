@@ -8,6 +8,7 @@ changelog (recovery reads the rest) but never ahead of it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 from collections.abc import Iterator, Mapping
@@ -37,13 +38,15 @@ MEMTABLE_BYTES = 32 * 1024 * 1024
 # emptied whenever it passes this many keys (~200 bytes each).
 HOT_KEYS = 100_000
 _HOT_KINDS = (ord("R"), ord("M"))
-_block_cache: Cache | None = None
+
+
+@functools.cache
+def _block_cache() -> Cache:
+    """The one block cache of every partition this process opens."""
+    return Cache(BLOCK_CACHE_BYTES)
 
 
 def _options() -> Options:
-    global _block_cache
-    if _block_cache is None:
-        _block_cache = Cache(BLOCK_CACHE_BYTES)
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.set_write_buffer_size(MEMTABLE_BYTES)
@@ -54,7 +57,7 @@ def _options() -> Options:
     options.set_memtable_whole_key_filtering(True)
     table = BlockBasedOptions()
     table.set_bloom_filter(10, False)
-    table.set_block_cache(_block_cache)
+    table.set_block_cache(_block_cache())
     options.set_block_based_table_factory(table)
     return options
 

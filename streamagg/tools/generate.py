@@ -18,10 +18,10 @@ from streamagg.settings import Settings
 from streamagg.tools.cdrgen import (
     DEFAULT_ASR_DROP_FACTOR,
     DT_SPELLINGS,
-    TECH_PREFIXES,
     CdrGenerator,
     GeneratorOptions,
 )
+from streamagg.tools.cdrplan import TECH_PREFIXES
 from streamagg.tools.kafka_out import Message, SendPlan, progress_wanted, send_messages
 
 # As-fast-as-possible runs of at least this many messages synthesise them in a child process.

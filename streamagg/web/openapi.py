@@ -91,9 +91,8 @@ def _column(column: Column) -> dict[str, Any]:
 
 
 def render(document: dict[str, Any]) -> str:
-    return HEADER + yaml.dump(
-        document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
-    )
+    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return HEADER + str(body)
 
 
 class _Dumper(yaml.SafeDumper):

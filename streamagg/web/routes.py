@@ -15,10 +15,10 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streamagg.errors import BadQuery, NotOwner, Unavailable
+from streamagg.errors import AccessDenied, BadQuery, NotOwner, Unavailable
 from streamagg.reports import REPORTS
 from streamagg.reports.view import catalogue
-from streamagg.web.auth import AccessDenied, check_customer
+from streamagg.web.auth import check_customer
 from streamagg.web.forward import forward_request
 from streamagg.web.params import UnknownReport, parse_report_query
 from streamagg.web.query_service import local_rows

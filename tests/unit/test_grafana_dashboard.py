@@ -204,7 +204,8 @@ def test_expressions_are_valid_promql(dashboard: dict[str, Any], tmp_path: Path)
             pytrace=False,
         )
     lines = ["groups:", "  - name: dashboard", "    rules:"]
-    for i, (_, expr) in enumerate(expressions(dashboard)):
+    for i, (_, panel_expr) in enumerate(expressions(dashboard)):
+        expr = panel_expr
         for variable, value in GRAFANA_VARIABLES.items():
             expr = expr.replace(variable, value)
         assert "$" not in expr, f"unreplaced Grafana variable in {expr!r}"
