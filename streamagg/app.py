@@ -20,10 +20,8 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import CollectorRegistry
 
 from streamagg.agents.aggregate import ReportAgent
-from streamagg.agents.ingest import IngestStage
-from streamagg.agents.ingest_process import IngestProcess
+from streamagg.agents.ingest_modes import Ingest, create_ingest
 from streamagg.metrics import Metrics, create_metrics
-from streamagg.reference.dids import DidInventory
 from streamagg.reference.ratecenters import RateCenterSource
 from streamagg.reports import REPORTS
 from streamagg.settings import Settings
@@ -64,21 +62,14 @@ class Runtime:
     registry: CollectorRegistry
     metrics: Metrics
     state: StateLayer
-    inventory: DidInventory | None  # None when the ingest child process keeps its own
     rate_centers: RateCenterSource
     tokens: TokenStore
-    ingest: IngestStage | IngestProcess
+    ingest: Ingest
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def readiness(self, app: faust.App) -> tuple[bool, str]:
         """Whether this worker answers queries with complete data, and if not, why."""
-        if self.inventory is not None:
-            inventory_loaded = self.inventory.loaded
-        else:
-            inventory_loaded = (
-                isinstance(self.ingest, IngestProcess) and self.ingest.inventory_loaded
-            )
-        if not inventory_loaded:
+        if not self.ingest.inventory_loaded:
             return False, "loading the DID inventory"
         if not self.ingest.running.is_set():
             return False, "the ingest stage is not connected to Kafka"
@@ -137,25 +128,17 @@ def create_app(
         ReportAgent(metrics, horizon),
         RetentionSweeper(REPORTS, settings.retention_days, horizon),
     )
-    inventory: DidInventory | None = None
-    ingest: IngestStage | IngestProcess
-    if settings.ingest_in_child_process:
-        ingest = IngestProcess(settings, metrics)
-    else:
-        inventory = DidInventory(settings)
-        ingest = IngestStage(settings, metrics, inventory.owner)
     app.runtime = Runtime(
         settings=settings,
         registry=registry,
         metrics=metrics,
         state=state,
-        inventory=inventory,
         rate_centers=RateCenterSource(settings.ratecenters, log=log),
         tokens=TokenStore(
             settings.tokens_file,
             on_validity=lambda valid: metrics.tokens_file_valid.set(1 if valid else 0),
         ),
-        ingest=ingest,
+        ingest=create_ingest(settings, metrics),
     )
     metrics.tokens_file_valid.set(1 if app.runtime.tokens.valid else 0)
 
@@ -168,20 +151,8 @@ def create_app(
 
 async def _start_side_services(runtime: Runtime) -> None:
     runtime.background.append(asyncio.create_task(runtime.state.run()))
-    if runtime.inventory is not None:
-        await runtime.inventory.start()
-        runtime.background.append(asyncio.create_task(_ingest_after_inventory(runtime)))
-    else:
-        runtime.background.append(asyncio.create_task(runtime.ingest.run()))
+    runtime.background.append(asyncio.create_task(runtime.ingest.run()))
     runtime.background.append(asyncio.create_task(_watch_rate_centers(runtime)))
-
-
-async def _ingest_after_inventory(runtime: Runtime) -> None:
-    assert runtime.inventory is not None
-    # SPEC §2: no CDR is processed before the DID inventory is read to its end.
-    await runtime.inventory.wait_loaded()
-    log.info("DID inventory loaded (%d DIDs); starting the ingest stage", len(runtime.inventory))
-    await runtime.ingest.run()
 
 
 async def _watch_rate_centers(runtime: Runtime) -> None:
@@ -192,14 +163,12 @@ async def _watch_rate_centers(runtime: Runtime) -> None:
 
 
 async def _stop_side_services(runtime: Runtime) -> None:
-    runtime.ingest.stop()
     runtime.state.stop()
+    await runtime.ingest.stop()
     for task in runtime.background:
         task.cancel()
     await asyncio.gather(*runtime.background, return_exceptions=True)
     await runtime.state.close()
-    if runtime.inventory is not None:
-        await runtime.inventory.stop()
 
 
 def _credentials(settings: Settings) -> Any:

@@ -14,20 +14,24 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
 from streamagg.metrics import Metrics, create_metrics
 from streamagg.settings import Settings
 
+if TYPE_CHECKING:
+    from streamagg.agents.ingest import IngestStage
+    from streamagg.reference.dids import DidInventory
+
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SECONDS = 0.5
 RESTART_SECONDS = 3.0
+STOP_SECONDS = 10.0  # how long the child has to finish its transaction after SIGTERM
 
 
 @dataclass
@@ -80,14 +84,21 @@ async def _child(settings: Settings, conn: Connection) -> None:
             await asyncio.sleep(SNAPSHOT_SECONDS)
 
     reporter = asyncio.create_task(report())
-    await inventory.start()
-    # SPEC §2: no CDR is processed before the DID inventory is read to its end.
-    await inventory.wait_loaded()
-    log.info("DID inventory loaded (%d DIDs); starting the ingest stage", len(inventory))
     try:
-        await stage.run()
+        await run_after_inventory(inventory, stage)
     finally:
         reporter.cancel()
+
+
+async def run_after_inventory(inventory: DidInventory, stage: IngestStage) -> None:
+    """Read the DID inventory to its end, then run the stage (SPEC §2: no CDR is processed
+    before that); the inventory's reader stops with the stage."""
+    await inventory.start()
+    try:
+        await inventory.wait_loaded()
+        log.info("DID inventory loaded (%d DIDs); starting the ingest stage", len(inventory))
+        await stage.run()
+    finally:
         await inventory.stop()
 
 
@@ -174,12 +185,15 @@ class IngestProcess:
                 self.metrics.consumer_lag.remove(topic, partition)
         self._lag_shown = set(snapshot.lag)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """Ask the child to stop (SIGTERM), kill it after STOP_SECONDS; the wait runs in a
+        thread, so the worker's event loop serves on meanwhile."""
         self._stopping = True
-        if self._process is not None and self._process.is_alive():
-            self._process.terminate()
-            deadline = time.monotonic() + 10
-            while self._process.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self._process.is_alive():
-                self._process.kill()
+        process = self._process
+        if process is None or not process.is_alive():
+            return
+        process.terminate()
+        await asyncio.to_thread(process.join, STOP_SECONDS)
+        if process.is_alive():
+            process.kill()
+            await asyncio.to_thread(process.join, STOP_SECONDS)
