@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
+from prometheus_client import Gauge
 
 from streamagg.settings import Settings, env_name
 
@@ -40,6 +43,21 @@ def unreachable(address: str, exc: BaseException) -> str:
     else:
         detail = str(exc).strip() or type(exc).__name__
     return f"cannot reach Kafka at {address} ({detail})"
+
+
+def admin_client(settings: Settings) -> AIOKafkaAdminClient:
+    """An admin client (topic creation, cluster description); start() it, close() it."""
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+        **settings.kafka_client_options(),
+    )
+
+
+def replication_factor(settings: Settings, brokers: int) -> int:
+    """The one rule for every topic streamagg creates: STREAMAGG_REPLICATION_FACTOR, capped
+    at the brokers the cluster has (a one-broker development cluster gets 1)."""
+    return max(1, min(settings.replication_factor, brokers))
 
 
 def common_options(settings: Settings) -> dict[str, Any]:
@@ -104,3 +122,39 @@ async def stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer, timeout: flo
     """Stop a client that may be fenced or cut off from the cluster, without raising."""
     with contextlib.suppress(Exception, asyncio.TimeoutError):
         await asyncio.wait_for(client.stop(), timeout)
+
+
+class LagSeries:
+    """A consumer's lag per partition on one gauge (streamagg_consumer_lag_messages): the
+    messages between its position and the partition's high watermark. Every stage shows lag
+    through one of these: a series appears with the first position known and goes when the
+    partition goes (an old owner's series would otherwise stay, frozen, after a rebalance)."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self._shown: set[tuple[str, str]] = set()
+
+    def show(self, topic: str, partition: int | str, lag: float) -> None:
+        key = (topic, str(partition))
+        self.gauge.labels(topic=key[0], partition=key[1]).set(max(0.0, lag))
+        self._shown.add(key)
+
+    def show_position(self, consumer: AIOKafkaConsumer, tp: TopicPartition, position: int) -> None:
+        """The lag of ``tp`` when ``position`` is the next offset to read (if the consumer
+        knows the high watermark yet)."""
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            self.show(tp.topic, tp.partition, highwater - position)
+
+    def forget(self, topic: str, partition: int | str) -> None:
+        key = (topic, str(partition))
+        self._shown.discard(key)
+        with contextlib.suppress(KeyError):
+            self.gauge.remove(*key)
+
+    def show_only(self, lags: Mapping[tuple[str, str], float]) -> None:
+        """Exactly these series (another process's, mirrored): set them, forget the rest."""
+        for topic, partition in self._shown - lags.keys():
+            self.forget(topic, partition)
+        for (topic, partition), lag in lags.items():
+            self.show(topic, partition, lag)

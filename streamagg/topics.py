@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from streamagg.errors import BrokerUnavailable, SettingsError
-from streamagg.kafka_clients import REQUEST_TIMEOUT_MS, unreachable
+from streamagg.kafka_clients import admin_client, replication_factor, unreachable
 from streamagg.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
@@ -20,11 +20,7 @@ async def ensure_topics(settings: Settings) -> int:
     """Create missing topics; raise SettingsError when the batch topic's partitions differ.
 
     Returns the replication factor to use for topics (capped at the number of brokers)."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-        **settings.kafka_client_options(),
-    )
+    admin = admin_client(settings)
     try:
         await admin.start()
     except (KafkaConnectionError, KafkaError, OSError) as exc:
@@ -67,9 +63,7 @@ async def ensure_topics(settings: Settings) -> int:
 
 
 def _replication(settings: Settings, admin: AIOKafkaAdminClient) -> int:
-    """The configured replication factor, or 1 on a cluster of fewer brokers than that."""
-    brokers = len(admin._client.cluster.brokers())
-    return max(1, min(settings.replication_factor, brokers))
+    return replication_factor(settings, len(admin._client.cluster.brokers()))
 
 
 async def wait_for_broker(settings: Settings, retry_seconds: float = 5.0) -> int:

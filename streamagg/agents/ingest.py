@@ -35,6 +35,7 @@ from streamagg.cdr import Rejection, TimePolicy, decode_cdr
 from streamagg.failpoints import failpoint
 from streamagg.kafka_clients import (
     MAX_BATCH_BYTES,
+    LagSeries,
     fencing_producer,
     group_reader,
     stop_quietly,
@@ -90,14 +91,13 @@ class LagSeriesListener(ConsumerRebalanceListener):
     """
 
     def __init__(self, lag: Gauge) -> None:
-        self.lag = lag
+        self.lag = LagSeries(lag)
         self.owned: set[TopicPartition] = set()
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         for tp in revoked:
             self.owned.discard(tp)
-            with contextlib.suppress(KeyError):
-                self.lag.remove(tp.topic, str(tp.partition))
+            self.lag.forget(tp.topic, tp.partition)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         # No series yet: one appears with the first poll of the partition.
@@ -291,11 +291,8 @@ class IngestStage:
             if isinstance(result, BaseException):
                 raise result
         for tp, messages, _producer in work:
-            highwater = consumer.highwater(tp)
-            if highwater is not None and tp in partitions.owned:
-                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                    max(0, highwater - messages[-1].offset - 1)
-                )
+            if tp in partitions.owned:
+                partitions.lag.show_position(consumer, tp, messages[-1].offset + 1)
 
     async def _forward_partition(
         self,

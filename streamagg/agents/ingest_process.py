@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
+from streamagg.kafka_clients import LagSeries
 from streamagg.metrics import Metrics, create_metrics
 from streamagg.settings import Settings
 
@@ -122,7 +123,7 @@ class IngestProcess:
         self._process: Any = None
         self._conn: Connection | None = None
         self._rejected_seen = 0.0
-        self._lag_shown: set[tuple[str, str]] = set()
+        self._lag = LagSeries(metrics.consumer_lag)
         self._stopping = False
 
     @property
@@ -177,13 +178,8 @@ class IngestProcess:
         if delta > 0:
             self.metrics.cdrs.labels(outcome="rejected").inc(delta)
         self._rejected_seen = snapshot.rejected
-        for (topic, partition), value in snapshot.lag.items():
-            self.metrics.consumer_lag.labels(topic=topic, partition=partition).set(value)
-        for topic, partition in self._lag_shown - snapshot.lag.keys():
-            # The child's rebalance moved this partition away: drop its series here too.
-            with contextlib.suppress(KeyError):
-                self.metrics.consumer_lag.remove(topic, partition)
-        self._lag_shown = set(snapshot.lag)
+        # (A partition the child's rebalance moved away loses its series here too.)
+        self._lag.show_only(snapshot.lag)
 
     async def stop(self) -> None:
         """Ask the child to stop (SIGTERM), kill it after STOP_SECONDS; the wait runs in a

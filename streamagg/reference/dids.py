@@ -20,7 +20,12 @@ from aiokafka.errors import (
 )
 
 from streamagg.errors import BrokerUnavailable
-from streamagg.kafka_clients import REQUEST_TIMEOUT_MS, unreachable
+from streamagg.kafka_clients import (
+    REQUEST_TIMEOUT_MS,
+    admin_client,
+    replication_factor,
+    unreachable,
+)
 from streamagg.numbers import normalise_number
 from streamagg.settings import Settings
 
@@ -34,10 +39,8 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-#: Client request timeout: bounds how long a command waits for an unreachable broker.
 _RETRY_FIRST_S = 1.0
 _RETRY_MAX_S = 30.0
-_MAX_REPLICATION = 3
 _TOLERATED_CREATE_ERRORS = (
     TopicAlreadyExistsError,
     TopicAuthorizationFailedError,
@@ -81,15 +84,11 @@ async def ensure_dids_topic(settings: Settings) -> list[int]:
 
     Raises BrokerUnavailable naming the address when the cluster cannot be reached.
     """
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-        **settings.kafka_client_options(),
-    )
+    admin = admin_client(settings)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
-        replicas = max(1, min(_MAX_REPLICATION, len(cluster.get("brokers", ()))))
+        replicas = replication_factor(settings, len(cluster.get("brokers", ())))
         topic = NewTopic(
             settings.dids_topic,
             num_partitions=1,

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from streamagg.errors import NotOwner, Unavailable
-from streamagg.kafka_clients import SESSION_TIMEOUT_MS, group_reader
+from streamagg.kafka_clients import SESSION_TIMEOUT_MS, LagSeries, group_reader
 from streamagg.metrics import Metrics
 from streamagg.settings import Settings
 from streamagg.tables.assignor import OwnershipAssignor
@@ -77,6 +77,7 @@ class StateLayer(ConsumerRebalanceListener):
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.lag = LagSeries(metrics.consumer_lag)
         self.handler = handler
         self.sweeper = sweeper
         self.topic = settings.batches_topic
@@ -330,8 +331,7 @@ class StateLayer(ConsumerRebalanceListener):
         owned, self.owned = self.owned, {}
         await asyncio.gather(*(o.release() for o in owned.values()), return_exceptions=True)
         for number in owned:
-            with contextlib.suppress(KeyError):
-                self.metrics.consumer_lag.remove(self.topic, str(number))
+            self.lag.forget(self.topic, number)
             with contextlib.suppress(KeyError):
                 self.metrics.partition_stopped.remove(str(number))
 
@@ -416,14 +416,9 @@ class StateLayer(ConsumerRebalanceListener):
             if owned.status is not Status.ACTIVE:
                 continue
             tp = TopicPartition(self.topic, owned.number)
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
             # The position, not the state's next offset: transaction markers take offsets too.
             try:
                 position = max(owned.next_offset, await consumer.position(tp))
             except IllegalStateError:  # no longer assigned
                 continue
-            self.metrics.consumer_lag.labels(topic=self.topic, partition=str(owned.number)).set(
-                max(0, highwater - position)
-            )
+            self.lag.show_position(consumer, tp, position)

@@ -15,6 +15,7 @@ from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from streamagg.agents.ingest import IngestStage, LagSeriesListener, TransactionalPartitions
+from streamagg.kafka_clients import LagSeries
 from streamagg.metrics import Metrics, create_metrics
 from streamagg.settings import Settings
 
@@ -255,3 +256,35 @@ async def test_a_dropped_poll_is_read_again_from_the_committed_offsets() -> None
     partitions.rewind([owned, arriving])
 
     assert consumer.sought == [(owned, 826)]
+
+
+class _Highwater:
+    def __init__(self, marks: dict[TopicPartition, int]) -> None:
+        self.marks = marks
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.marks.get(tp)
+
+
+def test_lag_series_show_only_mirrors_another_process_and_drops_what_it_no_longer_has() -> None:
+    """The parent shows the ingest child's lag: a partition the child lost must go here too."""
+    registry = CollectorRegistry()
+    series = LagSeries(create_metrics(registry).consumer_lag)
+    series.show_only({(TOPIC, "0"): 5.0, (TOPIC, "1"): 7.0})
+    series.show_only({(TOPIC, "1"): 3.0})
+    assert lag_series(registry) == {(TOPIC, "1")}
+    assert lag(registry, TOPIC, 1) == 3.0
+    series.forget(TOPIC, 9)  # never shown: nothing to do, no error
+
+
+def test_lag_series_from_a_position_waits_for_the_high_watermark_and_is_never_negative() -> None:
+    registry = CollectorRegistry()
+    series = LagSeries(create_metrics(registry).consumer_lag)
+    known, unknown = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+    consumer: Any = _Highwater({known: 100})
+    series.show_position(consumer, unknown, 10)
+    series.show_position(consumer, known, 60)
+    assert lag_series(registry) == {(TOPIC, "0")}
+    assert lag(registry, TOPIC, 0) == 40
+    series.show_position(consumer, known, 101)  # (a transaction marker past the last record)
+    assert lag(registry, TOPIC, 0) == 0

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from streamagg.errors import SettingsError
+from streamagg.kafka_clients import replication_factor
 from streamagg.settings import Settings
 
 
@@ -183,3 +184,13 @@ def test_ingest_mode_auto_uses_a_child_process_when_there_are_two_cpus(monkeypat
     assert Settings(ingest_mode="process").ingest_in_child_process
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert not Settings(ingest_mode="inline").ingest_in_child_process
+
+
+@pytest.mark.parametrize(
+    ("configured", "brokers", "expected"), [(3, 1, 1), (3, 5, 3), (2, 3, 2), (3, 0, 1)]
+)
+def test_every_topic_gets_the_configured_replication_capped_at_the_brokers(
+    configured: int, brokers: int, expected: int
+) -> None:
+    settings = Settings(replication_factor=configured)
+    assert replication_factor(settings, brokers) == expected
