@@ -14,7 +14,7 @@ import random
 from datetime import datetime, timedelta
 
 from bench.data import CDR_PARTITIONS, HISTORY_DAYS, _create_topic
-from streamagg.tools.cdrgen import CdrGenerator, GeneratorOptions
+from streamagg.cli.cdrgen import CdrGenerator, GeneratorOptions
 from tests.support.kafka_io import produce_keyed
 
 NAME = "backfill"

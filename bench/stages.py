@@ -20,11 +20,11 @@ from aiokafka.structs import ConsumerRecord
 from streamagg.agents.ingest import _encode_bounded, triage
 from streamagg.batches import Batch, split_into_batches
 from streamagg.cdr import TimePolicy
+from streamagg.cli.cdrgen import CdrGenerator, GeneratorOptions
 from streamagg.reports import REPORTS
 from streamagg.tables.fold import _is_duplicate, add_expiry_groups, fold_report
 from streamagg.tables.store import PartitionStore
 from streamagg.tables.transaction import PartitionTransaction
-from streamagg.tools.cdrgen import CdrGenerator, GeneratorOptions
 
 HORIZON_MS = 48 * 3600 * 1000
 POLL = 5000  # messages per ingest poll

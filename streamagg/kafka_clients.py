@@ -15,7 +15,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    IllegalSaslStateError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 from prometheus_client import Gauge
 
 from streamagg.settings import Settings, env_name
@@ -43,6 +51,46 @@ def unreachable(address: str, exc: BaseException) -> str:
     else:
         detail = str(exc).strip() or type(exc).__name__
     return f"cannot reach Kafka at {address} ({detail})"
+
+
+# A refused login is told apart from a broker that is down by one connection per address.
+AUTH_PROBE_TIMEOUT_S = 15.0
+_AUTH_ERRORS = (
+    AuthenticationFailedError,
+    IllegalSaslStateError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+
+
+async def authentication_failure(settings: Settings) -> str | None:
+    """Say so when the brokers refuse the SASL login, or None (no SASL, down, other causes).
+
+    aiokafka only logs a refused login and then reports "Unable to bootstrap", which reads like
+    a broker that is down; one direct connection per address tells the two apart.
+    """
+    if not settings.security_protocol.startswith("SASL"):
+        return None
+    options: dict[str, Any] = dict(settings.kafka_client_options())
+    for address in settings.broker_hosts:
+        host, _, port = address.rpartition(":")
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(host.strip("[]"), int(port), **options), AUTH_PROBE_TIMEOUT_S
+            )
+        except _AUTH_ERRORS as exc:
+            given = exc.args[0] if exc.args else None  # the broker's text, or the connection
+            reason = (given if isinstance(given, str) and given else exc.description).rstrip(".")
+            return (
+                f"authentication failed at Kafka broker {address} "
+                f"({settings.sasl_mechanism} as user {settings.sasl_username!r}): {reason}; "
+                f"check {env_name('sasl_username')}, {env_name('sasl_password')} and "
+                f"{env_name('sasl_mechanism')}"
+            )
+        except (KafkaError, OSError, TimeoutError, ValueError):
+            continue
+        conn.close()
+    return None
 
 
 def admin_client(settings: Settings) -> AIOKafkaAdminClient:

@@ -10,7 +10,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from streamagg.errors import BrokerUnavailable, SettingsError
-from streamagg.kafka_clients import admin_client, replication_factor, unreachable
+from streamagg.kafka_clients import (
+    admin_client,
+    authentication_failure,
+    replication_factor,
+    unreachable,
+)
 from streamagg.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
@@ -24,8 +29,6 @@ async def ensure_topics(settings: Settings) -> int:
     try:
         await admin.start()
     except (KafkaConnectionError, KafkaError, OSError) as exc:
-        from streamagg.tools.kafka_out import authentication_failure
-
         refused = await authentication_failure(settings)
         raise BrokerUnavailable(refused or unreachable(settings.bootstrap_servers, exc)) from None
     try:

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from streamagg.reference import did_loader
+from streamagg.cli import did_loader
 from streamagg.reference.dids import DidInventory, read_inventory
 from streamagg.settings import Settings
 
@@ -192,7 +192,7 @@ async def test_bad_records_in_the_topic_are_logged_and_skipped(
 # set up, without importing the other commands.
 DIDS_LOAD = """
 import argparse, sys
-from streamagg.reference import did_loader
+from streamagg.cli import did_loader
 from streamagg.settings import Settings
 args = argparse.Namespace(file=sys.argv[1], replace=True)
 sys.exit(did_loader.run(args, Settings.from_env()))

@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
-from streamagg.tools.cdrgen import CdrGenerator, GeneratorOptions
-from streamagg.tools.generate import epoch_seconds
+from streamagg.cli.cdrgen import CdrGenerator, GeneratorOptions
+from streamagg.cli.generate import epoch_seconds
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STEP_TIMEOUT_S = 60

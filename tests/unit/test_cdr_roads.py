@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamagg.cdr import Cdr, Rejection, TimePolicy, decode_general, decode_typical
-from streamagg.tools.cdrgen import CdrGenerator, GeneratorOptions
+from streamagg.cli.cdrgen import CdrGenerator, GeneratorOptions
 from tests.unit.test_cdr_properties import (
     DEFAULT_POLICY,
     FIELDS,

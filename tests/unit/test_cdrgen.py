@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from streamagg.tools.cdrgen import DT_SPELLINGS, CdrGenerator, GeneratorOptions
-from streamagg.tools.cdrplan import TECH_PREFIXES, nanp_prefixes
-from streamagg.tools.generate import (
+from streamagg.cli.cdrgen import DT_SPELLINGS, CdrGenerator, GeneratorOptions
+from streamagg.cli.cdrplan import TECH_PREFIXES, nanp_prefixes
+from streamagg.cli.generate import (
     add_arguments,
     options_from_args,
     parse_asr_drops,

@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streamagg.cli import did_loader
+from streamagg.cli.did_loader import parse_did_csv, parse_did_lines
 from streamagg.errors import ReferenceDataError
-from streamagg.reference import did_loader
-from streamagg.reference.did_loader import parse_did_csv, parse_did_lines
 from streamagg.reference.dids import DidInventory, apply_record
 from streamagg.settings import Settings
 

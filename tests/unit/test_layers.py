@@ -16,13 +16,13 @@ LAYERS: list[tuple[str, set[str]]] = [
         "foundation",
         {"errors", "settings", "settings_doc", "failpoints", "numbers", "kafka_clients"},
     ),
-    ("input", {"cdr", "tools"}),
+    ("input", {"cdr"}),
     ("messages", {"batches", "metrics", "reference", "topics"}),
     ("state", {"tables"}),
     ("reports", {"reports"}),
     ("stages", {"agents"}),
     ("web", {"web"}),
-    ("process", {"app", "worker", "cli", "__main__"}),
+    ("process", {"app", "cli"}),
 ]
 LEVEL = {name: level for level, (_, names) in enumerate(LAYERS) for name in names}
 

@@ -7,8 +7,8 @@ import io
 import orjson
 import pytest
 
+from streamagg.cli.replay import CdrExport, cdr_from_csv_row, detect_format
 from streamagg.errors import StreamaggError
-from streamagg.tools.replay import CdrExport, cdr_from_csv_row, detect_format
 
 
 def test_json_lines_are_sent_byte_for_byte_with_the_customer_as_key() -> None:

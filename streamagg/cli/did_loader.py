@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from streamagg.errors import BrokerUnavailable, ReferenceDataError, StreamaggError
-from streamagg.kafka_clients import REQUEST_TIMEOUT_MS
+from streamagg.kafka_clients import REQUEST_TIMEOUT_MS, authentication_failure
 from streamagg.numbers import normalise_number
 from streamagg.reference.dids import (
     broker_unavailable,
@@ -26,7 +26,6 @@ from streamagg.reference.dids import (
     read_inventory,
 )
 from streamagg.settings import Settings
-from streamagg.tools.kafka_out import authentication_failure
 
 __all__ = ["DidFile", "parse_did_csv", "run"]
 

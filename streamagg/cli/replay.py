@@ -13,9 +13,9 @@ from typing import IO, cast
 
 import orjson
 
+from streamagg.cli.kafka_out import Message, SendPlan, progress_wanted, send_messages
 from streamagg.errors import StreamaggError
 from streamagg.settings import Settings
-from streamagg.tools.kafka_out import Message, SendPlan, progress_wanted, send_messages
 
 CDR_FIELDS = (
     "callid", "dt", "customer_id", "provider_id", "customer_charge", "provider_charge",

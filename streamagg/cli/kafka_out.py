@@ -15,38 +15,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.conn import create_conn
 from aiokafka.errors import (
-    AuthenticationFailedError,
-    IllegalSaslStateError,
     KafkaConnectionError,
     KafkaError,
-    SaslAuthenticationFailed,
     UnknownTopicOrPartitionError,
-    UnsupportedSaslMechanismError,
 )
 from aiokafka.partitioner import murmur2
 from tqdm import tqdm
 
 from streamagg.errors import BrokerUnavailable, StreamaggError
-from streamagg.kafka_clients import REQUEST_TIMEOUT_MS, unreachable
-from streamagg.settings import Settings, env_name
+from streamagg.kafka_clients import (
+    MAX_BATCH_BYTES,
+    REQUEST_TIMEOUT_MS,
+    authentication_failure,
+    unreachable,
+)
+from streamagg.settings import Settings
 
 Message = tuple[bytes | None, bytes]
 
 # Batches are built here, per partition, and handed to the producer whole: far cheaper per
 # message than `send()`, which partitions (pure-Python murmur2) and queues one record at a time.
-MAX_BATCH_BYTES = 1_000_000  # under the broker's default message.max.bytes (1 MiB + 12)
 MAX_IN_FLIGHT_BATCHES = 32
 FAST_CHUNK = 5000  # messages taken from the source between two yields to the event loop
 PACED_TICKS_PER_SECOND = 20
-AUTH_PROBE_TIMEOUT_S = 15.0
-_AUTH_ERRORS = (
-    AuthenticationFailedError,
-    IllegalSaslStateError,
-    SaslAuthenticationFailed,
-    UnsupportedSaslMechanismError,
-)
 
 
 @dataclass(frozen=True)
@@ -151,36 +143,6 @@ async def _start_producer(settings: Settings, topic: str) -> AIOKafkaProducer:
             f"topic {topic!r} does not exist on {address} and the broker does not create it"
         ) from None
     return producer
-
-
-async def authentication_failure(settings: Settings) -> str | None:
-    """Say so when the brokers refuse the SASL login, or None (no SASL, down, other causes).
-
-    aiokafka only logs a refused login and then reports "Unable to bootstrap", which reads like
-    a broker that is down; one direct connection per address tells the two apart.
-    """
-    if not settings.security_protocol.startswith("SASL"):
-        return None
-    options: dict[str, Any] = dict(settings.kafka_client_options())
-    for address in settings.broker_hosts:
-        host, _, port = address.rpartition(":")
-        try:
-            conn = await asyncio.wait_for(
-                create_conn(host.strip("[]"), int(port), **options), AUTH_PROBE_TIMEOUT_S
-            )
-        except _AUTH_ERRORS as exc:
-            given = exc.args[0] if exc.args else None  # the broker's text, or the connection
-            reason = (given if isinstance(given, str) and given else exc.description).rstrip(".")
-            return (
-                f"authentication failed at Kafka broker {address} "
-                f"({settings.sasl_mechanism} as user {settings.sasl_username!r}): {reason}; "
-                f"check {env_name('sasl_username')}, {env_name('sasl_password')} and "
-                f"{env_name('sasl_mechanism')}"
-            )
-        except (KafkaError, OSError, TimeoutError, ValueError):
-            continue
-        conn.close()
-    return None
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="run one worker (ingest, reports, HTTP API)")
 
-    from streamagg.tools import generate, replay
+    from streamagg.cli import generate, replay
 
     generate.add_arguments(sub.add_parser("generate", help="send a synthetic CDR stream"))
     replay.add_arguments(sub.add_parser("replay", help="send a CDR export to Kafka"))
@@ -55,27 +55,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
-        from streamagg.worker import run_worker
+        from streamagg.cli.worker import run_worker
 
         return run_worker(settings)
     if args.command == "generate":
-        from streamagg.tools import generate
+        from streamagg.cli import generate
 
         return generate.run(args, settings)
     if args.command == "replay":
-        from streamagg.tools import replay
+        from streamagg.cli import replay
 
         return replay.run(args, settings)
     if args.command == "dids":
-        from streamagg.reference import did_loader
+        from streamagg.cli import did_loader
 
         return did_loader.run(args, settings)
     if args.command == "check":
-        from streamagg.tools import check
+        from streamagg.cli import check
 
         return check.run(args, settings)
     raise AssertionError(args.command)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,15 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from streamagg.settings import Settings
-from streamagg.tools.cdrgen import (
+from streamagg.cli.cdrgen import (
     DEFAULT_ASR_DROP_FACTOR,
     DT_SPELLINGS,
     CdrGenerator,
     GeneratorOptions,
 )
-from streamagg.tools.cdrplan import TECH_PREFIXES
-from streamagg.tools.kafka_out import Message, SendPlan, progress_wanted, send_messages
+from streamagg.cli.cdrplan import TECH_PREFIXES
+from streamagg.cli.kafka_out import Message, SendPlan, progress_wanted, send_messages
+from streamagg.settings import Settings
 
 # As-fast-as-possible runs of at least this many messages synthesise them in a child process.
 SUBPROCESS_FROM_COUNT = 50_000

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import orjson
 
-from streamagg.tools.cdrplan import (
+from streamagg.cli.cdrplan import (
     PREFIX_NAMES,
     TECH_PREFIXES,
     CallPlan,
