@@ -37,6 +37,7 @@ class Metrics:
     cdrs: Counter
     calls: Counter
     calls_answered: Counter
+    calls_effective: Counter
     answered_seconds: Counter
     consumer_lag: Gauge
     processing_latency: BulkHistogram
@@ -69,20 +70,24 @@ class Metrics:
             label = self.prefix_label(cdr.tech_prefix)
             totals = per_prefix.get(label)
             if totals is None:
-                totals = per_prefix[label] = [0, 0, 0]
+                totals = per_prefix[label] = [0, 0, 0, 0]
             totals[0] += 1
             if cdr.answered:
                 totals[1] += 1
                 totals[2] += cdr.duration
+            if cdr.effective:
+                totals[3] += 1
         if accepted:
             self.cdrs.labels(outcome="accepted").inc(accepted)
-        for prefix, (calls, answered, micros) in per_prefix.items():
+        for prefix, (calls, answered, micros, effective) in per_prefix.items():
             if prefix == OTHER_PREFIXES:
                 self.prefixes_folded.inc(calls)
             self.calls.labels(tech_prefix=prefix).inc(calls)
             if answered:
                 self.calls_answered.labels(tech_prefix=prefix).inc(answered)
                 self.answered_seconds.labels(tech_prefix=prefix).inc(micros / 1_000_000)
+            if effective:
+                self.calls_effective.labels(tech_prefix=prefix).inc(effective)
 
 
 def create_metrics(
@@ -100,6 +105,13 @@ def create_metrics(
         calls_answered=Counter(
             "streamagg_calls_answered",
             "Answered calls per tech prefix.",
+            ["tech_prefix"],
+            registry=registry,
+        ),
+        calls_effective=Counter(
+            "streamagg_calls_effective",
+            "Effective calls per tech prefix: answered or ended by the called user (final SIP "
+            "code 200, 486, 600, 603, 480 or 487; ITU-T E.425), the numerator of NER.",
             ["tech_prefix"],
             registry=registry,
         ),

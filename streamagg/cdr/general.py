@@ -20,6 +20,9 @@ from streamagg.cdr.model import (
     ID_MAX_CHARS,
     MAX_DURATION,
     MAX_MESSAGE_BYTES,
+    MAX_PDD_MS,
+    NO_PDD,
+    NO_SIP_CODE,
     Cdr,
     Rejection,
     TimePolicy,
@@ -155,6 +158,8 @@ def _decode_fields(obj: dict[str, object], now: float, policy: TimePolicy) -> Cd
         has_dtmf=bool(_optional_str(obj, "dtmf")),
         nanp_number=nanp_number(_optional_str(obj, "dest_number"), tech_prefix),
         cli=normalise_number(_optional_str(obj, "dest_cli")),
+        sip_code=NO_SIP_CODE if sip_code is None else sip_code,
+        pdd_ms=_pdd_ms(obj.get("pdd_ms")),
     )
 
 
@@ -316,6 +321,16 @@ def _sip_code(value: object) -> int | None:
         raise InvalidCdr(f"sip_code: must be an integer, not {_json_type(value)}")
     if not 100 <= value <= 699:
         raise InvalidCdr(f"sip_code: {value} is outside 100-699")
+    return value
+
+
+def _pdd_ms(value: object) -> int:
+    if value is None:
+        return NO_PDD
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidCdr(f"pdd_ms: must be an integer of milliseconds, not {_json_type(value)}")
+    if not 0 <= value <= MAX_PDD_MS:
+        raise InvalidCdr(f"pdd_ms: {value} is outside 0-{MAX_PDD_MS}")
     return value
 
 

@@ -8,6 +8,12 @@ import msgspec
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_DURATION = 86400
+MAX_PDD_MS = 300_000
+NO_SIP_CODE = 0  # Cdr.sip_code of a CDR without one
+NO_PDD = -1  # Cdr.pdd_ms of a CDR without one
+# Final SIP codes of calls the network completed (ITU-T E.425's "effective" calls): answered,
+# or ended by the called user (busy, declined, not available, cancelled by the caller).
+EFFECTIVE_SIP_CODES = frozenset((200, 486, 600, 603, 480, 487))
 ID_MAX_CHARS = 128
 
 
@@ -31,6 +37,17 @@ class Cdr(msgspec.Struct, array_like=True, gc=False):
     nanp_number: str  # the 10 NANP digits of dest_number, or "" when it is not NANP
     cli: str  # dest_cli normalised (digits; NANP 11 → 10), or ""
     did_owner: str = ""  # owner account when cli is a DID of the inventory, set by the ingest stage
+    # (Fields added later go last, with a default: batches written before them still decode.)
+    sip_code: int = NO_SIP_CODE  # final SIP response code, 100-699
+    pdd_ms: int = NO_PDD  # post-dial delay, 0-300,000 ms
+
+    @property
+    def effective(self) -> bool:
+        """Answered or ended by the called user (SPEC §6, NER); without a SIP code, a call
+        answered by the duration rule."""
+        if self.sip_code == NO_SIP_CODE:
+            return self.answered
+        return self.sip_code in EFFECTIVE_SIP_CODES
 
     @property
     def hour(self) -> int:

@@ -18,7 +18,16 @@ from streamagg.cdr.general import (
     parse_dt,
     zone_offset,
 )
-from streamagg.cdr.model import ID_MAX_CHARS, MAX_DURATION, MAX_MESSAGE_BYTES, Cdr, TimePolicy
+from streamagg.cdr.model import (
+    ID_MAX_CHARS,
+    MAX_DURATION,
+    MAX_MESSAGE_BYTES,
+    MAX_PDD_MS,
+    NO_PDD,
+    NO_SIP_CODE,
+    Cdr,
+    TimePolicy,
+)
 from streamagg.errors import InvalidCdr
 from streamagg.numbers import nanp_number, normalise_number
 
@@ -37,6 +46,7 @@ class _Typical(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     tech_prefix: str | None = None
     duration: int | float | None = None
     sip_code: int | None = None
+    pdd_ms: int | None = None
     dtmf: str | None = None
     dest_number: str | None = None
     dest_cli: str | None = None
@@ -83,6 +93,7 @@ def decode_typical(raw: bytes, now: float, policy: TimePolicy) -> Cdr | None:
     customer_charge = 0 if m.customer_charge is None else _typical_micros(m.customer_charge)
     provider_charge = 0 if m.provider_charge is None else _typical_micros(m.provider_charge)
     sip_code = m.sip_code
+    pdd_ms = m.pdd_ms
     if (
         not customer
         or provider is None
@@ -92,6 +103,7 @@ def decode_typical(raw: bytes, now: float, policy: TimePolicy) -> Cdr | None:
         or customer_charge is None
         or provider_charge is None
         or (sip_code is not None and not 100 <= sip_code <= 699)
+        or (pdd_ms is not None and not 0 <= pdd_ms <= MAX_PDD_MS)
     ):
         return None
     return Cdr(
@@ -107,6 +119,8 @@ def decode_typical(raw: bytes, now: float, policy: TimePolicy) -> Cdr | None:
         bool(m.dtmf),
         nanp_number(m.dest_number or "", tech_prefix),
         normalise_number(m.dest_cli or ""),
+        sip_code=NO_SIP_CODE if sip_code is None else sip_code,
+        pdd_ms=NO_PDD if pdd_ms is None else pdd_ms,
     )
 
 

@@ -160,6 +160,8 @@ class CdrGenerator:
             cdr["dtmf"] = "".join(rng.choices(_DTMF_KEYS, k=rng.randint(1, 6)))
         elif rand() < 0.2:
             cdr["dtmf"] = "" if rand() < 0.7 else None
+        if rand() < 0.9:  # post-dial delay: mostly 1-3 s, a tail to ~8 s
+            cdr["pdd_ms"] = int(800 + 7000 * rand() ** 3)
         key = customer_text.encode() if options.key_by_customer else None
         return key, cdr
 

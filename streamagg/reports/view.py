@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 # text: a name; code: an identifier shown in a fixed-width face; hour: an ISO hour start;
 # money: an exact decimal string; count: a non-negative integer; ratio: a rounded number;
-# flag: a boolean.
-Kind = Literal["text", "code", "hour", "money", "count", "ratio", "flag"]
+# flag: a boolean; codes: SIP codes with their counts, [{"code": 486, "count": 12}, …].
+Kind = Literal["text", "code", "hour", "money", "count", "ratio", "flag", "codes"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class Column:
     places: int = 0  # ratio: decimals
     schema: Mapping[str, Any] = field(default_factory=dict)  # more JSON Schema (pattern, …)
     total: Total | None = None  # None: SUM for count and money, nothing otherwise
+    nullable: bool = False  # null when a row has no value (e.g. no call carried the field)
 
     @property
     def totalled(self) -> Total | None:
@@ -70,6 +71,8 @@ class Column:
         out: dict[str, Any] = {"key": self.key, "label": self.label, "type": self.kind}
         if self.kind == "ratio":
             out["places"] = self.places
+        if self.nullable:
+            out["nullable"] = True
         if (total := self.totalled) is not None:
             out["total"] = total.as_json()
         return out
@@ -150,6 +153,13 @@ class TimeBars:
 
 
 Chart = TopBars | TimeBars
+
+
+def csv_cell(column: Column, value: Any) -> Any:
+    """A row value as one CSV cell: SIP codes as "486:12 200:7", the rest as they are."""
+    if column.kind == "codes":
+        return " ".join(f"{entry['code']}:{entry['count']}" for entry in value)
+    return value
 
 
 def whole_days(report: Report) -> bool:

@@ -73,6 +73,19 @@ _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
     "hour": {"type": "string", "format": "date-time"},
     "ratio": {"type": "number", "minimum": 0},
     "flag": {"type": "boolean"},
+    "codes": {
+        "type": "array",
+        "maxItems": 5,
+        "items": {
+            "type": "object",
+            "required": ["code", "count"],
+            "additionalProperties": False,
+            "properties": {
+                "code": {"type": "integer", "minimum": 100, "maximum": 699},
+                "count": {"type": "integer", "minimum": 1},
+            },
+        },
+    },
 }
 
 
@@ -83,6 +96,8 @@ def _column(column: Column) -> dict[str, Any]:
         # (A $ref's siblings are ignored in OpenAPI 3.0: a description needs the allOf.)
         return {"allOf": [ref], "description": column.description} if column.description else ref
     schema: dict[str, Any] = {**_KIND_SCHEMAS[column.kind], **column.schema}
+    if column.nullable:
+        schema["nullable"] = True
     if column.description:
         schema["description"] = column.description
     if column.example is not None:

@@ -16,7 +16,7 @@ from yarl import URL
 
 from streamagg.errors import StreamaggError
 from streamagg.reports.base import Row
-from streamagg.reports.view import column_keys
+from streamagg.reports.view import Column, csv_cell
 from streamagg.web.params import ReportQuery
 
 log = logging.getLogger(__name__)
@@ -85,15 +85,15 @@ async def stream_csv(
         }
     )
     await response.prepare(request)
-    columns = column_keys(query.report)
+    columns = query.report.columns
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(columns)
+    writer.writerow([column.key for column in columns])
     count = 0
     row = first
     try:
         while row is not None:
-            writer.writerow([_cell(row[column]) for column in columns])
+            writer.writerow(_csv_row(columns, row))
             count += 1
             if count % CSV_CHUNK_ROWS == 0:
                 await response.write(out.getvalue().encode())
@@ -110,13 +110,17 @@ async def stream_csv(
     return response
 
 
-def rows_to_csv(columns: Sequence[str], rows: Sequence[Row]) -> str:
+def rows_to_csv(columns: Sequence[Column], rows: Sequence[Row]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(columns)
+    writer.writerow([column.key for column in columns])
     for row in rows:
-        writer.writerow([_cell(row[column]) for column in columns])
+        writer.writerow(_csv_row(columns, row))
     return out.getvalue()
+
+
+def _csv_row(columns: Sequence[Column], row: Row) -> list[object]:
+    return [_cell(csv_cell(column, row[column.key])) for column in columns]
 
 
 def _cell(value: object) -> object:

@@ -14,7 +14,7 @@ BROKER_VARS = (
     "KAFKA_SASL_PASSWORD",
 )
 # The report ids of SPEC §2, as the tests' oracle knows them (not read from streamagg's code).
-REPORT_IDS = ("dtmf", "rate-center", "did-cli", "tech-prefix")
+REPORT_IDS = ("dtmf", "rate-center", "did-cli", "tech-prefix", "routes")
 
 
 def iso(moment: datetime) -> str:

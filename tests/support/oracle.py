@@ -46,6 +46,8 @@ CDR_COLUMNS: dict[str, str] = {
     "nanp": "VARCHAR",  # the 10 NANP digits of dest_number, or NULL
     "did": "VARCHAR",  # normalised dest_cli when it is a DID of the inventory, else NULL
     "account": "VARCHAR",  # the owner of that DID, else NULL
+    "sip_code": "INTEGER",  # NULL when the CDR had none
+    "pdd_ms": "INTEGER",  # NULL when the CDR had none
 }
 
 
@@ -158,6 +160,8 @@ class ReportOracle:
             "nanp": nanp_number(cdr.dest_number, cdr.tech_prefix),
             "did": did if account is not None else None,
             "account": account,
+            "sip_code": cdr.sip_code,
+            "pdd_ms": cdr.pdd_ms,
         }
 
     def set_rate_centers(self, rate_centers: RateCenters) -> None:
@@ -216,6 +220,8 @@ class ReportOracle:
             return self._did_cli(customer_id, lo, hi)
         if report == "tech-prefix":
             return self._tech_prefix(customer_id, lo, hi)
+        if report == "routes":
+            return self._routes(customer_id, lo, hi)
         raise ValueError(f"unknown report {report!r}")
 
     def _dtmf(self, customer: str, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
@@ -301,4 +307,54 @@ class ReportOracle:
                     "acd": acd,
                 }
             )
+        return rows
+
+    def _routes(self, customer: str, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
+        """SPEC §6 route quality, from its text: NER counts final codes 200, 486, 600, 603,
+        480, 487, or (no code) a duration above 0; a short call is answered and ≤ 6 s."""
+        result = self._con.execute(
+            """SELECT provider_id, tech_prefix, count(*),
+                      count(*) FILTER (WHERE answered),
+                      sum(duration) FILTER (WHERE answered),
+                      count(*) FILTER (WHERE sip_code IN (200, 486, 600, 603, 480, 487)
+                                       OR (sip_code IS NULL AND duration > 0)),
+                      count(*) FILTER (WHERE answered AND duration <= 6),
+                      sum(pdd_ms), count(pdd_ms)
+               FROM cdr WHERE customer_id = ? AND hour >= ? AND hour < ?
+               GROUP BY provider_id, tech_prefix""",
+            [customer, lo, hi],
+        ).fetchall()
+        codes = self._con.execute(
+            """SELECT provider_id, tech_prefix, sip_code, count(*) AS n
+               FROM cdr WHERE customer_id = ? AND hour >= ? AND hour < ?
+                 AND sip_code IS NOT NULL
+               GROUP BY provider_id, tech_prefix, sip_code
+               ORDER BY n DESC, sip_code""",
+            [customer, lo, hi],
+        ).fetchall()
+        top: dict[tuple[str, str], list[dict[str, int]]] = {}
+        for provider, prefix, code, count in codes:
+            entries = top.setdefault((provider, prefix), [])
+            if len(entries) < 5:
+                entries.append({"code": int(code), "count": int(count)})
+        rows = []
+        for provider, prefix, attempts, answered, seconds, effective, short, pdd, pdds in result:
+            n, a = int(attempts), int(answered)
+            rows.append(
+                {
+                    "provider_id": provider,
+                    "tech_prefix": prefix,
+                    "attempts": n,
+                    "answered_calls": a,
+                    "asr": round_half_up(Fraction(a * 100, n), 2),
+                    "acd": round_half_up(Fraction(seconds or Decimal(0)) / a, 1) if a else 0.0,
+                    "ner": round_half_up(Fraction(int(effective) * 100, n), 2),
+                    "scr": round_half_up(Fraction(int(short) * 100, a), 2) if a else 0.0,
+                    "pdd_avg_ms": (
+                        int(round_half_up(Fraction(int(pdd), int(pdds)), 0)) if pdds else None
+                    ),
+                    "codes": top.get((provider, prefix), []),
+                }
+            )
+        rows.sort(key=lambda r: (-r["attempts"], r["provider_id"], r["tech_prefix"]))
         return rows

@@ -47,6 +47,7 @@ class Cdr:
     dest_number: str | None
     dest_cli: str | None
     dtmf: str | None
+    pdd_ms: int | None = None
 
     @property
     def answered(self) -> bool:
@@ -169,6 +170,17 @@ def _sip_code(obj: dict[str, Any]) -> int | None:
     return int(raw)
 
 
+def _pdd_ms(obj: dict[str, Any]) -> int | None:
+    raw = obj.get("pdd_ms")
+    if raw is None:
+        return None
+    if not _is_int(raw):
+        raise Rejected("pdd_ms: wrong type")
+    if not 0 <= raw <= 300_000:
+        raise Rejected("pdd_ms: out of range")
+    return int(raw)
+
+
 def parse_dt(raw: Any) -> datetime:
     """The call start time as an aware UTC datetime (microsecond precision, truncated)."""
     if _is_number(raw):
@@ -260,6 +272,7 @@ def decode(message: bytes, *, oldest: datetime, newest: datetime) -> Cdr:
         dest_number=_opt_str(obj, "dest_number"),
         dest_cli=_opt_str(obj, "dest_cli"),
         dtmf=_opt_str(obj, "dtmf"),
+        pdd_ms=_pdd_ms(obj),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -18,7 +19,7 @@ from streamagg.batches import (
     customer_partition,
     split_into_batches,
 )
-from streamagg.cdr import Cdr
+from streamagg.cdr import NO_PDD, NO_SIP_CODE, Cdr
 from streamagg.errors import FormatError
 
 PROPS = settings(max_examples=150, deadline=None)
@@ -48,6 +49,8 @@ cdrs = st.builds(
     nanp_number=st.sampled_from(["", "2125551234"]),
     cli=st.text(alphabet="0123456789", max_size=15),
     did_owner=st.text(max_size=20),
+    sip_code=st.sampled_from([0, 200, 486, 699]),
+    pdd_ms=st.integers(min_value=-1, max_value=300_000),
 )
 records = st.builds(
     Record,
@@ -170,6 +173,18 @@ def test_a_batch_of_the_previous_format_is_read_field_by_field() -> None:
         cli="9175550000",
         did_owner="42",
     )
+
+
+def test_a_format_2_batch_written_before_sip_codes_and_pdd_were_kept_still_decodes() -> None:
+    """Format 2 as the previous version wrote it: CDR arrays of 13 fields, before sip_code and
+    pdd_ms were appended (with defaults, which is what keeps the format number)."""
+    old_cdr = ["call-1", "42", 1_795_613_400, "205", 12_345, 6_789, "77*", 60_000_000]
+    old_cdr += [True, False, "2125551234", "9175550000", "42"]
+    raw = msgspec.msgpack.encode(["cdr-events/3", [[7, 1_795_613_400_123, old_cdr]]])
+    (record,) = Batch.decode(raw).records
+    assert record.cdr.sip_code == NO_SIP_CODE
+    assert record.cdr.pdd_ms == NO_PDD
+    assert (record.cdr.callid, record.cdr.did_owner, record.cdr.answered) == ("call-1", "42", True)
 
 
 @pytest.mark.parametrize("header", [[(FORMAT_HEADER, b"3")], []])

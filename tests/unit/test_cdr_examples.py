@@ -103,6 +103,7 @@ def test_full_cdr_is_normalised_field_by_field() -> None:
         has_dtmf=True,
         nanp_number="2125551234",
         cli="6465550100",
+        sip_code=200,
     )
 
 
@@ -421,6 +422,21 @@ def test_bad_sip_code(bad: object) -> None:
 @pytest.mark.parametrize("code", [100, 699])
 def test_sip_code_bounds(code: int) -> None:
     assert accepted(cdr_bytes(sip_code=code)).answered is False
+
+
+@pytest.mark.parametrize(("pdd", "kept"), [(0, 0), (2350, 2350), (300_000, 300_000), (None, -1)])
+def test_pdd_ms(pdd: object, kept: int) -> None:
+    assert accepted(cdr_bytes(pdd_ms=pdd)).pdd_ms == kept  # -1: the CDR had none
+
+
+@pytest.mark.parametrize("bad", [-1, 300_001, 2350.0, "2350", True, [1]])
+def test_bad_pdd_ms(bad: object) -> None:
+    rejected(cdr_bytes(pdd_ms=bad), "pdd_ms")
+
+
+def test_the_final_sip_code_is_kept_for_the_routes_report() -> None:
+    assert accepted(cdr_bytes(sip_code=486)).sip_code == 486
+    assert accepted(cdr_bytes(sip_code=None)).sip_code == 0  # 0: the CDR had none
 
 
 def test_a_positive_duration_below_half_a_micro_second_is_answered() -> None:

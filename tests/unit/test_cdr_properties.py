@@ -40,6 +40,7 @@ FIELDS = (
     "duration",
     "sip_code",
     "dtmf",
+    "pdd_ms",
 )
 
 PROPS = settings(
@@ -322,6 +323,22 @@ def sip_mutated(draw: st.DrawFn) -> Spelled:
 
 
 @st.composite
+def pdd_valid(draw: st.DrawFn) -> Spelled:
+    if draw(st.booleans()):
+        return draw(_absent_or_null(None))
+    pdd = draw(st.sampled_from([0, 1, 2350, 300_000]) | st.integers(0, 300_000))
+    return Spelled(str(pdd), pdd)
+
+
+@st.composite
+def pdd_mutated(draw: st.DrawFn) -> Spelled:
+    if draw(st.booleans()):
+        bad = ["-1", "300001", "2350.0", "2.35e3", js("2350"), "true", "1e400"]
+        return Spelled(draw(st.sampled_from(bad) | wrong_json_types), REJECT)
+    return draw(pdd_valid())
+
+
+@st.composite
 def identifier_valid(draw: st.DrawFn, required: bool) -> Spelled:
     kind = draw(st.sampled_from(["int", "text", "digits", "absent"]))
     if kind == "absent" and not required:
@@ -497,6 +514,7 @@ def valid_fields(draw: st.DrawFn) -> dict[str, Spelled]:
         "duration": draw(duration_valid()),
         "sip_code": draw(sip_valid()),
         "dtmf": draw(free_text_valid(numbers=False)),
+        "pdd_ms": draw(pdd_valid()),
     }
 
 
@@ -514,6 +532,7 @@ def mutation_of(field: str, policy: TimePolicy) -> st.SearchStrategy[Spelled]:
         "duration": duration_mutated(),
         "sip_code": sip_mutated(),
         "dtmf": free_text_mutated(numbers=False),
+        "pdd_ms": pdd_mutated(),
     }[field]
 
 
@@ -542,6 +561,8 @@ def expected_cdr(fields: dict[str, Spelled]) -> Cdr:
         nanp_number=expected_nanp(m["dest_number"], m["tech_prefix"]),
         cli=expected_cli(m["dest_cli"]),
         did_owner="",
+        sip_code=0 if sip is None else sip,  # (0: the CDR had none)
+        pdd_ms=-1 if m["pdd_ms"] is None else m["pdd_ms"],  # (-1: the CDR had none)
     )
 
 

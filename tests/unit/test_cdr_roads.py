@@ -100,6 +100,10 @@ AMOUNT_EDGES = [
     "9999999999.999999",
     "1.000000",
 ]
+HOSTILE += [
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "pdd_ms": %s}' % value
+    for value in (b"0", b"300000", b"300001", b"-1", b"2350.0", b"null", b'"2350"', b"1e3")
+]
 HOSTILE += [b'{"callid": "a", "dt": "%s", "customer_id": "1"}' % dt.encode() for dt in DT_EDGES] + [
     b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "customer_charge": "%s"}' % a.encode()
     for a in AMOUNT_EDGES

@@ -23,6 +23,7 @@ WORKER_METRICS = {
     "streamagg_cdrs_total",
     "streamagg_calls_total",
     "streamagg_calls_answered_total",
+    "streamagg_calls_effective_total",
     "streamagg_answered_seconds_total",
     "streamagg_consumer_lag_messages",
     "streamagg_processing_latency_seconds_bucket",

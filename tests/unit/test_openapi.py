@@ -21,6 +21,7 @@ ROW_SCHEMAS = {
     "rate-center": "RateCenterRow",
     "did-cli": "DidCliRow",
     "tech-prefix": "TechPrefixRow",
+    "routes": "RoutesRow",
 }  # (written out: the names are part of the published document)
 ERROR_STATUSES = ("400", "401", "403", "404", "503")
 

@@ -15,7 +15,6 @@ from yarl import URL
 
 from streamagg.errors import BadQuery
 from streamagg.reports import REPORTS
-from streamagg.reports.view import column_keys
 from streamagg.web.params import MAX_QUERY_STRING, ReportQuery, UnknownReport, parse_report_query
 from streamagg.web.render import (
     CSV_CHUNK_ROWS,
@@ -262,7 +261,7 @@ def test_csv_has_a_header_line_and_quotes_what_needs_it() -> None:
         {"account": "7", "dest_cli": "2125550100", "count": 3, "foreign": True},
         {"account": 'a,"b"', "dest_cli": "line\nbreak", "count": 0, "foreign": False},
     ]
-    text = rows_to_csv(("account", "dest_cli", "count", "foreign"), rows)
+    text = rows_to_csv(REPORTS["did-cli"].columns, rows)
     assert text == (
         "account,dest_cli,count,foreign\r\n"
         "7,2125550100,3,true\r\n"
@@ -276,14 +275,14 @@ def test_csv_has_a_header_line_and_quotes_what_needs_it() -> None:
 
 
 def test_csv_of_no_rows_is_the_header_alone() -> None:
-    assert rows_to_csv(column_keys(REPORTS["tech-prefix"]), []) == (
+    assert rows_to_csv(REPORTS["tech-prefix"].columns, []) == (
         "tech_prefix,total,answered_calls,asr,acd\r\n"
     )
 
 
 def test_csv_keeps_money_strings_and_ratios() -> None:
     row = {"tech_prefix": "", "total": 4, "answered_calls": 1, "asr": 25.0, "acd": 184.3}
-    text = rows_to_csv(column_keys(REPORTS["tech-prefix"]), [row])
+    text = rows_to_csv(REPORTS["tech-prefix"].columns, [row])
     assert text.splitlines()[1] == ",4,1,25.0,184.3"
 
 
@@ -294,7 +293,7 @@ def test_csv_keeps_money_strings_and_ratios() -> None:
 def test_csv_text_cells_that_start_like_a_formula_open_as_text(text: str) -> None:
     """OWASP CSV injection: provider ids, tech prefixes, accounts and rate centers come from
     CDRs and reference data; a spreadsheet must show them, not run them."""
-    columns = ("dt", "provider_id", "customer_charge", "provider_charge", "dtmf_count", "calls")
+    columns = REPORTS["dtmf"].columns
     row = {
         "dt": "2026-11-25T13:00:00Z",
         "provider_id": text,
@@ -376,7 +375,7 @@ async def test_csv_streams_every_row_with_a_safe_file_name() -> None:
         response = await client.get("/csv")
         text = await response.text()
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
-    assert text == rows_to_csv(column_keys(REPORTS["tech-prefix"]), rows)
+    assert text == rows_to_csv(REPORTS["tech-prefix"].columns, rows)
     disposition = response.headers["Content-Disposition"]
     assert disposition.startswith("attachment;")
     assert "/" not in disposition and ".." not in disposition.removesuffix('.csv"')

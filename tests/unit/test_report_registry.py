@@ -57,7 +57,7 @@ def test_a_report_class_alone_is_folded_queried_validated_and_written_as_csv(
         {"provider_id": "P1", "minutes": 2, "share": 66.7},
         {"provider_id": "P2", "minutes": 1, "share": 33.3},
     ]
-    assert rows_to_csv(column_keys(toy), rows).splitlines() == [
+    assert rows_to_csv(toy.columns, rows).splitlines() == [
         "provider_id,minutes,share",
         "P1,2,66.7",
         "P2,1,33.3",

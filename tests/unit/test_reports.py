@@ -76,8 +76,8 @@ def rows_of(report: Report, cdrs: Iterable[Cdr], **context: Any) -> list[dict[st
     return report.rows(fold(report, cdrs), QueryContext(**context))
 
 
-def test_registry_holds_the_four_reports_by_api_id() -> None:
-    assert sorted(REPORTS) == ["did-cli", "dtmf", "rate-center", "tech-prefix"]
+def test_registry_holds_the_reports_by_api_id() -> None:
+    assert sorted(REPORTS) == ["did-cli", "dtmf", "rate-center", "routes", "tech-prefix"]
     assert all(report.name == name for name, report in REPORTS.items())
 
 

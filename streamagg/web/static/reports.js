@@ -32,14 +32,17 @@ export function formatCell(column, value) {
     case "money": return String(value);
     case "hour": return String(value).replace("T", " ").replace(/:00Z$/, "");
     case "flag": return value ? "yes" : "no";
+    case "codes": return value.map((c) => `${c.code} (${int.format(c.count)})`).join(", ");
     default: return String(value);
   }
 }
 
 /** What a column sorts by. */
 export function sortKey(column, value) {
+  if (value === null || value === undefined) return -Infinity;
   if (column.type === "money" || column.type === "ratio") return Number(value);
   if (column.type === "flag") return value ? 1 : 0;
+  if (column.type === "codes") return value.length ? value[0].count : 0;
   return value;
 }
 

@@ -1,0 +1,164 @@
+"""Route quality: per provider and tech prefix, ASR, ACD, NER, short calls, PDD and SIP codes.
+
+What a NOC reads to find the provider or route that fails (SPEC §6): NER (ITU-T E.425) counts
+the calls the network completed — answered, or ended by the called user — so a drop of NER is
+the network's fault where a drop of ASR may be the callees'. The state keeps one group per
+(provider, tech prefix, final SIP code): the codes of a row are the attempts of its groups.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from streamagg.cdr import NO_PDD, NO_SIP_CODE, Cdr
+from streamagg.reports.base import Groups, QueryContext, Row, ratio
+from streamagg.reports.view import Chart, Column, Tone, TopBars, Total
+from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain
+
+ATTEMPTS, ANSWERED, ANSWERED_MICROS, EFFECTIVE, SHORT, PDD_SUM, PDD_CALLS = range(7)
+SHORT_CALL_MICROS = 6_000_000  # an answered call of at most 6 s is a short call
+TOP_CODES = 5
+
+
+class RoutesReport:
+    name: ClassVar[str] = "routes"
+    grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
+    hour_in_group: ClassVar[bool] = False
+    title: ClassVar[str] = "Route quality"
+    short: ClassVar[str] = "Routes"
+    hint: ClassVar[str] = (
+        "Per provider and tech prefix: ASR, ACD, NER (network effectiveness), short calls, "
+        "post-dial delay and the most frequent final SIP codes."
+    )
+    row_description: ClassVar[str] = "One (provider, tech prefix) with at least one attempt"
+    order: ClassVar[str] = "Sorted by `attempts` descending, then `provider_id`, then `tech_prefix`"
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column(
+            "provider_id",
+            "Provider",
+            "text",
+            'The carrier the calls were routed to; "" when the CDR had none',
+        ),
+        Column("tech_prefix", "Tech prefix", "code", example="123#", schema={"maxLength": 32}),
+        Column("attempts", "Attempts", "count", "Call attempts (CDRs)"),
+        Column("answered_calls", "Answered", "count"),
+        Column(
+            "asr",
+            "ASR %",
+            "ratio",
+            "answered_calls / attempts × 100, 2 decimals",
+            51.2,
+            places=2,
+            schema={"maximum": 100},
+            total=Total("ratio", of="answered_calls", per="attempts", scale=100),
+        ),
+        Column(
+            "acd",
+            "ACD (s)",
+            "ratio",
+            "Seconds of talk per answered call, 1 decimal; 0 when none answered",
+            184.3,
+            places=1,
+            total=Total("weighted", by="answered_calls"),
+        ),
+        Column(
+            "ner",
+            "NER %",
+            "ratio",
+            "Calls answered or ended by the called user (final SIP code 200, 486, 600, 603, "
+            "480 or 487, or answered by the duration rule) / attempts × 100, 2 decimals "
+            "(ITU-T E.425)",
+            96.5,
+            places=2,
+            schema={"maximum": 100},
+            total=Total("weighted", by="attempts"),
+        ),
+        Column(
+            "scr",
+            "Short calls %",
+            "ratio",
+            "Answered calls of at most 6 s / answered calls × 100, 2 decimals; 0 when none "
+            "answered",
+            3.1,
+            places=2,
+            schema={"maximum": 100},
+            total=Total("weighted", by="answered_calls"),
+        ),
+        Column(
+            "pdd_avg_ms",
+            "PDD (ms)",
+            "ratio",
+            "Mean post-dial delay of the calls that carry `pdd_ms`, 0 decimals; null when none",
+            2350,
+            nullable=True,
+        ),
+        Column(
+            "codes",
+            "SIP codes",
+            "codes",
+            "The 5 most frequent final SIP codes of the calls that carry one, most frequent "
+            'first, ties by code; in CSV one cell, e.g. "486:12 200:7"',
+        ),
+    )
+    chart: ClassVar[Chart | None] = TopBars(
+        "NER by provider and tech prefix",
+        label="provider_id",
+        value="ner",
+        top=20,
+        unit=" %",
+        details=(("tech_prefix", " ·"), ("attempts", " attempts")),
+        scale_max=100,
+        tone=Tone("ner", below=((70, "bad"), (85, "warn")), otherwise="good"),
+    )
+
+    def group(self, cdr: Cdr) -> str | None:
+        code = "" if cdr.sip_code == NO_SIP_CODE else str(cdr.sip_code)
+        return f"{cdr.provider_id}\x1f{cdr.tech_prefix}\x1f{code}"
+
+    def delta(self, cdr: Cdr) -> list[int]:
+        answered = cdr.answered
+        has_pdd = cdr.pdd_ms != NO_PDD
+        return [
+            1,
+            int(answered),
+            cdr.duration if answered else 0,
+            int(cdr.effective),
+            int(answered and cdr.duration <= SHORT_CALL_MICROS),
+            cdr.pdd_ms if has_pdd else 0,
+            int(has_pdd),
+        ]
+
+    def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
+        routes: dict[tuple[str, str], tuple[list[int], dict[int, int]]] = {}
+        for group, v in groups.items():
+            provider, prefix, code = group.split("\x1f", 2)
+            route = routes.get((provider, prefix))
+            if route is None:
+                route = routes[(provider, prefix)] = ([0] * len(v), {})
+            totals, codes = route
+            for i, value in enumerate(v):
+                totals[i] += value
+            if code:
+                codes[int(code)] = codes.get(int(code), 0) + v[ATTEMPTS]
+        rows = [
+            _row(provider, prefix, v, codes) for (provider, prefix), (v, codes) in routes.items()
+        ]
+        rows.sort(key=lambda row: (-row["attempts"], row["provider_id"], row["tech_prefix"]))
+        return rows
+
+
+def _row(provider: str, prefix: str, v: list[int], codes: dict[int, int]) -> Row:
+    top = sorted(codes.items(), key=lambda item: (-item[1], item[0]))[:TOP_CODES]
+    return {
+        "provider_id": provider,
+        "tech_prefix": prefix,
+        "attempts": v[ATTEMPTS],
+        "answered_calls": v[ANSWERED],
+        # Every ratio comes from the summed counts of the whole range, never averaged.
+        "asr": ratio(v[ANSWERED] * 100, v[ATTEMPTS], 2),
+        "acd": ratio(v[ANSWERED_MICROS], v[ANSWERED] * 1_000_000, 1),
+        "ner": ratio(v[EFFECTIVE] * 100, v[ATTEMPTS], 2),
+        "scr": ratio(v[SHORT] * 100, v[ANSWERED], 2),
+        "pdd_avg_ms": int(ratio(v[PDD_SUM], v[PDD_CALLS], 0)) if v[PDD_CALLS] else None,
+        "codes": [{"code": code, "count": count} for code, count in top],
+    }
