@@ -62,6 +62,9 @@ INVALID = [
 EXPECTED_CDRS = {"accepted": 11, "duplicate": 3, "rejected": 4}
 EXPECTED_CALLS = {"123#": 5, "77*": 3, "": 3}
 EXPECTED_ANSWERED = {"123#": 3, "77*": 1, "": 2}
+# Effective (NER): answered, or ended by the callee (486 busy, 487 cancelled); not 503, and
+# not a call without a sip_code and without talk time.
+EXPECTED_EFFECTIVE = {"123#": 5, "77*": 1, "": 2}
 EXPECTED_SECONDS = {"123#": 30.5 + 12 + 1, "77*": 0.0, "": 60 + 7.25}
 
 
@@ -126,6 +129,7 @@ async def test_metrics_count_exactly_the_cdrs_sent(
     assert by_label(metrics["streamagg_cdrs_total"], "outcome") == EXPECTED_CDRS
     assert by_label(metrics["streamagg_calls_total"], "tech_prefix") == EXPECTED_CALLS
     assert by_label(metrics["streamagg_calls_answered_total"], "tech_prefix") == EXPECTED_ANSWERED
+    assert by_label(metrics["streamagg_calls_effective_total"], "tech_prefix") == EXPECTED_EFFECTIVE
     assert by_label(metrics["streamagg_answered_seconds_total"], "tech_prefix") == EXPECTED_SECONDS
 
     # The report stage observes one latency per CDR of each batch it applies: the accepted and

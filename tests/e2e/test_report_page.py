@@ -78,6 +78,7 @@ def sample_cdrs(day: datetime) -> list[dict[str, Any]]:
             "duration": 60,
             "sip_code": 200,
             "dtmf": "12",
+            "pdd_ms": 1200,
         },
         # 10:xx P1: busy, 201-204 (HACKENSACK), foreign DID as CLI.
         {
@@ -92,6 +93,7 @@ def sample_cdrs(day: datetime) -> list[dict[str, Any]]:
             "tech_prefix": "11#",
             "duration": 0,
             "sip_code": 486,
+            "pdd_ms": 3000,
         },
         # 10:xx P2: answered 30 s, DTMF, tech prefix on the number, own DID written loosely.
         {
@@ -121,6 +123,7 @@ def sample_cdrs(day: datetime) -> list[dict[str, Any]]:
             "tech_prefix": "22*",
             "duration": 90,
             "sip_code": 200,
+            "pdd_ms": 2500,
         },
         # 11:xx no provider: not NANP, no tech prefix, no SIP code and 0 s: not answered.
         {
@@ -324,6 +327,7 @@ def test_report_page_shows_the_four_reports(loaded_worker: Any, browser_page: An
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     check_rate_center(page, day)
     check_did_cli(page, day)
+    check_routes(page, day)
     check_empty_range(page, day)
     check_bad_range_message(page, day)
 
@@ -351,6 +355,37 @@ def check_tech_prefix(page: Any) -> None:
     assert foot == ["Total (3 rows)", "6", "4", "66.67", "56.3"]
     assert page.inner_text("#row-count") == "3"
     assert page.locator("#chart-body svg .hbar").count() == 3
+
+
+def check_routes(page: Any, day: datetime) -> None:
+    choose(page, "routes", day, day + timedelta(days=1))
+    generate(page)
+    head, body, foot = table(page)
+    assert head == [
+        "Provider",
+        "Tech prefix",
+        "Attempts",
+        "Answered",
+        "ASR %",
+        "ACD (s)",
+        "NER %",
+        "Short calls %",
+        "PDD (ms)",
+        "SIP codes",
+    ]
+    assert body == [
+        # c1 (200, 60 s, PDD 1200) and c2 (486 busy: effective, PDD 3000)
+        ["P1", "11#", "2", "1", "50.00", "60.0", "100.00", "0.00", "2100", "200 (1), 486 (1)"],
+        # c5: no provider, no prefix, no SIP code, 0 s: not answered, not effective
+        ["(none)", "(none)", "1", "0", "0.00", "0.0", "0.00", "0.00", "", ""],
+        ["P1", "22*", "1", "1", "100.00", "90.0", "100.00", "0.00", "2500", "200 (1)"],  # c4
+        ["P2", "11#", "1", "1", "100.00", "30.0", "100.00", "0.00", "", "200 (1)"],  # c3
+        # c6: no SIP code, 45 s: answered (and effective) by the duration rule
+        ["P2", "22*", "1", "1", "100.00", "45.0", "100.00", "0.00", "", ""],
+    ]
+    # 4 of 6 answered; ACD (60 + 90 + 30 + 45) / 4 = 56.25 → 56.3; NER 5 of 6 effective.
+    assert foot == ["Total (5 rows)", "", "6", "4", "66.67", "56.3", "83.33", "0.00", "", ""]
+    assert page.locator("#chart-body svg .hbar").count() == 5
 
 
 def check_csv_download(page: Any) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 from openapi_spec_validator import validate
 
 from streamagg.reports import REPORTS
-from streamagg.reports.view import column_keys
+from streamagg.reports.view import Kind, column_keys
 from streamagg.web.openapi import build, render
 from streamagg.web.routes import OPENAPI_FILE
 from tests.support.toy_report import ToyReport
@@ -51,6 +51,12 @@ def test_document_is_valid_openapi(document: dict[str, Any]) -> None:
 def test_the_committed_document_is_the_generated_one() -> None:
     """`make openapi` after changing a report or openapi_base.yaml."""
     assert Path(OPENAPI_FILE).read_text(encoding="utf-8") == render(build(REPORTS.values()))
+
+
+def test_the_catalogue_schema_knows_every_column_kind(document: dict[str, Any]) -> None:
+    catalogue = document["components"]["schemas"]["ReportCatalogue"]
+    column = catalogue["properties"]["reports"]["items"]["properties"]["columns"]["items"]
+    assert column["properties"]["type"]["enum"] == list(get_args(Kind))
 
 
 def test_a_new_report_needs_nothing_but_its_class_to_be_documented() -> None:
