@@ -2,65 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
-import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.common import BROKER_VARS
+from tests.support.broker import BrokerError, PrivateBroker
 from tests.support.worker import free_port
 
 REPO = Path(__file__).resolve().parent.parent
-KAFKA_LOCAL = REPO / "deploy" / "kafka" / "kafka-local"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-@dataclass
-class Broker:
-    """A private single-node Kafka (deploy/kafka/kafka-local) on a free port."""
+class Broker(PrivateBroker):
+    """The bench's private broker: a new free port at every start, nothing raised on stop."""
 
-    kafka_dir: Path
-    port: int = 0
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in BROKER_VARS}
-        env.update(
-            KAFKA_PORT=str(self.port),
-            KAFKA_DIR=str(self.kafka_dir),
-            KAFKA_OWNER_PID=str(os.getpid()),  # the broker stops should the bench die
-        )
-        return env
-
-    def start(self) -> None:
+    def start(self) -> PrivateBroker:
         self.port = free_port()
-        self.kafka_dir.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [str(KAFKA_LOCAL), "start"],
-            env=self._env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"kafka-local start failed:\n{done.stdout}{done.stderr}")
+        return super().start()
 
     def stop(self) -> None:
-        if self.port:
-            subprocess.run(
-                [str(KAFKA_LOCAL), "stop"],
-                env=self._env(),
-                capture_output=True,
-                timeout=120,
-                check=False,
-            )
+        with contextlib.suppress(BrokerError):
+            super().stop()
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.directory
 
 
 def kafka_version() -> str:

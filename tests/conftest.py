@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.support.common import BROKER_VARS
-from tests.support.worker import free_port
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-KAFKA_LOCAL = REPO_ROOT / "deploy" / "kafka" / "kafka-local"
-# Room for a first-time jar fetch plus the broker's own start timeout.
-BROKER_START_TIMEOUT_S = 600
-# kafka-local settings that name one broker; the private test broker never inherits them.
-
-
-def _kafka_local(command: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(KAFKA_LOCAL), command],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from tests.support.broker import BrokerError, PrivateBroker
 
 
 @pytest.fixture(scope="session")
@@ -47,25 +28,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield external.removeprefix("kafka://")
         return
 
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in BROKER_VARS},
-        "KAFKA_PORT": str(port),
-        "KAFKA_DIR": str(tmp_path_factory.mktemp("kafka")),
-        # Should the session be killed before its teardown, the broker still stops.
-        "KAFKA_OWNER_PID": str(os.getpid()),
-    }
-    started = _kafka_local("start", env, timeout=BROKER_START_TIMEOUT_S)
-    if started.returncode != 0:
-        pytest.fail(
-            f"kafka-local start failed (exit {started.returncode}):\n"
-            f"{started.stdout}{started.stderr}",
-            pytrace=False,
-        )
+    broker = PrivateBroker(tmp_path_factory.mktemp("kafka"))
     try:
-        yield f"127.0.0.1:{port}"
+        broker.start()
+    except BrokerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield broker.bootstrap
     finally:
-        _kafka_local("stop", env, timeout=120)
+        with contextlib.suppress(BrokerError):
+            broker.stop()
 
 
 @pytest.fixture

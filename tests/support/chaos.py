@@ -12,12 +12,10 @@ import asyncio
 import contextlib
 import logging
 import os
-import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,61 +23,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.support.common import BROKER_VARS, REPORT_IDS, iso, month_start
+from tests.support.common import REPORT_IDS, iso, month_start
 from tests.support.oracle import ReportOracle
-from tests.support.worker import WorkerProcess, free_port
+from tests.support.worker import WorkerProcess
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-KAFKA_LOCAL = REPO_ROOT / "deploy" / "kafka" / "kafka-local"
 REPORTS = REPORT_IDS
-
-
-# -- a broker of the test's own ----------------------------------------------------------------
-
-
-@dataclass
-class PrivateBroker:
-    """A single-node broker on a free port with its data in ``directory``; restartable."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _env(self) -> dict[str, str]:
-        return {
-            **{k: v for k, v in os.environ.items() if k not in BROKER_VARS},
-            "KAFKA_PORT": str(self.port),
-            "KAFKA_DIR": str(self.directory),
-            # Should the test process die without its teardown, the broker still stops.
-            "KAFKA_OWNER_PID": str(os.getpid()),
-        }
-
-    def _run(self, command: str, timeout: float) -> None:
-        done = subprocess.run(
-            [str(KAFKA_LOCAL), command],
-            env=self._env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(
-                f"kafka-local {command} failed (exit {done.returncode}):\n"
-                f"{done.stdout}{done.stderr}"
-            )
-
-    def start(self) -> PrivateBroker:
-        self._run("start", timeout=600)
-        return self
-
-    def stop(self) -> None:
-        self._run("stop", timeout=120)
 
 
 # -- producing through broker restarts ----------------------------------------------------------
