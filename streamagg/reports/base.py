@@ -29,6 +29,7 @@ class Report(Protocol):
     name: ClassVar[str]  # its id in the API
     grains: ClassVar[tuple[Grain, ...]]
     hour_in_group: ClassVar[bool]  # group keys start with the epoch hour (filtered at the edges)
+    fields: ClassVar[tuple[str, ...]]  # delta()'s entries: the state value's schema (append only)
     title: ClassVar[str]  # the page's title of the report
     short: ClassVar[str]  # its tab
     hint: ClassVar[str]  # one sentence under the tabs

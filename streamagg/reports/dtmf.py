@@ -23,6 +23,12 @@ class DtmfReport:
     # the answer, and a day key keeps a 13-month query to ~400 reads.
     grains: ClassVar[tuple[Grain, ...]] = (DAY,)
     hour_in_group: ClassVar[bool] = True
+    fields: ClassVar[tuple[str, ...]] = (
+        "customer_charge",
+        "provider_charge",
+        "dtmf_calls",
+        "calls",
+    )
     title: ClassVar[str] = "DTMF"
     short: ClassVar[str] = "DTMF"
     hint: ClassVar[str] = (

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from streamagg.reports.base import Groups, QueryContext, Report, Row
 from streamagg.tables.buckets import cover
 from streamagg.tables.fold import add_vector
-from streamagg.tables.keys import decode_vector, report_bucket_prefix
+from streamagg.tables.keys import decode_report_value, report_bucket_prefix
 
 ROWS_PER_STEP = 200  # rows yielded between two returns to the event loop
 
@@ -38,7 +38,7 @@ def bucket_groups(
             group = key[len(prefix) :].decode()
             if edge and not start_hour <= int(group.split("\x1f", 1)[0]) < end_hour:
                 continue
-            groups[group] = decode_vector(raw)
+            groups[group] = decode_report_value(raw, report.name, report.fields)
         yield groups
 
 

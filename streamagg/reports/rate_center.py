@@ -16,6 +16,7 @@ class RateCenterReport:
     name: ClassVar[str] = "rate-center"
     grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
     hour_in_group: ClassVar[bool] = False
+    fields: ClassVar[tuple[str, ...]] = ("customer_charge", "provider_charge", "calls")
     title: ClassVar[str] = "USA Rate Center"
     short: ClassVar[str] = "Rate Center"
     hint: ClassVar[str] = "Per dialed NANP prefix and its US rate center: charges and call count."

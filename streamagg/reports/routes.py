@@ -24,6 +24,15 @@ class RoutesReport:
     name: ClassVar[str] = "routes"
     grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
     hour_in_group: ClassVar[bool] = False
+    fields: ClassVar[tuple[str, ...]] = (
+        "attempts",
+        "answered",
+        "answered_micros",
+        "effective",
+        "short_calls",
+        "pdd_ms_sum",
+        "pdd_calls",
+    )
     title: ClassVar[str] = "Route quality"
     short: ClassVar[str] = "Routes"
     hint: ClassVar[str] = (

@@ -16,6 +16,7 @@ class TechPrefixReport:
     name: ClassVar[str] = "tech-prefix"
     grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
     hour_in_group: ClassVar[bool] = False
+    fields: ClassVar[tuple[str, ...]] = ("attempts", "answered", "answered_micros")
     title: ClassVar[str] = "Group by Tech Prefix"
     short: ClassVar[str] = "Tech Prefix"
     hint: ClassVar[str] = "Per routing tech prefix: attempts, answered calls, ASR and ACD."

@@ -26,6 +26,7 @@ from streamagg.tables.keys import (
     ExpiryEntry,
     decode_expiry_group,
     decode_int,
+    decode_report_value,
     decode_vector,
     dedup_key,
     encode_expiry_group,
@@ -49,6 +50,9 @@ class ReportFold(Protocol):
 
     name: ClassVar[str]
     grains: ClassVar[tuple[Grain, ...]]
+    # The names of delta()'s entries, in order: the schema of the report's state values. A
+    # field is only ever appended (values written before it read it as 0).
+    fields: ClassVar[tuple[str, ...]]
 
     def group(self, cdr: Cdr) -> str | None: ...
 
@@ -145,12 +149,13 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
             else:
                 deltas[key] = [a + b for a, b in zip(existing, vector, strict=True)]
     get, set_ = txn.get, txn.set
+    fields = report.fields
     for key, delta in deltas.items():
         raw = get(key)
         total = (
             delta
             if raw is None
-            else [a + b for a, b in zip(decode_vector(raw), delta, strict=True)]
+            else [a + b for a, b in zip(decode_report_value(raw, name, fields), delta, strict=True)]
         )
         set_(key, encode_vector(total))
     return len(deltas)

@@ -29,6 +29,8 @@ from functools import lru_cache
 
 import msgspec
 
+from streamagg.errors import FormatError
+
 FORMAT_VERSION = 1
 SEP = "\x1f"
 
@@ -112,6 +114,22 @@ def encode_vector(values: Sequence[int]) -> bytes:
 
 def decode_vector(raw: bytes) -> list[int]:
     return [int(part) for part in raw.split(b",")]
+
+
+def decode_report_value(raw: bytes, report: str, fields: Sequence[str]) -> list[int]:
+    """A report group's value by the report's declared fields: a value written before fields
+    were appended reads them as 0; one with fields this version does not know (written by a
+    newer one) is refused, naming both."""
+    vector = decode_vector(raw)
+    missing = len(fields) - len(vector)
+    if missing > 0:
+        vector += [0] * missing
+    elif missing < 0:
+        raise FormatError(
+            f"a state value of report {report} has {len(vector)} fields; this streamagg knows "
+            f"{len(fields)} ({', '.join(fields)}): it was written by a newer version"
+        )
+    return vector
 
 
 def encode_int(value: int) -> bytes:

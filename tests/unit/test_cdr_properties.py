@@ -333,7 +333,7 @@ def pdd_valid(draw: st.DrawFn) -> Spelled:
 @st.composite
 def pdd_mutated(draw: st.DrawFn) -> Spelled:
     if draw(st.booleans()):
-        bad = ["-1", "300001", "2350.0", "2.35e3", js("2350"), "true", "1e400"]
+        bad = ["-1", "300001", "2350.0", "2.35e3", js("2350"), "true"]
         return Spelled(draw(st.sampled_from(bad) | wrong_json_types), REJECT)
     return draw(pdd_valid())
 

@@ -85,6 +85,15 @@ def test_every_name_a_report_declares_is_one_of_its_columns(report: Report) -> N
     assert set(named) <= keys
 
 
+@pytest.mark.parametrize("report", [*REPORTS.values(), ToyReport()], ids=lambda r: r.name)
+def test_every_delta_has_the_declared_fields(report: Report) -> None:
+    """A state value is read by the declared fields: delta() must produce exactly those."""
+    for cdr in (answered("P", 61), answered("", 0)):
+        if report.group(cdr) is not None:
+            assert len(report.delta(cdr)) == len(report.fields)
+    assert len(set(report.fields)) == len(report.fields)
+
+
 def test_the_oracle_knows_every_report() -> None:
     """The e2e correctness test and the fault suite compare REPORT_IDS against the oracle."""
     assert tuple(REPORTS) == REPORT_IDS

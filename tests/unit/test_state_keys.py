@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamagg.errors import FormatError
 from streamagg.tables.keys import (
+    decode_expiry_group,
+    decode_report_value,
     decode_vector,
     dedup_key,
+    encode_expiry_group,
     encode_vector,
+    expiry_group_key,
+    expiry_group_range,
     expiry_key,
     expiry_range,
     parse_expiry_key,
@@ -47,7 +54,11 @@ def test_report_expiry_range_holds_the_earlier_buckets_only(
     assert not low <= other_grain < high
 
 
-@given(st.integers(0, 10**13), st.integers(0, 10**13), customers, st.text(max_size=10))
+# Message times in ms have 13 digits until the year 2286: the keys' fixed width.
+MS = st.integers(0, 10**13 - 1)
+
+
+@given(MS, MS, customers, st.text(max_size=10))
 def test_expiry_range_holds_the_ids_accepted_earlier_only(
     accepted_ms: int, first_kept_ms: int, customer: str, callid: str
 ) -> None:
@@ -57,3 +68,26 @@ def test_expiry_range_holds_the_ids_accepted_earlier_only(
     assert parse_expiry_key(key) == (accepted_ms, customer, callid)
     assert not low <= dedup_key(customer, callid) < high
     assert not low <= report_key("dtmf", "d", 1, customer, callid) < high
+
+
+@given(st.lists(st.tuples(MS, customers, st.text(max_size=10)), min_size=1, max_size=5), MS)
+def test_an_expiry_group_is_in_the_range_exactly_when_its_newest_id_is_expired(
+    entries: list[tuple[int, str, str]], first_kept_ms: int
+) -> None:
+    low, high = expiry_group_range(first_kept_ms)
+    key = expiry_group_key(entries)
+    newest = max(ms for ms, _, _ in entries)
+    assert (low <= key < high) == (newest < first_kept_ms)
+    assert decode_expiry_group(encode_expiry_group(entries)) == entries
+    assert not low <= dedup_key(entries[0][1], entries[0][2]) < high
+
+
+def test_a_report_value_written_before_a_field_was_appended_reads_it_as_zero() -> None:
+    fields = ("attempts", "answered", "answered_micros", "effective")
+    assert decode_report_value(encode_vector([5, 3, 90]), "toy", fields) == [5, 3, 90, 0]
+    assert decode_report_value(encode_vector([5, 3, 90, 4]), "toy", fields) == [5, 3, 90, 4]
+
+
+def test_a_report_value_with_unknown_fields_is_refused_naming_both_widths() -> None:
+    with pytest.raises(FormatError, match=r"report toy has 3 fields; this streamagg knows 2"):
+        decode_report_value(encode_vector([1, 2, 3]), "toy", ("a", "b"))
