@@ -136,9 +136,21 @@ async def fencing_producer(settings: Settings, transactional_id: str) -> AIOKafk
     return producer
 
 
-def committed_reader(settings: Settings) -> AIOKafkaConsumer:
+def committed_reader(settings: Settings, **options: Any) -> AIOKafkaConsumer:
     """A consumer of no group that reads committed records only (assign and seek it)."""
-    return AIOKafkaConsumer(**_reader_options(settings))
+    return AIOKafkaConsumer(**{**_reader_options(settings), **options})
+
+
+def acked_producer(settings: Settings, linger_ms: int, **options: Any) -> AIOKafkaProducer:
+    """A plain producer whose sends the brokers acknowledge only once every in-sync replica
+    has them (the commands' producer: DID inventory, generator, replay); not started."""
+    return AIOKafkaProducer(
+        acks="all",
+        linger_ms=linger_ms,
+        max_batch_size=MAX_BATCH_BYTES,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+        **{**common_options(settings), **options},
+    )
 
 
 def group_reader(settings: Settings, group_id: str, **options: Any) -> AIOKafkaConsumer:

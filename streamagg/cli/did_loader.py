@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from streamagg.errors import BrokerUnavailable, ReferenceDataError, StreamaggError
-from streamagg.kafka_clients import REQUEST_TIMEOUT_MS, authentication_failure
+from streamagg.kafka_clients import acked_producer, authentication_failure
 from streamagg.numbers import normalise_number
 from streamagg.reference.dids import (
     broker_unavailable,
@@ -165,13 +164,7 @@ async def publish(settings: Settings, inventory: DidFile, *, replace: bool) -> t
 
 
 async def _send_all(settings: Settings, records: list[tuple[bytes, bytes | None]]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        acks="all",
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-        linger_ms=20,
-        **settings.kafka_client_options(),
-    )
+    producer = acked_producer(settings, linger_ms=20)
     topic = settings.dids_topic
     progress = tqdm(
         total=len(records),

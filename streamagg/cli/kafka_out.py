@@ -25,8 +25,7 @@ from tqdm import tqdm
 
 from streamagg.errors import BrokerUnavailable, StreamaggError
 from streamagg.kafka_clients import (
-    MAX_BATCH_BYTES,
-    REQUEST_TIMEOUT_MS,
+    acked_producer,
     authentication_failure,
     unreachable,
 )
@@ -116,16 +115,7 @@ class _StopFlag:
 
 async def _start_producer(settings: Settings, topic: str) -> AIOKafkaProducer:
     address = settings.bootstrap_servers
-    options: dict[str, Any] = dict(settings.kafka_client_options())
-    producer = AIOKafkaProducer(
-        bootstrap_servers=address,
-        client_id="streamagg-tools",
-        acks="all",
-        linger_ms=5,
-        max_batch_size=MAX_BATCH_BYTES,
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-        **options,
-    )
+    producer = acked_producer(settings, linger_ms=5, client_id="streamagg-tools")
     try:
         with _quiet_aiokafka(logging.CRITICAL):  # its warnings would repeat our error
             await producer.start()

@@ -23,6 +23,7 @@ from streamagg.errors import BrokerUnavailable
 from streamagg.kafka_clients import (
     REQUEST_TIMEOUT_MS,
     admin_client,
+    committed_reader,
     replication_factor,
     unreachable,
 )
@@ -211,14 +212,7 @@ class DidInventory:
 
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-        **settings.kafka_client_options(),
-    )
+    return committed_reader(settings, request_timeout_ms=REQUEST_TIMEOUT_MS)
 
 
 async def _assign_from_beginning(
