@@ -55,8 +55,20 @@ def money(micros: int) -> str:
     return f"{sign}{whole}.{fraction:06d}"
 
 
+def margin(customer_micros: int, provider_micros: int) -> Row:
+    """SPEC §6's margin columns: customer − provider charge (exact, may be negative), and its
+    share of the customer charge in % (2 decimals, half away from zero; None when the customer
+    was charged nothing)."""
+    micros = customer_micros - provider_micros
+    return {
+        "margin": money(micros),
+        "margin_pct": ratio(micros * 100, customer_micros, 2) if customer_micros else None,
+    }
+
+
 def ratio(numerator: int, denominator: int, places: int) -> float:
-    """numerator / denominator rounded half-up to places decimals; 0 when denominator is 0."""
+    """numerator / denominator rounded half-up (half away from zero for a negative value) to
+    places decimals; 0 when denominator is 0."""
     if denominator == 0:
         return 0.0
     exact = Decimal(numerator) / Decimal(denominator)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from streamagg.cdr import Cdr
-from streamagg.reports.base import Groups, QueryContext, Row, money
-from streamagg.reports.view import Chart, Column, TimeBars
+from streamagg.reports.base import Groups, QueryContext, Row, margin, money
+from streamagg.reports.view import Chart, Column, TimeBars, margin_columns
 from streamagg.tables.buckets import DAY, Grain
 
 CUSTOMER_CHARGE, PROVIDER_CHARGE, DTMF_CALLS, CALLS = range(4)
@@ -54,6 +54,7 @@ class DtmfReport:
         Column("provider_charge", "Provider charge", "money"),
         Column("dtmf_count", "DTMF calls", "count", "Calls with non-empty `dtmf`"),
         Column("calls", "Calls", "count", "All calls"),
+        *margin_columns(),  # (after the first columns: CSV readers by position keep working)
     )
     chart: ClassVar[Chart | None] = TimeBars(
         "Calls and DTMF calls over time", "dt", (("calls", "Calls"), ("dtmf_count", "DTMF calls"))
@@ -79,6 +80,7 @@ class DtmfReport:
                 "provider_charge": money(v[PROVIDER_CHARGE]),
                 "dtmf_count": v[DTMF_CALLS],
                 "calls": v[CALLS],
+                **margin(v[CUSTOMER_CHARGE], v[PROVIDER_CHARGE]),
             }
             for hour, provider, v in keyed
         ]

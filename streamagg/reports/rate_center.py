@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from streamagg.cdr import Cdr
-from streamagg.reports.base import Groups, QueryContext, Row, money
-from streamagg.reports.view import Chart, Column, TopBars
+from streamagg.reports.base import Groups, QueryContext, Row, margin, money
+from streamagg.reports.view import Chart, Column, TopBars, margin_columns
 from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain
 
 CUSTOMER_CHARGE, PROVIDER_CHARGE, CALLS = range(3)
@@ -37,6 +37,7 @@ class RateCenterReport:
         Column("customer_charge", "Customer charge", "money"),
         Column("provider_charge", "Provider charge", "money"),
         Column("call_count", "Calls", "count"),
+        *margin_columns(),  # (after the first columns: CSV readers by position keep working)
     )
     chart: ClassVar[Chart | None] = TopBars(
         "Calls by prefix",
@@ -77,6 +78,7 @@ class RateCenterReport:
                 "customer_charge": money(v[CUSTOMER_CHARGE]),
                 "provider_charge": money(v[PROVIDER_CHARGE]),
                 "call_count": v[CALLS],
+                **margin(v[CUSTOMER_CHARGE], v[PROVIDER_CHARGE]),
             }
             for prefix, (rc, state, v) in merged.items()
         ]

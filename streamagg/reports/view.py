@@ -49,6 +49,29 @@ class Total:
 SUM = Total("sum")
 
 
+def margin_columns() -> tuple[Column, Column]:
+    """The margin columns of SPEC §6 (reports with charges: dtmf, rate-center)."""
+    return (
+        Column(
+            "margin",
+            "Margin",
+            "money",
+            "customer_charge − provider_charge; negative when the call cost more than it earned",
+        ),
+        Column(
+            "margin_pct",
+            "Margin %",
+            "ratio",
+            "margin / customer_charge × 100, 2 decimals (half away from zero); null when "
+            "customer_charge is 0",
+            places=2,
+            nullable=True,
+            signed=True,
+            total=Total("ratio", of="margin", per="customer_charge", scale=100),
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class Column:
     key: str
@@ -60,6 +83,7 @@ class Column:
     schema: Mapping[str, Any] = field(default_factory=dict)  # more JSON Schema (pattern, …)
     total: Total | None = None  # None: SUM for count and money, nothing otherwise
     nullable: bool = False  # null when a row has no value (e.g. no call carried the field)
+    signed: bool = False  # ratio: may be negative (a margin)
 
     @property
     def totalled(self) -> Total | None:
@@ -73,6 +97,8 @@ class Column:
             out["places"] = self.places
         if self.nullable:
             out["nullable"] = True
+        if self.signed:
+            out["signed"] = True
         if (total := self.totalled) is not None:
             out["total"] = total.as_json()
         return out

@@ -96,6 +96,8 @@ def _column(column: Column) -> dict[str, Any]:
         # (A $ref's siblings are ignored in OpenAPI 3.0: a description needs the allOf.)
         return {"allOf": [ref], "description": column.description} if column.description else ref
     schema: dict[str, Any] = {**_KIND_SCHEMAS[column.kind], **column.schema}
+    if column.signed:
+        schema.pop("minimum", None)
     if column.nullable:
         schema["nullable"] = True
     if column.description:

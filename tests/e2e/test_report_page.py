@@ -155,6 +155,7 @@ def sample_cdrs(day: datetime) -> list[dict[str, Any]]:
             "customer_id": OTHER_CUSTOMER,
             "provider_id": "P1",
             "customer_charge": "9.000000",
+            "provider_charge": "9.500000",  # sold at a loss: a negative margin
             "dest_number": "2012005555",
             "dest_cli": OWN_DID,
             "tech_prefix": "11#",
@@ -328,6 +329,7 @@ def test_report_page_shows_the_four_reports(loaded_worker: Any, browser_page: An
     check_rate_center(page, day)
     check_did_cli(page, day)
     check_routes(page, day)
+    check_negative_margin(page, day)
     check_empty_range(page, day)
     check_bad_range_message(page, day)
 
@@ -388,6 +390,20 @@ def check_routes(page: Any, day: datetime) -> None:
     assert page.locator("#chart-body svg .hbar").count() == 5
 
 
+def check_negative_margin(page: Any, day: datetime) -> None:
+    page.fill("#customer", OTHER_CUSTOMER)
+    choose(page, "dtmf", day, day + timedelta(days=1))
+    generate(page)
+    _, body, _ = table(page)
+    # x1: 9.00 charged, 9.50 paid: -0.50, -0.5 / 9 = -5.555…% → -5.56
+    assert [row[6:] for row in body] == [["-0.500000", "-5.56"]]
+    negative = page.eval_on_selector_all(
+        "#result-table tbody td.negative", "cells => cells.map(c => c.textContent.trim())"
+    )
+    assert negative == ["-0.500000", "-5.56"]
+    page.fill("#customer", CUSTOMER)
+
+
 def check_csv_download(page: Any) -> None:
     with page.expect_download() as download_info:
         page.click("#download-csv")
@@ -413,18 +429,22 @@ def check_dtmf(page: Any, day: datetime) -> None:
         "Provider charge",
         "DTMF calls",
         "Calls",
+        "Margin",
+        "Margin %",
     ]
     date = day.strftime("%Y-%m-%d")
+    # Margin = customer - provider charge; its % of the customer charge (none when 0 charged).
     assert body == [
-        # c1 + c2; c3
-        [f"{date} 10:00", "P1", "0.030000", "0.018500", "1", "2"],
-        [f"{date} 10:00", "P2", "1.500000", "1.000000", "1", "1"],
-        # c5 (no provider, empty dtmf); c4; c6
-        [f"{date} 11:00", "(none)", "0.000000", "0.000000", "0", "1"],
-        [f"{date} 11:00", "P1", "0.250000", "0.125000", "0", "1"],
-        [f"{date} 11:00", "P2", "0.333333", "0.111111", "1", "1"],
+        # c1 + c2 (0.0115 / 0.03 = 38.33 %); c3
+        [f"{date} 10:00", "P1", "0.030000", "0.018500", "1", "2", "0.011500", "38.33"],
+        [f"{date} 10:00", "P2", "1.500000", "1.000000", "1", "1", "0.500000", "33.33"],
+        # c5 (no provider, empty dtmf, nothing charged); c4; c6
+        [f"{date} 11:00", "(none)", "0.000000", "0.000000", "0", "1", "0.000000", ""],
+        [f"{date} 11:00", "P1", "0.250000", "0.125000", "0", "1", "0.125000", "50.00"],
+        [f"{date} 11:00", "P2", "0.333333", "0.111111", "1", "1", "0.222222", "66.67"],
     ]
-    assert foot == ["Total (5 rows)", "", "2.113333", "1.254611", "3", "6"]
+    # 0.858722 / 2.113333 = 40.6335 %
+    assert foot == ["Total (5 rows)", "", "2.113333", "1.254611", "3", "6", "0.858722", "40.63"]
     # One bar group per hour with calls: 10:00 and 11:00.
     assert page.locator("#chart-body svg .bar-group").count() == 2
 
@@ -433,14 +453,32 @@ def check_rate_center(page: Any, day: datetime) -> None:
     choose(page, "rate-center", day + timedelta(hours=10), day + timedelta(hours=12))
     generate(page)
     head, body, foot = table(page)
-    assert head == ["Prefix", "Rate center", "State", "Customer charge", "Provider charge", "Calls"]
-    assert body == [
-        # c1, c3 (tech prefix stripped), c6
-        ["201200", "JERSEY CITY", "NJ", "1.843333", "1.117111", "3"],
-        ["201204", "HACKENSACK", "NJ", "0.020000", "0.012500", "1"],  # c2
-        ["415555", "UNKNOWN", "UNKNOWN", "0.250000", "0.125000", "1"],  # c4
+    assert head == [
+        "Prefix",
+        "Rate center",
+        "State",
+        "Customer charge",
+        "Provider charge",
+        "Calls",
+        "Margin",
+        "Margin %",
     ]
-    assert foot == ["Total (3 rows)", "", "", "2.113333", "1.254611", "5"]
+    assert body == [
+        # c1, c3 (tech prefix stripped), c6: 0.726222 / 1.843333 = 39.397 %
+        ["201200", "JERSEY CITY", "NJ", "1.843333", "1.117111", "3", "0.726222", "39.40"],
+        ["201204", "HACKENSACK", "NJ", "0.020000", "0.012500", "1", "0.007500", "37.50"],  # c2
+        ["415555", "UNKNOWN", "UNKNOWN", "0.250000", "0.125000", "1", "0.125000", "50.00"],  # c4
+    ]
+    assert foot == [
+        "Total (3 rows)",
+        "",
+        "",
+        "2.113333",
+        "1.254611",
+        "5",
+        "0.858722",
+        "40.63",
+    ]
     # Sorting by a column is a click on its header.
     page.click("#result-table thead th[data-key=prefix] button")
     _, sorted_body, _ = table(page)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 # kafka-local reads these; a private broker is started with them cleared, so that a developer's
 # own settings (their port, their folder) never leak into a test's broker.
@@ -28,3 +29,9 @@ def month_start(moment: datetime, months_back: int = 0) -> datetime:
     for _ in range(months_back):
         first = (first - timedelta(days=1)).replace(day=1)
     return first
+
+
+def without_margin(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows without SPEC §6's margin columns, for tests about the other columns (the margin
+    has tests of its own: test_reports.py, test_oracle.py)."""
+    return [{k: v for k, v in row.items() if k not in ("margin", "margin_pct")} for row in rows]

@@ -67,6 +67,19 @@ def round_half_up(value: Fraction, places: int) -> float:
     return float(Decimal(scaled).scaleb(-places))
 
 
+def margin_columns(cc: Decimal | None, pc: Decimal | None) -> dict[str, Any]:
+    """SPEC §6: margin = customer − provider charge; margin_pct = margin / customer charge ×
+    100 to 2 decimals (a negative one rounded half away from zero), null when nothing charged."""
+    customer, provider = cc or Decimal(0), pc or Decimal(0)
+    value = customer - provider
+    if customer == 0:
+        pct = None
+    else:
+        share = Fraction(value) * 100 / Fraction(customer)
+        pct = round_half_up(abs(share), 2) * (-1 if share < 0 else 1)
+    return {"margin": money(value), "margin_pct": pct}
+
+
 def _utc_naive(moment: datetime) -> datetime:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
@@ -241,6 +254,7 @@ class ReportOracle:
                 "provider_charge": money(pc),
                 "dtmf_count": int(dtmf),
                 "calls": int(calls),
+                **margin_columns(cc, pc),
             }
             for hour, provider, cc, pc, dtmf, calls in result
         ]
@@ -263,6 +277,7 @@ class ReportOracle:
                 "customer_charge": money(cc),
                 "provider_charge": money(pc),
                 "call_count": int(calls),
+                **margin_columns(cc, pc),
             }
             for prefix, rc, state, cc, pc, calls in result
         ]

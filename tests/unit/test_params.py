@@ -301,10 +301,13 @@ def test_csv_text_cells_that_start_like_a_formula_open_as_text(text: str) -> Non
         "provider_charge": "0.000000",
         "dtmf_count": 0,
         "calls": 1,
+        "margin": "-1.500000",  # a negative margin: a number, left alone
+        "margin_pct": None,
     }
     (cells,) = list(csv.reader(io.StringIO(rows_to_csv(columns, [row]), newline="")))[1:]
     assert cells[1] == "'" + text
     assert cells[2] == "-1.500000"
+    assert cells[6] == "-1.500000"
     for cell in cells:
         assert cell[:1] not in "=+@\t\r" or cell == "", cell
 

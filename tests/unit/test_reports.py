@@ -22,6 +22,7 @@ from streamagg.reports.rate_center import RateCenterReport
 from streamagg.reports.tech_prefix import TechPrefixReport
 from streamagg.reports.view import column_keys
 from streamagg.tables.fold import fold_records
+from tests.support.common import without_margin
 from tests.support.memstore import MemState
 
 _callids = itertools.count()
@@ -105,7 +106,7 @@ def test_dtmf_rows_per_hour_and_provider() -> None:
         call(start=H13 - 1, provider_id=""),
         call(start=H13 + 60, provider_id=""),
     ]
-    assert rows_of(DtmfReport(), cdrs) == [
+    assert without_margin(rows_of(DtmfReport(), cdrs)) == [
         {
             "dt": "2026-11-25T12:00:00Z",
             "provider_id": "",
@@ -194,7 +195,7 @@ def test_rate_center_rows_merge_blocks_and_drop_foreign_prefixes() -> None:
         call(nanp_number="3055550100", customer_charge=7),  # known to no file
         call(nanp_number="", customer_charge=10**9),  # not NANP: not in this report
     ]
-    assert rows_of(RateCenterReport(), cdrs, resolve_rate_center=fake_resolve) == [
+    assert without_margin(rows_of(RateCenterReport(), cdrs, resolve_rate_center=fake_resolve)) == [
         {
             "prefix": "212555",
             "rc": "NWYRCYZN01",
@@ -232,7 +233,7 @@ def test_rate_center_rows_merge_blocks_and_drop_foreign_prefixes() -> None:
 
 def test_rate_center_without_reference_data_is_unknown_per_npa_nxx() -> None:
     cdrs = [call(nanp_number="2125551000"), call(nanp_number="2125559000")]
-    assert rows_of(RateCenterReport(), cdrs) == [
+    assert without_margin(rows_of(RateCenterReport(), cdrs)) == [
         {
             "prefix": "212555",
             "rc": "UNKNOWN",
@@ -454,3 +455,36 @@ async def test_streamed_rows_are_the_rows_of_the_whole_answer_in_order(
         context = QueryContext("42", resolve_rate_center=fake_resolve)
         streamed = [row async for row in stream_rows(report, start_h, end_h, state.scan, context)]
         assert streamed == run_query(report, start_h, end_h, state.scan, context), name
+
+
+# ---------------------------------------------------------------- margin (SPEC §6)
+
+
+def test_margin_is_exact_and_may_be_negative_with_its_share_of_the_charge() -> None:
+    cdrs = [
+        call(provider_id="P1", customer_charge=1_000_000, provider_charge=400_000),
+        call(provider_id="P1", customer_charge=500_000, provider_charge=1_200_000),
+        call(provider_id="P2", customer_charge=3_000_000, provider_charge=1_000_000),
+        call(provider_id="P3", customer_charge=0, provider_charge=10),  # a free call, a cost
+    ]
+    rows = {r["provider_id"]: r for r in rows_of(DtmfReport(), cdrs)}
+    # P1: 1.5 charged, 1.6 paid: -0.1, -0.1 / 1.5 = -6.666…% → -6.67 (half away from zero)
+    assert (rows["P1"]["margin"], rows["P1"]["margin_pct"]) == ("-0.100000", -6.67)
+    assert (rows["P2"]["margin"], rows["P2"]["margin_pct"]) == ("2.000000", 66.67)
+    # Nothing charged: the share means nothing (null), the loss is still there.
+    assert (rows["P3"]["margin"], rows["P3"]["margin_pct"]) == ("-0.000010", None)
+
+
+def test_margin_share_rounds_half_away_from_zero_both_ways() -> None:
+    # 0.01 of 8.00 is 0.125 % exactly: a half at 2 decimals, in both directions.
+    number = "2125551234"
+    (up,) = rows_of(
+        RateCenterReport(),
+        [call(customer_charge=8_000_000, provider_charge=7_990_000, nanp_number=number)],
+    )
+    (down,) = rows_of(
+        RateCenterReport(),
+        [call(customer_charge=8_000_000, provider_charge=8_010_000, nanp_number=number)],
+    )
+    assert (up["margin"], up["margin_pct"]) == ("0.010000", 0.13)
+    assert (down["margin"], down["margin_pct"]) == ("-0.010000", -0.13)

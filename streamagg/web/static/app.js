@@ -431,7 +431,9 @@ function renderTable() {
     for (const column of columns) {
       const value = row[column.key];
       const empty = value === "" && column.type !== "money";
-      const extra = column.type === "flag" && value ? "flag-on" : empty ? "empty" : "";
+      const negative = NUMERIC.has(column.type) && value !== null && Number(value) < 0;
+      const extra = column.type === "flag" && value ? "flag-on"
+        : empty ? "empty" : negative ? "negative" : "";
       tr.appendChild(cell("td", column, empty ? "(none)" : formatCell(column, value), extra));
     }
     fragment.appendChild(tr);
@@ -444,7 +446,9 @@ function renderTable() {
     columns.forEach((column, i) => {
       const text = column.key in totals ? formatCell(column, totals[column.key])
         : i === 0 ? `Total (${body.rows.length.toLocaleString("en-US")} rows)` : "";
-      foot.appendChild(cell(i === 0 ? "th" : "td", column, text));
+      const total = totals[column.key];
+      const negative = NUMERIC.has(column.type) && total !== null && Number(total) < 0;
+      foot.appendChild(cell(i === 0 ? "th" : "td", column, text, negative ? "negative" : ""));
     });
   }
   table.tFoot.replaceChildren(...(totals ? [foot] : []));

@@ -66,9 +66,10 @@ function sum(rows, key) {
   return rows.reduce((acc, row) => acc + Number(row[key] || 0), 0);
 }
 
+/** Half away from zero, as the worker rounds (a negative margin % too). */
 function round(value, places) {
   const scale = 10 ** places;
-  return Math.round(value * scale + Number.EPSILON) / scale;
+  return (Math.sign(value) * Math.round(Math.abs(value) * scale + Number.EPSILON)) / scale;
 }
 
 /** The totals row, or null where a total means nothing: each column's declared rule
@@ -89,7 +90,9 @@ export function totalsFor(reportId, rows) {
     if (!rule) continue;
     if (rule.rule === "ratio") {
       const per = sum(rows, rule.per);
-      totals[column.key] = per ? round((sum(rows, rule.of) * rule.scale) / per, column.places) : 0;
+      // (A sum of nothing, e.g. no customer charge under a margin %, shows as empty.)
+      totals[column.key] = per ? round((sum(rows, rule.of) * rule.scale) / per, column.places)
+        : column.nullable ? null : 0;
     } else if (rule.rule === "weighted") {
       const weight = sum(rows, rule.by);
       // Row values are rounded already; weighting them is as exact as they allow.
