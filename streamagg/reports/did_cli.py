@@ -14,6 +14,7 @@ class DidCliReport:
     name: ClassVar[str] = "did-cli"
     grains: ClassVar[tuple[Grain, ...]] = (DAY, MONTH)
     hour_in_group: ClassVar[bool] = False
+    granularities: ClassVar[tuple[str, ...]] = ()
     fields: ClassVar[tuple[str, ...]] = ("calls",)
     title: ClassVar[str] = "DID as CLI"
     short: ClassVar[str] = "DID as CLI"

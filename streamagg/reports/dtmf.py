@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from streamagg.cdr import Cdr
-from streamagg.reports.base import Groups, QueryContext, Row, margin, money
+from streamagg.reports.base import Groups, QueryContext, Row, margin, money, period_start
 from streamagg.reports.view import Chart, Column, TimeBars, margin_columns
 from streamagg.tables.buckets import DAY, Grain
 
@@ -23,6 +23,7 @@ class DtmfReport:
     # the answer, and a day key keeps a 13-month query to ~400 reads.
     grains: ClassVar[tuple[Grain, ...]] = (DAY,)
     hour_in_group: ClassVar[bool] = True
+    granularities: ClassVar[tuple[str, ...]] = ("hour", "day", "month")
     fields: ClassVar[tuple[str, ...]] = (
         "customer_charge",
         "provider_charge",
@@ -41,7 +42,8 @@ class DtmfReport:
             "dt",
             "Hour (UTC)",
             "hour",
-            "Hour start, UTC",
+            "Period start, UTC: the hour, or with `granularity` the day or the month (a period "
+            "cut by the range holds the range's hours only)",
             "2026-11-25T13:00:00Z",
         ),
         Column(
@@ -67,14 +69,20 @@ class DtmfReport:
         return [cdr.customer_charge, cdr.provider_charge, int(cdr.has_dtmf), 1]
 
     def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
-        keyed = []
+        granularity = context.granularity
+        periods: dict[tuple[int, str], list[int]] = {}
         for group, v in groups.items():
             hour, provider = group.split("\x1f", 1)
-            keyed.append((int(hour), provider, v))
-        keyed.sort(key=lambda item: (item[0], item[1]))
+            key = (period_start(int(hour), granularity), provider)
+            summed = periods.get(key)
+            if summed is None:
+                periods[key] = list(v)
+            else:
+                for i, value in enumerate(v):
+                    summed[i] += value
         return [
             {
-                "dt": hour_label(hour),
+                "dt": hour_label(start),
                 "provider_id": provider,
                 "customer_charge": money(v[CUSTOMER_CHARGE]),
                 "provider_charge": money(v[PROVIDER_CHARGE]),
@@ -82,5 +90,5 @@ class DtmfReport:
                 "calls": v[CALLS],
                 **margin(v[CUSTOMER_CHARGE], v[PROVIDER_CHARGE]),
             }
-            for hour, provider, v in keyed
+            for (start, provider), v in sorted(periods.items(), key=lambda item: item[0])
         ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
-from streamagg.reports.base import Groups, QueryContext, Report, Row
+from streamagg.reports.base import Groups, QueryContext, Report, Row, period_start
 from streamagg.tables.buckets import cover
 from streamagg.tables.fold import add_vector
 from streamagg.tables.keys import decode_report_value, report_bucket_prefix
@@ -53,6 +53,22 @@ def merged_groups(
     return merged
 
 
+def _by_month(buckets: Iterable[Groups]) -> Iterator[Groups]:
+    """Consecutive buckets of groups keyed by hour, joined per calendar month (UTC)."""
+    month, joined = None, {}
+    for groups in buckets:
+        if not groups:
+            continue
+        first = period_start(int(next(iter(groups)).split("\x1f", 1)[0]), "month")
+        if month is not None and first != month:
+            yield joined
+            joined = {}
+        month = first
+        joined.update(groups)  # (each hour lives in one bucket: no key repeats)
+    if joined:
+        yield joined
+
+
 def _after(prefix: bytes) -> bytes:
     """The smallest key above every key that starts with prefix (which ends with 0x1f)."""
     return prefix[:-1] + bytes([prefix[-1] + 1])
@@ -72,6 +88,8 @@ async def stream_rows(
     """The rows of run_query, in the same order, giving the event loop back between buckets."""
     buckets = bucket_groups(report, context.customer_id, start_hour, end_hour, scan)
     if report.hour_in_group:
+        if context.granularity == "month":  # (a bucket is a day: join a month's buckets)
+            buckets = _by_month(buckets)
         for groups in buckets:
             for n, row in enumerate(report.rows(groups, context), 1):
                 yield row

@@ -16,6 +16,7 @@ class RateCenterReport:
     name: ClassVar[str] = "rate-center"
     grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
     hour_in_group: ClassVar[bool] = False
+    granularities: ClassVar[tuple[str, ...]] = ()
     fields: ClassVar[tuple[str, ...]] = ("customer_charge", "provider_charge", "calls")
     title: ClassVar[str] = "USA Rate Center"
     short: ClassVar[str] = "Rate Center"

@@ -24,6 +24,7 @@ class RoutesReport:
     name: ClassVar[str] = "routes"
     grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
     hour_in_group: ClassVar[bool] = False
+    granularities: ClassVar[tuple[str, ...]] = ()
     fields: ClassVar[tuple[str, ...]] = (
         "attempts",
         "answered",

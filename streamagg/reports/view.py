@@ -210,6 +210,7 @@ def describe(report: Report) -> dict[str, Any]:
         "short": report.short,
         "hint": report.hint,
         "whole_days": whole_days(report),
+        "granularities": list(report.granularities),
         "columns": [column.as_json() for column in report.columns],
         "chart": report.chart.as_json() if report.chart is not None else None,
     }

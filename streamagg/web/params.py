@@ -14,7 +14,7 @@ from streamagg.reports.view import whole_days
 MAX_QUERY_STRING = 2048
 MAX_PAGE_ROWS = 10_000  # SPEC §3: the default and the most rows of a JSON page
 _LAST_YEAR = 9000  # keeps every bucket computation far from datetime's year 9999
-_ALLOWED = {"from", "to", "month", "format", "limit", "offset"}
+_ALLOWED = {"from", "to", "month", "format", "limit", "offset", "granularity"}
 _MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")
 _SPACE_OFFSET = re.compile(r" ([0-9]{2}:?[0-9]{2})$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -33,6 +33,7 @@ class ReportQuery:
     format: str  # "json" or "csv"
     limit: int = MAX_PAGE_ROWS  # rows of a JSON page
     offset: int = 0  # rows of the answer before this page
+    granularity: str = "hour"  # the period of a row (reports with granularities)
 
     @property
     def start_hour(self) -> int:
@@ -70,7 +71,29 @@ def parse_report_query(
     _check_span(start, end, retention_days, now or datetime.now(UTC), names)
     limit = _count(query, "limit", MAX_PAGE_ROWS, 1, MAX_PAGE_ROWS)
     offset = _count(query, "offset", 0, 0, 10**9)
-    return ReportQuery(report, customer_id, start, end, _format(query, accept), limit, offset)
+    return ReportQuery(
+        report,
+        customer_id,
+        start,
+        end,
+        _format(query, accept),
+        limit,
+        offset,
+        _granularity(query, report),
+    )
+
+
+def _granularity(query: Mapping[str, str], report: Report) -> str:
+    text = query.get("granularity")
+    if text is None:
+        return report.granularities[0] if report.granularities else "hour"
+    if not report.granularities:
+        raise BadQuery("granularity", f"{report.name} has no granularity")
+    if text not in report.granularities:
+        raise BadQuery(
+            "granularity", f"one of {', '.join(report.granularities)}, not {text[:32]!r}"
+        )
+    return text
 
 
 def _count(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -24,5 +24,6 @@ def local_rows(app: StreamaggApp, query: ReportQuery) -> AsyncIterator[Row]:
     context = QueryContext(
         customer_id=query.customer_id,
         resolve_rate_center=runtime.rate_centers.current.resolve,
+        granularity=query.granularity,
     )
     return stream_rows(query.report, query.start_hour, query.end_hour, reader.scan, context)

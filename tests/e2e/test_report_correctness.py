@@ -49,12 +49,17 @@ def ranges_for(report: str, now: datetime) -> list[tuple[datetime, datetime]]:
 
 
 def api_rows(
-    worker: WorkerProcess, report: str, customer: str, start: datetime, end: datetime
+    worker: WorkerProcess,
+    report: str,
+    customer: str,
+    start: datetime,
+    end: datetime,
+    **params: str,
 ) -> list:  # type: ignore[type-arg]
     response = worker.get_all_pages(
         f"/api/v1/customers/{customer}/reports/{report}",
         ADMIN_TOKEN,
-        **{"from": iso(start), "to": iso(end)},
+        **{"from": iso(start), "to": iso(end), **params},
     )
     assert response.status_code == 200, response.text
     return response.json()["rows"]
@@ -119,5 +124,12 @@ async def test_reports_equal_independent_computation_through_a_restart(
                 assert api_rows(worker, report, customer, start, end) == expected, (
                     f"{report} of customer {customer} for [{iso(start)}, {iso(end)})"
                 )
+                compared += 1
+        # dtmf per day and per month (SPEC §6), over the ranges of its hours.
+        for granularity in ("day", "month"):
+            for start, end in ranges_for("dtmf", now):
+                expected = oracle.report("dtmf", customer, start, end, granularity)
+                got = api_rows(worker, "dtmf", customer, start, end, granularity=granularity)
+                assert got == expected, f"dtmf by {granularity} of {customer} [{iso(start)}, …)"
                 compared += 1
     assert compared > 400

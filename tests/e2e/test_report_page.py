@@ -448,6 +448,19 @@ def check_dtmf(page: Any, day: datetime) -> None:
     # One bar group per hour with calls: 10:00 and 11:00.
     assert page.locator("#chart-body svg .bar-group").count() == 2
 
+    # One row per day and provider (SPEC §6 granularity).
+    page.select_option("#granularity", "day")
+    generate(page)
+    _, by_day, _ = table(page)
+    assert by_day == [
+        [f"{date} 00:00", "(none)", "0.000000", "0.000000", "0", "1", "0.000000", ""],
+        # c1 + c2 + c4: 0.1365 / 0.28 = 48.75 %
+        [f"{date} 00:00", "P1", "0.280000", "0.143500", "1", "3", "0.136500", "48.75"],
+        # c3 + c6: 0.722222 / 1.833333 = 39.394 %
+        [f"{date} 00:00", "P2", "1.833333", "1.111111", "2", "2", "0.722222", "39.39"],
+    ]
+    page.select_option("#granularity", "hour")
+
 
 def check_rate_center(page: Any, day: datetime) -> None:
     choose(page, "rate-center", day + timedelta(hours=10), day + timedelta(hours=12))

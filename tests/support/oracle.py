@@ -217,7 +217,12 @@ class ReportOracle:
     # -- reports -------------------------------------------------------------
 
     def report(
-        self, report: str, customer_id: str, start: datetime, end: datetime
+        self,
+        report: str,
+        customer_id: str,
+        start: datetime,
+        end: datetime,
+        granularity: str = "hour",
     ) -> list[dict[str, Any]]:
         """The ``rows`` of SPEC §3's JSON for ``report`` over ``[start, end)``."""
         lo, hi = _utc_naive(start), _utc_naive(end)
@@ -226,7 +231,7 @@ class ReportOracle:
             if (edge - datetime(1970, 1, 1)) % whole:
                 raise ValueError(f"{edge} is not on a whole UTC {'day' if whole.days else 'hour'}")
         if report == "dtmf":
-            return self._dtmf(customer_id, lo, hi)
+            return self._dtmf(customer_id, lo, hi, granularity)
         if report == "rate-center":
             return self._rate_center(customer_id, lo, hi)
         if report == "did-cli":
@@ -237,12 +242,16 @@ class ReportOracle:
             return self._routes(customer_id, lo, hi)
         raise ValueError(f"unknown report {report!r}")
 
-    def _dtmf(self, customer: str, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
+    def _dtmf(
+        self, customer: str, lo: datetime, hi: datetime, granularity: str
+    ) -> list[dict[str, Any]]:
+        assert granularity in ("hour", "day", "month"), granularity
         result = self._con.execute(
-            """SELECT hour, provider_id, sum(customer_charge), sum(provider_charge),
+            f"""SELECT date_trunc('{granularity}', dt) AS period, provider_id,
+                      sum(customer_charge), sum(provider_charge),
                       count(*) FILTER (WHERE has_dtmf), count(*)
                FROM cdr WHERE customer_id = ? AND hour >= ? AND hour < ?
-               GROUP BY hour, provider_id""",
+               GROUP BY period, provider_id""",
             [customer, lo, hi],
         ).fetchall()
         result.sort(key=lambda r: (r[0], r[1]))

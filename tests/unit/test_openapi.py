@@ -117,7 +117,17 @@ def test_report_operation_documents_json_csv_errors_and_bearer_auth(
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
     assert scheme == {**scheme, "type": "http", "scheme": "bearer"}
     names = {resolve(document, p)["name"] for p in operation["parameters"]}
-    assert names == {"customer_id", "report", "from", "to", "month", "format", "limit", "offset"}
+    assert names == {
+        "customer_id",
+        "report",
+        "from",
+        "to",
+        "month",
+        "granularity",
+        "format",
+        "limit",
+        "offset",
+    }
 
 
 def test_operational_endpoints_are_documented(document: dict[str, Any]) -> None:

@@ -195,6 +195,15 @@ def test_extreme_years_are_a_bad_parameter(parameter: str, query: dict[str, str]
 # ---------------------------------------------------------------- the rest of the request
 
 
+def test_granularity_is_dtmf_only_and_names_itself_when_wrong() -> None:
+    assert parse("dtmf").granularity == "hour"
+    assert parse("dtmf", {**NOV, "granularity": "month"}).granularity == "month"
+    assert parse("dtmf", {**NOV, "granularity": "day"}).granularity == "day"
+    bad("granularity", "dtmf", {**NOV, "granularity": "week"})
+    bad("granularity", "dtmf", {**NOV, "granularity": ""})
+    bad("granularity", "tech-prefix", {**NOV, "granularity": "day"})
+
+
 def test_unknown_parameter_is_named() -> None:
     message = bad("foo", query={**NOV, "foo": "1"})
     assert "month" in message and "format" in message

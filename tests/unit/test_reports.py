@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import given, settings
@@ -455,6 +456,41 @@ async def test_streamed_rows_are_the_rows_of_the_whole_answer_in_order(
         context = QueryContext("42", resolve_rate_center=fake_resolve)
         streamed = [row async for row in stream_rows(report, start_h, end_h, state.scan, context)]
         assert streamed == run_query(report, start_h, end_h, state.scan, context), name
+    for granularity in ("day", "month"):  # dtmf's periods, joined across its day buckets
+        start_h, end_h = data.draw(hour_ranges(False), label=granularity)
+        context = QueryContext("42", granularity=granularity)
+        dtmf = REPORTS["dtmf"]
+        streamed = [row async for row in stream_rows(dtmf, start_h, end_h, state.scan, context)]
+        assert streamed == run_query(dtmf, start_h, end_h, state.scan, context), granularity
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_cdrs(), st.data())
+def test_dtmf_by_day_and_month_sums_its_hourly_rows(cdrs: list[Cdr], data: Any) -> None:
+    """A dtmf row per day (month) is the sum of the hourly rows of that UTC day (month), with
+    the period's start as dt: checked against the hourly answer, rolled up here by date text."""
+    state = build_tables(cdrs)
+    dtmf = REPORTS["dtmf"]
+    start_h, end_h = data.draw(hour_ranges(False))
+    hourly = run_query(dtmf, start_h, end_h, state.scan, QueryContext("42"))
+    for granularity, cut in (("day", 10), ("month", 7)):
+        expected: dict[tuple[str, str], list[int]] = {}
+        for row in hourly:
+            start = row["dt"][:cut] + ("T00:00:00Z" if cut == 10 else "-01T00:00:00Z")
+            sums = expected.setdefault((start, row["provider_id"]), [0, 0, 0, 0])
+            sums[0] += round(Decimal(row["customer_charge"]) * 10**6)
+            sums[1] += round(Decimal(row["provider_charge"]) * 10**6)
+            sums[2] += row["dtmf_count"]
+            sums[3] += row["calls"]
+        got = run_query(
+            dtmf, start_h, end_h, state.scan, QueryContext("42", granularity=granularity)
+        )
+        assert [(r["dt"], r["provider_id"]) for r in got] == sorted(expected)
+        for row in got:
+            cc, pc, dtmf_calls, calls = expected[(row["dt"], row["provider_id"])]
+            assert Decimal(row["customer_charge"]) * 10**6 == cc
+            assert Decimal(row["provider_charge"]) * 10**6 == pc
+            assert (row["dtmf_count"], row["calls"]) == (dtmf_calls, calls)
 
 
 # ---------------------------------------------------------------- margin (SPEC §6)

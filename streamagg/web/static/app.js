@@ -33,6 +33,7 @@ function saveChoices() {
     month: $("month").value,
     fromDate: $("from-date").value, fromHour: $("from-hour").value,
     toDate: $("to-date").value, toHour: $("to-hour").value,
+    granularity: $("granularity").value,
   };
   localStorage.setItem(CHOICES_KEY, JSON.stringify(choices));
 }
@@ -89,6 +90,12 @@ const isoMonth = (ms) => new Date(ms).toISOString().slice(0, 7);
 function applyGrain() {
   const days = REPORTS[currentReport()].whole_days;
   for (const id of ["from-hour", "to-hour"]) $(id).hidden = days;
+  const periods = REPORTS[currentReport()].granularities;
+  const select = $("granularity");
+  const kept = select.value;
+  select.replaceChildren(...periods.map((p) => new Option(p, p)));
+  if (periods.includes(kept)) select.value = kept;
+  $("granularity-field").hidden = periods.length === 0;
   $("report-hint").textContent = REPORTS[currentReport()].hint;
   document.querySelector('[data-preset="24h"]').disabled = days;
 }
@@ -245,6 +252,10 @@ function requestContext() {
   if (typeof params === "string") {
     showMessage("warn", "Check the range", params);
     return null;
+  }
+  const periods = REPORTS[currentReport()].granularities;
+  if (periods.length && $("granularity").value !== periods[0]) {
+    params.granularity = $("granularity").value;
   }
   return { reportId: currentReport(), customer, params };
 }
@@ -524,6 +535,9 @@ async function init() {
   $("month").value = choices.month || isoMonth(Date.now());
   if (choices.mode === "range") $("mode-range").checked = true;
   applyGrain();
+  if ([...$("granularity").options].some((o) => o.value === choices.granularity)) {
+    $("granularity").value = choices.granularity;
+  }
   applyMode();
   const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
   $("from-date").value = choices.fromDate || isoDay(today);
