@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import logging
 import re
@@ -39,7 +40,20 @@ async def report_response(
     if query.format == "csv":
         return await stream_csv(request, query, rows)
     page = await json_page(query, rows, str(request.rel_url))
-    return web.Response(body=orjson.dumps(page), content_type="application/json")
+    body = orjson.dumps(page)
+    # An ETag per answer: a page that polls (the live report page) sends it back in
+    # If-None-Match and gets a 304 without a body while nothing changed.
+    etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag in _entity_tags(request.headers.get("If-None-Match", "")):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+def _entity_tags(header: str) -> set[str]:
+    """The entity tags of an If-None-Match header (weak ones compared as strong: RFC 9110 says
+    If-None-Match uses the weak comparison)."""
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
 async def json_page(query: ReportQuery, rows: AsyncIterator[Row], url: str) -> dict[str, object]:

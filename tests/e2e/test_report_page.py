@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -550,3 +551,62 @@ def test_api_errors_reach_the_page_verbatim(worker_factory: Any, browser_page: A
     assert "Request rejected (400)" in shown
     assert api.json()["error"]["message"] in shown
     assert "retention of 30 days" in shown
+
+
+def test_the_page_refreshes_itself_while_the_range_includes_now(
+    loaded_worker: Any, browser_page: Any, kafka_bootstrap: str
+) -> None:
+    """SPEC §6 live page: a range that includes the present is asked again every 5 s with its
+    ETag (a 304 while nothing changed), and a new call shows up without a click."""
+    worker, _ = loaded_worker
+    live_customer = "7003"
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def live_call(callid: str) -> dict[str, Any]:
+        moment = datetime.now(UTC) - timedelta(minutes=1)
+        return {
+            "callid": callid,
+            "dt": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "customer_id": live_customer,
+            "provider_id": "P1",
+            "tech_prefix": "33#",
+            "duration": 20,
+            "sip_code": 200,
+        }
+
+    topic = worker.env["STREAMAGG_TOPIC"]
+
+    def send(cdr: dict[str, Any]) -> None:
+        # (Playwright's sync API runs an event loop in this thread: produce from another.)
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, produce(kafka_bootstrap, topic, [cdr])).result()
+
+    send(live_call("live-1"))
+    wait_for_calls(worker, today, {live_customer: 1})
+
+    page = browser_page
+    statuses: list[int] = []
+    page.on(
+        "response",
+        lambda r: statuses.append(r.status) if "/reports/tech-prefix" in r.url else None,
+    )
+    page.goto(worker.base_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.fill("#token", ADMIN_TOKEN)
+    page.fill("#customer", live_customer)
+    choose(page, "tech-prefix", today, today + timedelta(days=1))
+    generate(page)
+    assert table(page)[1] == [["33#", "1", "1", "100.00", "20.0"]]
+    assert page.inner_text("#live").startswith("live · updated")
+
+    send(live_call("live-2"))
+    deadline = time.monotonic() + 60  # a wait for the worker and the page, not a speed claim
+    while table(page)[1] != [["33#", "2", "2", "100.00", "20.0"]] or 304 not in statuses:
+        assert time.monotonic() < deadline, f"not refreshed: {table(page)[1]}, {statuses}"
+        time.sleep(0.5)
+    assert page.inner_text("#live").startswith("live · updated")
+
+    # A range in the past is not live.
+    choose(page, "tech-prefix", today - timedelta(days=2), today - timedelta(days=1))
+    generate(page)
+    assert page.is_hidden("#live")

@@ -127,6 +127,7 @@ def test_report_operation_documents_json_csv_errors_and_bearer_auth(
         "format",
         "limit",
         "offset",
+        "If-None-Match",
     }
 
 

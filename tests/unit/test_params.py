@@ -393,6 +393,30 @@ async def test_csv_streams_every_row_with_a_safe_file_name() -> None:
     assert "/" not in disposition and ".." not in disposition.removesuffix('.csv"')
 
 
+async def test_a_json_answer_has_an_etag_and_an_unchanged_one_is_a_304_without_body() -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    q = parse("tech-prefix")
+    answer = [{"tech_prefix": "1#", "total": 2, "answered_calls": 1, "asr": 50.0, "acd": 3.0}]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await report_response(request, q, rows_of(answer))
+
+    app = web.Application()
+    app.router.add_get("/r", handler)
+    async with TestClient(TestServer(app)) as client:
+        first = await client.get("/r")
+        etag = first.headers["ETag"]
+        assert first.status == 200 and (await first.json())["rows"] == answer
+        same = await client.get("/r", headers={"If-None-Match": etag})
+        assert (same.status, await same.read(), same.headers["ETag"]) == (304, b"", etag)
+        weak = await client.get("/r", headers={"If-None-Match": f'"other", W/{etag}'})
+        assert weak.status == 304
+        answer[0]["total"] = 3  # the data changed: a new tag, the whole answer
+        changed = await client.get("/r", headers={"If-None-Match": etag})
+        assert changed.status == 200 and changed.headers["ETag"] != etag
+
+
 def test_error_response_shape() -> None:
     response = error_response(400, "bad_request", "from: must fall on a whole UTC hour")
     assert response.status == 400

@@ -9,12 +9,14 @@ const TOKEN_KEY = "streamagg.token";          // sessionStorage: this tab only, 
 const CHOICES_KEY = "streamagg.page.choices"; // localStorage: last choices, never the token
 const HOUR_MS = 3600 * 1000;
 const DAY_MS = 24 * HOUR_MS;
+const LIVE_EVERY_MS = 5000; // the live refresh asks at most this often
 
 const $ = (id) => document.getElementById(id);
 const page = {
   last: null,       // {reportId, customer, params, body, elapsed}
   sort: null,       // {key, dir: 1 | -1}
   inFlight: null,   // AbortController of the running request
+  live: null,       // {timer, ticker, checkedAt} while the shown range includes the present
 };
 
 // ---------- remembered choices and the token ----------
@@ -216,9 +218,12 @@ async function apiGet(url, accept, signal) {
   throw { status: response.status, code: detail.code, message: detail.message };
 }
 
-/** Every page of a JSON answer: the first body with the rows of all pages (MAX_PAGES at most). */
-async function allPages(url, signal) {
-  const first = await (await apiGet(url, "application/json", signal)).json();
+/** Every page of a JSON answer: the first body with the rows of all pages (MAX_PAGES at most),
+ * and the first page's ETag (what the live refresh sends back). */
+async function allPages(url, signal, firstResponse = null) {
+  const response = firstResponse || await apiGet(url, "application/json", signal);
+  const first = await response.json();
+  first.etag = response.headers.get("ETag") || "";
   let next = first.next;
   for (let pages = 1; next && pages < MAX_PAGES; pages += 1) {
     const body = await (await apiGet(next, "application/json", signal)).json();
@@ -261,6 +266,7 @@ function requestContext() {
 }
 
 async function generate() {
+  stopLive();
   saveChoices();
   const context = requestContext();
   if (!context) {
@@ -279,6 +285,7 @@ async function generate() {
     page.sort = null;
     setTokenState("set", "accepted");
     renderResult();
+    startLive();
   } catch (error) {
     if (error.name !== "AbortError") showApiError(error, context);
   } finally {
@@ -287,6 +294,69 @@ async function generate() {
       setBusy(false);
     }
   }
+}
+
+// ---------- live refresh: while the range includes the present ----------
+
+function includesNow(body) {
+  const now = Date.now();
+  return Date.parse(body.from) <= now && now < Date.parse(body.to);
+}
+
+function stopLive() {
+  if (page.live) {
+    clearTimeout(page.live.timer);
+    clearInterval(page.live.ticker);
+    page.live = null;
+  }
+  $("live").hidden = true;
+}
+
+function startLive() {
+  stopLive();
+  if (!page.last || !includesNow(page.last.body)) return;
+  page.live = { checkedAt: Date.now(), timer: null, ticker: setInterval(showLive, 1000) };
+  showLive();
+  page.live.timer = setTimeout(refreshLive, LIVE_EVERY_MS);
+}
+
+function showLive() {
+  if (!page.live) return;
+  const seconds = Math.max(0, Math.round((Date.now() - page.live.checkedAt) / 1000));
+  $("live").textContent = `live · updated ${seconds} s ago`;
+  $("live").hidden = false;
+}
+
+/** Ask again with the answer's ETag: a 304 means nothing changed (no body is sent); a 200
+ * brings the new answer, shown in place (sort order kept). At most every LIVE_EVERY_MS. */
+async function refreshLive() {
+  const live = page.live;
+  const last = page.last;
+  if (!live || !last) return;
+  if (!document.hidden && !page.inFlight) {
+    try {
+      const url = reportUrl(last.reportId, last.customer, last.params);
+      const response = await fetch(url, {
+        headers: {
+          Authorization: `Bearer ${token()}`,
+          Accept: "application/json",
+          "If-None-Match": last.body.etag,
+        },
+      });
+      if (page.live !== live) return; // a new request replaced this one meanwhile
+      if (response.status === 200) {
+        const body = await allPages(url, undefined, response);
+        if (page.live !== live) return;
+        page.last = { ...last, body };
+        renderResult();
+      }
+      if (response.status === 200 || response.status === 304) live.checkedAt = Date.now();
+      showLive();
+    } catch { /* the worker is away for a moment: the next round asks again */ }
+  }
+  if (page.live !== live) return;
+  if (includesNow(page.last.body)) live.timer = setTimeout(refreshLive, LIVE_EVERY_MS);
+  else stopLive();
 }
 
 async function downloadCsv() {
