@@ -24,6 +24,7 @@ from streamagg.tables.keys import (
     EXPIRY_GROUP_IDS,
     NEWEST_MS,
     ExpiryEntry,
+    customer_key,
     decode_expiry_group,
     decode_int,
     decode_report_value,
@@ -87,6 +88,7 @@ def fold_records(
         newest_ms = max(newest_ms, record.timestamp_ms)
     txn.set(NEWEST_MS, encode_int(newest_ms))
     add_expiry_groups(txn, expiring)
+    note_latest_calls(txn, outcome.accepted)
     for report in reports.values():
         outcome.keys_written += fold_report(txn, report, outcome.accepted)
     return outcome
@@ -105,6 +107,18 @@ def _is_duplicate(txn: KeyValue, record: Record, horizon_ms: int) -> bool:
     # newer time here when it expires, and leaves this one alone.)
     txn.set(key, encode_vector((stamp, cdr.start)))
     return False
+
+
+def note_latest_calls(txn: KeyValue, accepted: Sequence[Cdr]) -> None:
+    """Keep each customer's latest call start (the API's customer list): one key a customer."""
+    latest: dict[str, int] = {}
+    for cdr in accepted:
+        if cdr.start > latest.get(cdr.customer_id, -(2**62)):
+            latest[cdr.customer_id] = cdr.start
+    for customer, start in latest.items():
+        key = customer_key(customer)
+        if start > decode_int(txn.get(key), -(2**62)):
+            txn.set(key, encode_int(start))
 
 
 def add_expiry_groups(txn: KeyValue, expiring: Sequence[ExpiryEntry]) -> None:

@@ -14,6 +14,8 @@ names cannot contain control characters; the last field may hold anything):
   are one leading key range of ``Y``; one key per group instead of one per id halves the
   writes of dedup (BENCHMARKS.md). ``X␟{timestamp:013d}␟customer␟callid`` → one id, the same
   index as written before groups (still expired, never written).
+- ``C␟customer`` → the start (epoch seconds) of the customer's latest accepted call: the
+  customer list of the API (``GET /api/v1/customers``) is one key range per partition.
 - ``M␟name`` → partition metadata kept in the changelog (next batch offset, newest message time).
 - ``\\x00name`` → local-only bookkeeping of the RocksDB copy (never in the changelog).
 
@@ -59,6 +61,13 @@ def report_expiry_range(report: str, grain: str, first_kept_bucket: int) -> tupl
 
 def group_of(key: bytes, prefix: bytes) -> str:
     return key[len(prefix) :].decode()
+
+
+CUSTOMERS_RANGE = (f"C{SEP}".encode(), f"C{chr(0x20)}".encode())  # every C␟ key: [low, high)
+
+
+def customer_key(customer: str) -> bytes:
+    return f"C{SEP}{customer}".encode()
 
 
 def dedup_key(customer: str, callid: str) -> bytes:

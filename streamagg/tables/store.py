@@ -37,7 +37,7 @@ MEMTABLE_BYTES = 32 * 1024 * 1024
 # through rocksdict, a dict lookup ~0.1: each store keeps its hot keys' values in memory,
 # emptied whenever it passes this many keys (~200 bytes each).
 HOT_KEYS = 100_000
-_HOT_KINDS = (ord("R"), ord("M"))
+_HOT_KINDS = (ord("R"), ord("M"), ord("C"))
 
 
 @functools.cache

@@ -1,8 +1,8 @@
-"""Forward a report request to the worker that owns the customer's partition."""
+"""Forward a request to the worker that owns a customer's partition, or ask one for JSON."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import yarl
@@ -41,3 +41,20 @@ async def forward_request(app: StreamaggApp, request: web.Request, url: str) -> 
             await response.write(chunk)
         await response.write_eof()
         return response
+
+
+async def fetch_json(app: StreamaggApp, url: str, path_and_query: str, authorization: str) -> Any:
+    """Another worker's JSON answer to a GET of ``path_and_query`` (forwarded: it answers from
+    its own partitions only); raises aiohttp.ClientError or TimeoutError when it does not."""
+    target = url.rstrip("/") + path_and_query
+    headers = {"Authorization": authorization, "X-Streamagg-Forwarded": "1"}
+    tls = peer_tls(app.runtime.settings) if target.startswith("https:") else True
+    async with (
+        aiohttp.ClientSession(timeout=FORWARD_TIMEOUT) as session,
+        session.get(target, headers=headers, ssl=tls) as upstream,
+    ):
+        if upstream.status != 200:
+            raise aiohttp.ClientResponseError(
+                upstream.request_info, (), status=upstream.status, message=await upstream.text()
+            )
+        return await upstream.json()

@@ -173,3 +173,24 @@ def _format(query: Mapping[str, str], accept: str) -> str:
     if chosen not in ("json", "csv"):
         raise BadQuery("format", "must be json or csv")
     return chosen
+
+
+def parse_customer_partitions(
+    query: Mapping[str, str], partitions: int, forwarded: bool
+) -> list[int]:
+    """The partitions a customer list covers: all of them, unless a worker asks another for
+    some (``partitions=1,5``, with the forwarding header)."""
+    allowed = {"partitions"} if forwarded else set()
+    for name in query:
+        if name not in allowed:
+            raise BadQuery(name[:64], "unknown parameter; this request takes none")
+    text = query.get("partitions")
+    if text is None:
+        return list(range(partitions))
+    try:
+        chosen = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise BadQuery("partitions", "comma-separated partition numbers") from None
+    if not chosen or chosen[0] < 0 or chosen[-1] >= partitions:
+        raise BadQuery("partitions", f"partition numbers from 0 to {partitions - 1}")
+    return chosen

@@ -6,7 +6,9 @@ Handlers only parse, call a query and serialize; errors become SPEC §3's JSON i
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +22,9 @@ from streamagg.reports import REPORTS
 from streamagg.reports.view import catalogue
 from streamagg.web.auth import check_customer
 from streamagg.web.forward import forward_request
-from streamagg.web.params import UnknownReport, parse_report_query
-from streamagg.web.query_service import local_rows
-from streamagg.web.render import error_response, report_response
+from streamagg.web.params import UnknownReport, parse_customer_partitions, parse_report_query
+from streamagg.web.query_service import customer_latest_calls, local_rows
+from streamagg.web.render import error_response, iso, report_response
 from streamagg.web.server import access_log_middleware, add_security_headers
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ def install_routes(web_app: web.Application, app: StreamaggApp) -> None:
     router.add_get("/metrics", metrics)
     router.add_get("/api/v1/openapi.yaml", openapi)
     router.add_get("/api/v1/reports", report_catalogue)
+    router.add_get("/api/v1/customers", customers)
     router.add_get("/api/v1/customers/{customer_id}/reports/{report}", report)
     if STATIC_DIR.is_dir():
         router.add_static("/static/", STATIC_DIR)
@@ -95,6 +98,26 @@ async def report_catalogue(request: web.Request) -> web.Response:
     """The reports, their columns and charts: what the page builds its tabs and tables from."""
     body = orjson.dumps(catalogue(REPORTS.values()))
     return web.Response(body=body, content_type="application/json")
+
+
+async def customers(request: web.Request) -> web.Response:
+    """The customers the token may read that have data, with their latest call (SPEC §6)."""
+    app = request.app[APP_KEY]
+    runtime = app.runtime
+    authorization = request.headers.get("Authorization")
+    grant = runtime.tokens.authenticate(authorization)
+    forwarded = bool(request.headers.get("X-Streamagg-Forwarded"))
+    partitions = parse_customer_partitions(request.query, runtime.settings.partitions, forwarded)
+    latest = await customer_latest_calls(app, partitions, authorization or "", forwarded)
+    oldest = time.time() - runtime.settings.retention_days * 86400  # (older data has expired)
+    body = {
+        "customers": [
+            {"customer_id": customer, "latest_call": iso(datetime.fromtimestamp(start, UTC))}
+            for customer, start in sorted(latest.items())
+            if start >= oldest and grant.allows(customer)
+        ]
+    }
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -322,6 +322,12 @@ def test_report_page_shows_the_four_reports(loaded_worker: Any, browser_page: An
 
     page.fill("#token", ADMIN_TOKEN)
     assert page.evaluate("sessionStorage.getItem('streamagg.token')") == ADMIN_TOKEN
+    # The customer field suggests the customers this token may read that have data.
+    options = "list => [...list.options].map(o => o.value)"
+    deadline = time.monotonic() + 15  # a wait for the page's request, not a speed claim
+    while page.eval_on_selector("#customer-list", options) != [CUSTOMER, OTHER_CUSTOMER]:
+        assert time.monotonic() < deadline, page.eval_on_selector("#customer-list", options)
+        time.sleep(0.1)
     assert ADMIN_TOKEN not in page.url
     check_tech_prefix(page)
     check_csv_download(page)

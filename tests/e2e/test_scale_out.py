@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ADMIN_TOKEN
+from tests.e2e.conftest import ADMIN_TOKEN, LIMITED_TOKEN
 from tests.support.cdr_mix import CdrMix, rate_center_table, resolver, utc_now_hour
 from tests.support.chaos import (
     REPORTS,
@@ -86,6 +86,14 @@ def test_two_workers_answer_every_customer_and_one_survives_the_other(
         # Both took part: each applied the batches of its own share of the 8 partitions, so
         # each answered some customers by forwarding to the other.
         assert split_between(a, b), (applied_partitions(a), applied_partitions(b))
+        # The customer list (SPEC §6): every worker answers for all partitions, its own and
+        # the other's, and a token sees only the customers it may read.
+        for worker in (a, b):
+            listed = worker.get("/api/v1/customers", ADMIN_TOKEN)
+            assert listed.status_code == 200, listed.text
+            assert listed.json()["customers"] == oracle.customer_list()
+            limited = worker.get("/api/v1/customers", LIMITED_TOKEN).json()["customers"]
+            assert limited == [c for c in oracle.customer_list() if c["customer_id"] == "42"]
 
         orphans.update(kill_tree(b))
         # Until the group drops the dead member, its partitions' requests have no live owner:

@@ -214,6 +214,17 @@ class ReportOracle:
         """Customers with at least one accepted CDR, sorted."""
         return list(self._customers)
 
+    def customer_list(self) -> list[dict[str, str]]:
+        """SPEC §6 `GET /api/v1/customers`: each customer with the start of its latest call
+        (whole seconds, UTC), sorted by id."""
+        result = self._con.execute(
+            "SELECT customer_id, max(dt) FROM cdr GROUP BY customer_id ORDER BY customer_id"
+        ).fetchall()
+        return [
+            {"customer_id": customer, "latest_call": latest.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            for customer, latest in result
+        ]
+
     # -- reports -------------------------------------------------------------
 
     def report(

@@ -216,3 +216,14 @@ def _without_expiry_groups(state: MemState) -> dict[bytes, bytes]:
 
 def _expiry_entries(state: MemState) -> list[tuple[int, str, str]]:
     return [e for k, v in state.data.items() if k.startswith(b"Y") for e in decode_expiry_group(v)]
+
+
+def test_each_customer_keeps_the_start_of_its_latest_call() -> None:
+    """The API's customer list (SPEC §6): one key per customer, never moved back by an older
+    call arriving late, untouched by duplicates."""
+    state = MemState()
+    fold(state, records(cdr("a", start=T0), cdr("b", start=T0 + 50), cdr("c", customer="7")))
+    fold(state, records(cdr("d", start=T0 - 3600)))  # a late, older call
+    fold(state, records(cdr("b", start=T0 + 50)))  # a duplicate
+    latest = {k: int(v) for k, v in state.data.items() if k.startswith(b"C\x1f")}
+    assert latest == {b"C\x1f42": T0 + 50, b"C\x1f7": T0}

@@ -15,7 +15,13 @@ from yarl import URL
 
 from streamagg.errors import BadQuery
 from streamagg.reports import REPORTS
-from streamagg.web.params import MAX_QUERY_STRING, ReportQuery, UnknownReport, parse_report_query
+from streamagg.web.params import (
+    MAX_QUERY_STRING,
+    ReportQuery,
+    UnknownReport,
+    parse_customer_partitions,
+    parse_report_query,
+)
 from streamagg.web.render import (
     CSV_CHUNK_ROWS,
     error_response,
@@ -202,6 +208,23 @@ def test_granularity_is_dtmf_only_and_names_itself_when_wrong() -> None:
     bad("granularity", "dtmf", {**NOV, "granularity": "week"})
     bad("granularity", "dtmf", {**NOV, "granularity": ""})
     bad("granularity", "tech-prefix", {**NOV, "granularity": "day"})
+
+
+def test_the_customer_list_takes_partitions_only_from_another_worker() -> None:
+    assert parse_customer_partitions({}, 8, forwarded=False) == list(range(8))
+    assert parse_customer_partitions({"partitions": "5,1,5"}, 8, forwarded=True) == [1, 5]
+    for query in (
+        {"partitions": "8"},
+        {"partitions": "-1"},
+        {"partitions": "a"},
+        {"partitions": ""},
+    ):
+        with pytest.raises(BadQuery, match=r"^partitions:"):
+            parse_customer_partitions(query, 8, forwarded=True)
+    with pytest.raises(BadQuery, match=r"^partitions:"):
+        parse_customer_partitions({"partitions": "1"}, 8, forwarded=False)
+    with pytest.raises(BadQuery, match=r"^limit:"):
+        parse_customer_partitions({"limit": "1"}, 8, forwarded=False)
 
 
 def test_unknown_parameter_is_named() -> None:

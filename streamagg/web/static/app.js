@@ -16,6 +16,7 @@ const page = {
   last: null,       // {reportId, customer, params, body, elapsed}
   sort: null,       // {key, dir: 1 | -1}
   inFlight: null,   // AbortController of the running request
+  customersTimer: null,
   live: null,       // {timer, ticker, checkedAt} while the shown range includes the present
 };
 
@@ -55,6 +56,28 @@ function onTokenInput() {
   if (value) sessionStorage.setItem(TOKEN_KEY, value);
   else sessionStorage.removeItem(TOKEN_KEY);
   setTokenState(value ? "set" : "missing", value ? "set for this tab" : "not set");
+  clearTimeout(page.customersTimer);
+  page.customersTimer = setTimeout(loadCustomers, 300); // (once the typing stopped)
+}
+
+/** The customers the token may read, offered as the customer field's suggestions (the
+ * browser filters them as one types); the last choice stays in the field. */
+async function loadCustomers() {
+  const list = $("customer-list");
+  if (!token()) {
+    list.replaceChildren();
+    return;
+  }
+  try {
+    const body = await (await apiGet("/api/v1/customers", "application/json")).json();
+    list.replaceChildren(...body.customers.map((c) => {
+      const option = document.createElement("option");
+      option.value = c.customer_id;
+      option.label = `${c.customer_id} · latest call ${c.latest_call.replace("T", " ").slice(0, 16)} UTC`;
+      return option;
+    }));
+    list.dataset.count = String(body.customers.length);
+  } catch { /* no list (token refused, worker not ready): the field still takes any id */ }
 }
 
 // ---------- controls ----------
