@@ -152,11 +152,19 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
     # Vectors are never changed in place from here on (a sum is a new list), so one vector may
     # stand for its slot in several grains.
     deltas: dict[bytes, list[int]] = {}
-    name = report.name
-    for grain in report.grains:
-        code, bucket_of = grain.code, grain.bucket
-        for (customer, hour, group), vector in hourly.items():
-            key = report_bucket_prefix(name, code, bucket_of(hour), customer) + group.encode()
+    name, grains = report.name, report.grains
+    # The key prefixes of one customer's hour in every grain, built once per hour.
+    hour_prefixes: dict[tuple[str, int], list[bytes]] = {}
+    for (customer, hour, group), vector in hourly.items():
+        prefixes = hour_prefixes.get((customer, hour))
+        if prefixes is None:
+            prefixes = hour_prefixes[(customer, hour)] = [
+                report_bucket_prefix(name, grain.code, grain.bucket(hour), customer)
+                for grain in grains
+            ]
+        encoded = group.encode()
+        for prefix in prefixes:
+            key = prefix + encoded
             existing = deltas.get(key)
             if existing is None:
                 deltas[key] = vector

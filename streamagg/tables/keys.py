@@ -118,11 +118,17 @@ def expiry_group_range(first_kept_ms: int) -> tuple[bytes, bytes]:
 
 def encode_vector(values: Sequence[int]) -> bytes:
     """Integers as ASCII decimals: exact at any size (sums of micro-units can pass 2**63)."""
-    return ",".join(map(str, values)).encode()
+    return _vector_format(len(values)) % tuple(values)
+
+
+@lru_cache(maxsize=64)
+def _vector_format(width: int) -> bytes:
+    # (bytes %-formatting of a cached b"%d,%d,…" runs in C: ~2x faster than str.join)
+    return b",".join([b"%d"] * width)
 
 
 def decode_vector(raw: bytes) -> list[int]:
-    return [int(part) for part in raw.split(b",")]
+    return list(map(int, raw.split(b",")))
 
 
 def decode_report_value(raw: bytes, report: str, fields: Sequence[str]) -> list[int]:
