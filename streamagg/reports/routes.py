@@ -113,10 +113,11 @@ class RoutesReport:
     chart: ClassVar[Chart | None] = TopBars(
         "NER by provider and tech prefix",
         label="provider_id",
+        label_with="tech_prefix",
         value="ner",
         top=20,
         unit=" %",
-        details=(("tech_prefix", " ·"), ("attempts", " attempts")),
+        details=(("attempts", " attempts"),),
         scale_max=100,
         tone=Tone("ner", below=((70, "bad"), (85, "warn")), otherwise="good"),
     )

@@ -130,12 +130,14 @@ class Tone:
 @dataclass(frozen=True)
 class TopBars:
     """Horizontal bars of the first ``top`` rows (by ``sort_by`` descending when set, else in
-    the answer's order): ``label`` names a bar, ``value`` sizes it, ``details`` follow it."""
+    the answer's order): ``label`` (and ``label_with``) names a bar, ``value`` sizes it,
+    ``details`` follow it (a text after a value of 1 loses its plural "s")."""
 
     title: str
     label: str
     value: str
     top: int = 12
+    label_with: str = ""  # a second column shown in the label (provider and tech prefix)
     sort_by: str = ""
     unit: str = ""  # written after the value, e.g. " %"
     details: tuple[tuple[str, str], ...] = ()  # (column, text after its value)
@@ -154,6 +156,8 @@ class TopBars:
         }
         if self.sort_by:
             out["sort_by"] = self.sort_by
+        if self.label_with:
+            out["label_with"] = self.label_with
         if self.scale_max is not None:
             out["scale_max"] = self.scale_max
         if self.tone is not None:

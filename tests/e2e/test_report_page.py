@@ -41,7 +41,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 RATECENTERS = Path(__file__).resolve().parents[1] / "data" / "ratecenters" / "allutlzd.txt"
+# Where the test leaves screenshots (docs/img/ holds copies taken this way).
 SCREENSHOT = Path("/tmp/streamagg-page.png")
+ROUTES_SCREENSHOT = Path("/tmp/streamagg-page-routes.png")
 CUSTOMER, OTHER_CUSTOMER = "7001", "7002"
 OWN_DID, FOREIGN_DID = "2125550101", "2125550102"
 DATA_WAIT_S = 90.0
@@ -395,6 +397,7 @@ def check_routes(page: Any, day: datetime) -> None:
     # 4 of 6 answered; ACD (60 + 90 + 30 + 45) / 4 = 56.25 → 56.3; NER 5 of 6 effective.
     assert foot == ["Total (5 rows)", "", "6", "4", "66.67", "56.3", "83.33", "0.00", "", ""]
     assert page.locator("#chart-body svg .hbar").count() == 5
+    page.screenshot(path=str(ROUTES_SCREENSHOT), full_page=True)
 
 
 def check_negative_margin(page: Any, day: datetime) -> None:

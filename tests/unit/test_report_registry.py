@@ -79,6 +79,7 @@ def test_every_name_a_report_declares_is_one_of_its_columns(report: Report) -> N
     if isinstance(chart, TopBars):
         named += [chart.label, chart.value, *(key for key, _ in chart.details)]
         named += [chart.sort_by] if chart.sort_by else []
+        named += [chart.label_with] if chart.label_with else []
         named += [chart.tone.by] if chart.tone else []
     elif isinstance(chart, TimeBars):
         named += [chart.time, *(key for key, _ in chart.series)]

@@ -588,12 +588,20 @@ function renderChart() {
   const top = ordered.slice(0, chart.top);
   show(`${chart.title}${rows.length > top.length ? ` (top ${chart.top})` : ""}`);
   const valueColumn = columns[chart.value];
+  const named = (value) => String(value) || "(none)";
+  const detail = ([key, after]) => {
+    const text = r => formatCell(columns[key], r[key]);
+    const unit = (r) => (r[key] === 1 && after.endsWith("s") ? after.slice(0, -1) : after);
+    return (r) => `${text(r)}${unit(r)}`;
+  };
+  const details = chart.details.map(detail);
   drawHBars(target, top.map((r) => ({
-    label: String(r[chart.label]) || "(none)",
+    label: chart.label_with
+      ? `${named(r[chart.label])} ${named(r[chart.label_with])}` : named(r[chart.label]),
     value: Number(r[chart.value]),
     text: [
       `${formatCell(valueColumn, r[chart.value])}${chart.unit}`,
-      chart.details.map(([key, after]) => `${formatCell(columns[key], r[key])}${after}`).join(" "),
+      details.map((d) => d(r)).join(" "),
     ].filter(Boolean).join(" · "),
     tone: toneOf(chart.tone, r),
   })), {
