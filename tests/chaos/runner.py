@@ -27,10 +27,10 @@ from pathlib import Path
 import httpx
 
 from tests.chaos import scenario as S
+from tests.support.broker import PrivateBroker
 from tests.support.cdr_mix import CdrMix, rate_center_table, resolver, utc_now_hour
 from tests.support.chaos import (
     REPORTS,
-    PrivateBroker,
     ResilientProducer,
     check_ranges,
     descendants,

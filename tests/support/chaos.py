@@ -1,9 +1,9 @@
-"""Helpers of the fault tests: a private restartable broker, a producer that survives broker
-restarts, reading a topic back whole, and comparing API reports with the oracle.
+"""Helpers of the fault tests: a producer that survives broker restarts, reading a topic back
+whole, and comparing API reports with the oracle.
 
-The fault tests restart a broker, so they never use the session's shared one: ``PrivateBroker``
-runs deploy/kafka/kafka-local on its own port and folder, and can stop and start it again on the
-same data.
+The fault tests restart a broker, so they never use the session's shared one: each runs a
+``PrivateBroker`` (tests/support/broker.py) on its own port and folder, stopped and started
+again on the same data.
 """
 
 from __future__ import annotations
