@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from streamagg.cdr import NO_PDD, NO_SIP_CODE, Cdr
 from streamagg.reports.base import Groups, QueryContext, Row, ratio
-from streamagg.reports.view import Chart, Column, Tone, TopBars, Total
+from streamagg.reports.view import Chart, Column, Tone, TopBars, Total, asr_acd_columns
 from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain
 
 ATTEMPTS, ANSWERED, ANSWERED_MICROS, EFFECTIVE, SHORT, PDD_SUM, PDD_CALLS = range(7)
@@ -50,27 +50,7 @@ class RoutesReport:
             'The carrier the calls were routed to; "" when the CDR had none',
         ),
         Column("tech_prefix", "Tech prefix", "code", example="123#", schema={"maxLength": 32}),
-        Column("attempts", "Attempts", "count", "Call attempts (CDRs)"),
-        Column("answered_calls", "Answered", "count"),
-        Column(
-            "asr",
-            "ASR %",
-            "ratio",
-            "answered_calls / attempts × 100, 2 decimals",
-            51.2,
-            places=2,
-            schema={"maximum": 100},
-            total=Total("ratio", of="answered_calls", per="attempts", scale=100),
-        ),
-        Column(
-            "acd",
-            "ACD (s)",
-            "ratio",
-            "Seconds of talk per answered call, 1 decimal; 0 when none answered",
-            184.3,
-            places=1,
-            total=Total("weighted", by="answered_calls"),
-        ),
+        *asr_acd_columns("attempts"),
         Column(
             "ner",
             "NER %",

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from streamagg.cdr import Cdr
 from streamagg.reports.base import Groups, QueryContext, Row, ratio
-from streamagg.reports.view import Chart, Column, Tone, TopBars, Total
+from streamagg.reports.view import Chart, Column, Tone, TopBars, asr_acd_columns
 from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain
 
 TOTAL, ANSWERED, ANSWERED_MICROS = range(3)
@@ -25,29 +25,7 @@ class TechPrefixReport:
     order: ClassVar[str] = "Sorted by `total` descending, then `tech_prefix`"
     columns: ClassVar[tuple[Column, ...]] = (
         Column("tech_prefix", "Tech prefix", "code", example="123#", schema={"maxLength": 32}),
-        Column("total", "Attempts", "count", "Attempts (CDRs)"),
-        Column("answered_calls", "Answered", "count"),
-        Column(
-            "asr",
-            "ASR %",
-            "ratio",
-            "answered_calls / total × 100, 2 decimals",
-            51.2,
-            places=2,
-            schema={"maximum": 100},
-            total=Total("ratio", of="answered_calls", per="total", scale=100),
-        ),
-        Column(
-            "acd",
-            "ACD (s)",
-            "ratio",
-            "Seconds of talk per answered call, 1 decimal; 0 when none answered",
-            184.3,
-            places=1,
-            # Row ACDs are rounded to 0.1 s; weighting them by answered calls is as exact as
-            # they allow.
-            total=Total("weighted", by="answered_calls"),
-        ),
+        *asr_acd_columns("total"),
     )
     chart: ClassVar[Chart | None] = TopBars(
         "ASR by tech prefix",

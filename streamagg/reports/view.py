@@ -49,6 +49,36 @@ class Total:
 SUM = Total("sum")
 
 
+def asr_acd_columns(attempts: str) -> tuple[Column, Column, Column, Column]:
+    """Attempts, answered calls, ASR and ACD: the columns every route-quality report shares;
+    ``attempts`` names its attempts column."""
+    return (
+        Column(attempts, "Attempts", "count", "Attempts (CDRs)"),
+        Column("answered_calls", "Answered", "count"),
+        Column(
+            "asr",
+            "ASR %",
+            "ratio",
+            f"answered_calls / {attempts} × 100, 2 decimals",
+            51.2,
+            places=2,
+            schema={"maximum": 100},
+            total=Total("ratio", of="answered_calls", per=attempts, scale=100),
+        ),
+        Column(
+            "acd",
+            "ACD (s)",
+            "ratio",
+            "Seconds of talk per answered call, 1 decimal; 0 when none answered",
+            184.3,
+            places=1,
+            # Row ACDs are rounded to 0.1 s; weighting them by answered calls is as exact as
+            # they allow.
+            total=Total("weighted", by="answered_calls"),
+        ),
+    )
+
+
 def margin_columns() -> tuple[Column, Column]:
     """The margin columns of SPEC §6 (reports with charges: dtmf, rate-center)."""
     return (
