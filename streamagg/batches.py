@@ -16,7 +16,10 @@ from streamagg.errors import FormatError
 _partitioner = DefaultPartitioner()
 # Batch messages say their format in this header; a worker refuses one it cannot read.
 FORMAT_HEADER = "streamagg-format"
-BATCH_FORMAT = 2
+# 3: format 2 with the CDR's sip_code and pdd_ms appended (a format-2 batch decodes as one of
+# format 3 whose CDRs have neither; a worker that knows only 2 refuses 3, naming both).
+BATCH_FORMAT = 3
+_SAME_SCHEMA = (b"2", b"3")
 BATCH_HEADERS = [(FORMAT_HEADER, str(BATCH_FORMAT).encode())]
 
 
@@ -39,9 +42,10 @@ class Record(msgspec.Struct, array_like=True, gc=False, frozen=True):
 
 
 class _BatchBody(msgspec.Struct, array_like=True, gc=False):
-    """Format 2 on the wire: MessagePack ``[source, [[offset, timestamp, [cdr fields…]], …]]``,
-    the schema being the field order of Record and Cdr (so a field is added at the end, with
-    a default, or the format number changes)."""
+    """Formats 2 and 3 on the wire: MessagePack ``[source, [[offset, timestamp, [cdr fields…]],
+    …]]``, the schema being the field order of Record and Cdr. A field is only appended, with
+    a default (older batches then decode), and the format number goes up (older workers then
+    refuse the new batches by their number instead of failing to decode them)."""
 
     source: str
     records: list[Record]
@@ -64,19 +68,19 @@ class Batch:
     @classmethod
     def decode(cls, raw: bytes, headers: Iterable[tuple[str, bytes]] = BATCH_HEADERS) -> Batch:
         found = dict(headers).get(FORMAT_HEADER)
-        if found == BATCH_HEADERS[0][1]:
+        if found in _SAME_SCHEMA:
             try:
                 body = _DECODER.decode(raw)
             except msgspec.MsgspecError as exc:
                 raise FormatError(
-                    f"a CDR batch of format {BATCH_FORMAT} that does not decode: {exc}"
+                    f"a CDR batch of format {found.decode()} that does not decode: {exc}"
                 ) from None
             return cls(body.source, body.records)
         if found == b"1":  # written by the version before; read while it drains
             return _decode_format_1(raw)
         version = found.decode(errors="replace") if found else "unknown (no header)"
         raise FormatError(
-            f"a CDR batch of format {version}; this streamagg reads formats 1 and {BATCH_FORMAT}"
+            f"a CDR batch of format {version}; this streamagg reads formats 1 to {BATCH_FORMAT}"
         )
 
 

@@ -177,23 +177,23 @@ def test_a_batch_of_the_previous_format_is_read_field_by_field() -> None:
 
 def test_a_format_2_batch_written_before_sip_codes_and_pdd_were_kept_still_decodes() -> None:
     """Format 2 as the previous version wrote it: CDR arrays of 13 fields, before sip_code and
-    pdd_ms were appended (with defaults, which is what keeps the format number)."""
+    pdd_ms were appended as format 3 (with defaults: format 2 decodes as format 3)."""
     old_cdr = ["call-1", "42", 1_795_613_400, "205", 12_345, 6_789, "77*", 60_000_000]
     old_cdr += [True, False, "2125551234", "9175550000", "42"]
     raw = msgspec.msgpack.encode(["cdr-events/3", [[7, 1_795_613_400_123, old_cdr]]])
-    (record,) = Batch.decode(raw).records
+    (record,) = Batch.decode(raw, [(FORMAT_HEADER, b"2")]).records
     assert record.cdr.sip_code == NO_SIP_CODE
     assert record.cdr.pdd_ms == NO_PDD
     assert (record.cdr.callid, record.cdr.did_owner, record.cdr.answered) == ("call-1", "42", True)
 
 
-@pytest.mark.parametrize("header", [[(FORMAT_HEADER, b"3")], []])
+@pytest.mark.parametrize("header", [[(FORMAT_HEADER, b"4")], []])
 def test_a_batch_of_an_unknown_format_is_refused_naming_both(header: list) -> None:
     with pytest.raises(FormatError) as raised:
         Batch.decode(Batch("cdr-events/0").encode(), header)
     message = str(raised.value)
-    assert f"reads formats 1 and {BATCH_FORMAT}" in message
-    assert ("format 3" if header else "no header") in message
+    assert f"reads formats 1 to {BATCH_FORMAT}" in message
+    assert ("format 4" if header else "no header") in message
 
 
 def test_a_damaged_batch_is_a_format_error_not_a_crash() -> None:
