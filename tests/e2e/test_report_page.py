@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.e2e.conftest import ADMIN_TOKEN, LIMITED_TOKEN
 from tests.support.common import iso
-from tests.support.worker import WorkerProcess, worker_env
+from tests.support.worker import WorkerProcess, wait_for, worker_env
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -326,10 +326,11 @@ def test_report_page_shows_the_four_reports(loaded_worker: Any, browser_page: An
     assert page.evaluate("sessionStorage.getItem('streamagg.token')") == ADMIN_TOKEN
     # The customer field suggests the customers this token may read that have data.
     options = "list => [...list.options].map(o => o.value)"
-    deadline = time.monotonic() + 15  # a wait for the page's request, not a speed claim
-    while page.eval_on_selector("#customer-list", options) != [CUSTOMER, OTHER_CUSTOMER]:
-        assert time.monotonic() < deadline, page.eval_on_selector("#customer-list", options)
-        time.sleep(0.1)
+    wait_for(
+        lambda: page.eval_on_selector("#customer-list", options) == [CUSTOMER, OTHER_CUSTOMER],
+        15,
+        "the customer list on the page",
+    )
     assert ADMIN_TOKEN not in page.url
     check_tech_prefix(page)
     check_csv_download(page)
@@ -609,10 +610,11 @@ def test_the_page_refreshes_itself_while_the_range_includes_now(
     assert page.inner_text("#live").startswith("live · updated")
 
     send(live_call("live-2"))
-    deadline = time.monotonic() + 60  # a wait for the worker and the page, not a speed claim
-    while table(page)[1] != [["33#", "2", "2", "100.00", "20.0"]] or 304 not in statuses:
-        assert time.monotonic() < deadline, f"not refreshed: {table(page)[1]}, {statuses}"
-        time.sleep(0.5)
+    wait_for(
+        lambda: table(page)[1] == [["33#", "2", "2", "100.00", "20.0"]] and 304 in statuses,
+        60,
+        "the page to show the new call by itself (after a 304 of an unchanged answer)",
+    )
     assert page.inner_text("#live").startswith("live · updated")
 
     # A range in the past is not live.
