@@ -24,7 +24,7 @@ def explain(r: dict[str, Any]) -> list[str]:
         f"and changelog writes). The raw ceiling costs {1e6 / ceiling.per_cpu_second:.1f} µs "
         f"per message (fetch + orjson only); the rest of streamagg's per-CDR CPU — validating "
         f"and normalising every field, dedup, the DID lookup, re-encoding the internal batches, "
-        f"folding into four reports, the state and changelog writes — is what bounds it, with "
+        f"folding into five reports, the state and changelog writes — is what bounds it, with "
         f"every poll of the ingest stage and every cycle of the state layer committed as Kafka "
         f"transactions (each waits ~20 ms for the markers of the previous one of its "
         f"partition)"

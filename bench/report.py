@@ -46,8 +46,8 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str]]:
     rows = []
     for key, label in (
         ("ceiling", "(1) raw ceiling: aiokafka getmany + orjson.loads"),
-        ("worker", "(2) streamagg worker, all four reports"),
-        ("quix", "(3) Quix Streams, same four aggregations"),
+        ("worker", "(2) streamagg worker, all five reports"),
+        ("quix", "(3) Quix Streams, the four aggregations of SPEC §2 (not routes)"),
     ):
         t = r.get(key)
         if t is None:
