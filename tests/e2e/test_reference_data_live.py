@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -25,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import ADMIN_TOKEN
 from tests.support.common import iso
 from tests.support.kafka_io import produce, produce_dids
+from tests.support.oracle import margin_columns
 from tests.support.worker import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -136,6 +138,8 @@ def rc_row(prefix: str, rc: str, state: str, cc: str, pc: str, calls: int) -> di
         "customer_charge": cc,
         "provider_charge": pc,
         "call_count": calls,
+        # SPEC §6's margin, from the oracle's exact arithmetic on the same charges
+        **margin_columns(Decimal(cc), Decimal(pc)),
     }
 
 
