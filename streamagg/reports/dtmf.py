@@ -9,6 +9,7 @@ from streamagg.cdr import Cdr
 from streamagg.reports.base import Groups, QueryContext, Row, margin, money, period_start
 from streamagg.reports.view import Chart, Column, TimeBars, margin_columns
 from streamagg.tables.buckets import DAY, Grain
+from streamagg.tables.fold import add_vector
 
 CUSTOMER_CHARGE, PROVIDER_CHARGE, DTMF_CALLS, CALLS = range(4)
 
@@ -74,12 +75,7 @@ class DtmfReport:
         for group, v in groups.items():
             hour, provider = group.split("\x1f", 1)
             key = (period_start(int(hour), granularity), provider)
-            summed = periods.get(key)
-            if summed is None:
-                periods[key] = list(v)
-            else:
-                for i, value in enumerate(v):
-                    summed[i] += value
+            add_vector(periods, key, v)
         return [
             {
                 "dt": hour_label(start),

@@ -14,6 +14,7 @@ from streamagg.cdr import NO_PDD, NO_SIP_CODE, Cdr
 from streamagg.reports.base import Groups, QueryContext, Row, ratio
 from streamagg.reports.view import Chart, Column, Tone, TopBars, Total, asr_acd_columns
 from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain
+from streamagg.tables.fold import add_vector
 
 ATTEMPTS, ANSWERED, ANSWERED_MICROS, EFFECTIVE, SHORT, PDD_SUM, PDD_CALLS = range(7)
 SHORT_CALL_MICROS = 6_000_000  # an answered call of at most 6 s is a short call
@@ -120,20 +121,15 @@ class RoutesReport:
         ]
 
     def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
-        routes: dict[tuple[str, str], tuple[list[int], dict[int, int]]] = {}
+        totals: dict[tuple[str, str], list[int]] = {}
+        codes: dict[tuple[str, str], dict[int, int]] = {}
         for group, v in groups.items():
             provider, prefix, code = group.split("\x1f", 2)
-            route = routes.get((provider, prefix))
-            if route is None:
-                route = routes[(provider, prefix)] = ([0] * len(v), {})
-            totals, codes = route
-            for i, value in enumerate(v):
-                totals[i] += value
+            add_vector(totals, (provider, prefix), v)
+            route_codes = codes.setdefault((provider, prefix), {})
             if code:
-                codes[int(code)] = codes.get(int(code), 0) + v[ATTEMPTS]
-        rows = [
-            _row(provider, prefix, v, codes) for (provider, prefix), (v, codes) in routes.items()
-        ]
+                route_codes[int(code)] = route_codes.get(int(code), 0) + v[ATTEMPTS]
+        rows = [_row(p, t, v, codes[(p, t)]) for (p, t), v in totals.items()]
         rows.sort(key=lambda row: (-row["attempts"], row["provider_id"], row["tech_prefix"]))
         return rows
 

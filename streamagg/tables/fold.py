@@ -13,7 +13,7 @@ never on the clock, so a batch replayed after a crash decides as the first run d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, TypeVar
 
@@ -37,7 +37,7 @@ from streamagg.tables.keys import (
     report_bucket_prefix,
 )
 
-K = TypeVar("K", str, bytes)
+K = TypeVar("K", bound=Hashable)
 
 
 class KeyValue(Protocol):
