@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
 from typing import Any, ClassVar, Protocol
 
 from streamagg.cdr import Cdr
+from streamagg.reports.periods import UTC_ZONE, Zone
 from streamagg.reports.view import Chart, Column
 from streamagg.tables.buckets import Grain
 
@@ -23,21 +22,7 @@ class QueryContext:
     customer_id: str
     resolve_rate_center: Any = None  # Callable[[str], RateCenterRow | None]
     granularity: str = "hour"  # the period of a row, for reports that have one (dtmf)
-
-
-def period_start(hour: int, granularity: str) -> int:
-    """The first epoch hour of the period (hour, day or month, UTC) holding ``hour``."""
-    if granularity == "hour":
-        return hour
-    if granularity == "day":
-        return hour - hour % 24
-    return _month_start(hour // 24)
-
-
-@lru_cache(maxsize=4096)
-def _month_start(day: int) -> int:
-    moment = datetime.fromtimestamp(day * 86400, UTC)
-    return int(moment.replace(day=1).timestamp()) // 3600
+    zone: Zone = UTC_ZONE  # the time zone of the range and of the periods of rows
 
 
 class Report(Protocol):
@@ -46,7 +31,9 @@ class Report(Protocol):
 
     name: ClassVar[str]  # its id in the API
     grains: ClassVar[tuple[Grain, ...]]
-    hour_in_group: ClassVar[bool]  # group keys start with the epoch hour (filtered at the edges)
+    # Group keys start with the epoch hour; the query hands rows() its periods instead.
+    hour_in_group: ClassVar[bool]
+    whole_days: ClassVar[bool]  # ranges must be whole (local) days: the report counts per day
     # Periods a row may stand for (`granularity=`), the first the default; () for none.
     granularities: ClassVar[tuple[str, ...]]
     fields: ClassVar[tuple[str, ...]]  # delta()'s entries: the state value's schema (append only)

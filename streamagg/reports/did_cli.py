@@ -7,19 +7,20 @@ from typing import ClassVar
 from streamagg.cdr import Cdr
 from streamagg.reports.base import Groups, QueryContext, Row
 from streamagg.reports.view import Chart, Column, Tone, TopBars
-from streamagg.tables.buckets import DAY, MONTH, Grain
+from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain
 
 
 class DidCliReport:
     name: ClassVar[str] = "did-cli"
-    grains: ClassVar[tuple[Grain, ...]] = (DAY, MONTH)
+    grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)  # (hours: local days)
     hour_in_group: ClassVar[bool] = False
+    whole_days: ClassVar[bool] = True  # (SPEC §2: counted per day)
     granularities: ClassVar[tuple[str, ...]] = ()
     fields: ClassVar[tuple[str, ...]] = ("calls",)
     title: ClassVar[str] = "DID as CLI"
     short: ClassVar[str] = "DID as CLI"
     hint: ClassVar[str] = (
-        "The system's DIDs presented as caller ID, by owner account. Whole UTC days only."
+        "The system's DIDs presented as caller ID, by owner account. Whole days only."
     )
     row_description: ClassVar[str] = "One (owner account, DID) presented as caller ID"
     order: ClassVar[str] = "Sorted by `account`, then `count` descending, then `dest_cli`"

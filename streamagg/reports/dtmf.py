@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import ClassVar
 
 from streamagg.cdr import Cdr
-from streamagg.reports.base import Groups, QueryContext, Row, margin, money, period_start
+from streamagg.reports.base import Groups, QueryContext, Row, margin, money
+from streamagg.reports.periods import label
 from streamagg.reports.view import Chart, Column, TimeBars, margin_columns
 from streamagg.tables.buckets import DAY, Grain
-from streamagg.tables.fold import add_vector
 
 CUSTOMER_CHARGE, PROVIDER_CHARGE, DTMF_CALLS, CALLS = range(4)
-
-
-def hour_label(epoch_hour: int) -> str:
-    return datetime.fromtimestamp(epoch_hour * 3600, UTC).strftime("%Y-%m-%dT%H:00:00Z")
 
 
 class DtmfReport:
@@ -24,6 +19,7 @@ class DtmfReport:
     # the answer, and a day key keeps a 13-month query to ~400 reads.
     grains: ClassVar[tuple[Grain, ...]] = (DAY,)
     hour_in_group: ClassVar[bool] = True
+    whole_days: ClassVar[bool] = False
     granularities: ClassVar[tuple[str, ...]] = ("hour", "day", "month")
     fields: ClassVar[tuple[str, ...]] = (
         "customer_charge",
@@ -41,11 +37,12 @@ class DtmfReport:
     columns: ClassVar[tuple[Column, ...]] = (
         Column(
             "dt",
-            "Hour (UTC)",
+            "Period start",
             "hour",
-            "Period start, UTC: the hour, or with `granularity` the day or the month (a period "
-            "cut by the range holds the range's hours only)",
-            "2026-11-25T13:00:00Z",
+            "Start of the hour, or with `granularity` the day or the month, in the time zone "
+            "`tz` with its offset at that instant (Z in UTC); a period cut by the range holds "
+            "the range's part only",
+            "2026-11-25T08:00:00-05:00",
         ),
         Column(
             "provider_id",
@@ -70,15 +67,16 @@ class DtmfReport:
         return [cdr.customer_charge, cdr.provider_charge, int(cdr.has_dtmf), 1]
 
     def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
-        granularity = context.granularity
-        periods: dict[tuple[int, str], list[int]] = {}
-        for group, v in groups.items():
-            hour, provider = group.split("\x1f", 1)
-            key = (period_start(int(hour), granularity), provider)
-            add_vector(periods, key, v)
+        # (the query has put each group in its period: {period start}␟{provider})
+        periods: list[tuple[int, str, list[int]]] = []
+        for group, vector in groups.items():
+            start, provider = group.split("\x1f", 1)
+            periods.append((int(start), provider, vector))
+        periods.sort(key=lambda period: (period[0], period[1]))
+        zone = context.zone
         return [
             {
-                "dt": hour_label(start),
+                "dt": label(start, zone),
                 "provider_id": provider,
                 "customer_charge": money(v[CUSTOMER_CHARGE]),
                 "provider_charge": money(v[PROVIDER_CHARGE]),
@@ -86,5 +84,5 @@ class DtmfReport:
                 "calls": v[CALLS],
                 **margin(v[CUSTOMER_CHARGE], v[PROVIDER_CHARGE]),
             }
-            for (start, provider), v in sorted(periods.items(), key=lambda item: item[0])
+            for start, provider, v in periods
         ]

@@ -1,11 +1,12 @@
-"""Answer a report for any hour-aligned range from its bucketed state.
+"""Answer a report for any range of whole quarter-hours from its bucketed state.
 
 A range is covered by the fewest buckets (tables/buckets.py). Each bucket is read whole in one
 step; between buckets the query gives the event loop back, so a long answer never holds up
-the worker. Reports whose groups carry their hour (dtmf) have each group in exactly one
-bucket, and buckets come in time order: their rows stream bucket by bucket, in order, without
-the whole answer in memory. The others sum their groups over the buckets first (their groups
-are few: prefixes, DIDs).
+the worker. The finest grain keeps each group per quarter-hour: its quarters outside the range
+are left out, and for reports whose rows are periods (dtmf), each quarter goes to the local
+hour, day or month that holds it (reports/periods.py). Such rows stream period by period, in
+order, without the whole answer in memory. The other reports sum their groups over the
+buckets first (their groups are few: prefixes, DIDs).
 """
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
-from streamagg.reports.base import Groups, QueryContext, Report, Row, period_start
-from streamagg.tables.buckets import cover
+from streamagg.reports.base import Groups, QueryContext, Report, Row
+from streamagg.reports.periods import hour_periods, period_start
+from streamagg.tables.buckets import QUARTER_SECONDS, QUARTERS_PER_HOUR, cover, finest
 from streamagg.tables.fold import add_vector
-from streamagg.tables.keys import decode_report_value, report_bucket_prefix
+from streamagg.tables.keys import (
+    SEP,
+    SplitValue,
+    decode_report_value,
+    decode_split_value,
+    report_bucket_prefix,
+)
 
 ROWS_PER_STEP = 200  # rows yielded between two returns to the event loop
 
@@ -25,48 +33,82 @@ Scan = Callable[[bytes, bytes], Iterable[tuple[bytes, bytes]]]
 
 
 def bucket_groups(
-    report: Report, customer_id: str, start_hour: int, end_hour: int, scan: Scan
-) -> Iterator[Groups]:
-    """The groups of each bucket covering [start_hour, end_hour), bucket by bucket in time
-    order (groups of hours outside the range left out of the edge buckets)."""
-    for grain, bucket in cover(start_hour, end_hour, report.grains):
-        prefix = report_bucket_prefix(report.name, grain.code, bucket, customer_id)
-        first, last = grain.span(bucket)
-        edge = report.hour_in_group and (first < start_hour or last > end_hour)
+    report: Report, start: int, end: int, scan: Scan, context: QueryContext
+) -> Iterator[tuple[int, Groups]]:
+    """The groups of each bucket covering the epoch quarters [start, end), bucket by bucket in
+    time order, each with the quarter where its part of the range ends. A report whose groups
+    carry their hour gets them per period instead: ``{period start}␟{rest of the group}``."""
+    fine = finest(report.grains)
+    name, fields, customer = report.name, report.fields, context.customer_id
+    for grain, bucket in cover(start, end, report.grains):
+        prefix = report_bucket_prefix(name, grain.code, bucket, customer)
+        last = grain.span(bucket)[1]
         groups: Groups = {}
-        for key, raw in scan(prefix, _after(prefix)):
-            group = key[len(prefix) :].decode()
-            if edge and not start_hour <= int(group.split("\x1f", 1)[0]) < end_hour:
-                continue
-            groups[group] = decode_report_value(raw, report.name, report.fields)
-        yield groups
+        rows = scan(prefix, _after(prefix))
+        if grain != fine:  # (a coarser bucket is used only inside the range)
+            for key, raw in rows:
+                groups[key[len(prefix) :].decode()] = decode_report_value(raw, name, fields)
+        elif report.hour_in_group:
+            for key, raw in rows:
+                hour, rest = key[len(prefix) :].decode().split(SEP, 1)
+                parts = decode_split_value(raw, name, fields)
+                _add_periods(groups, int(hour), rest, parts, start, end, context)
+        else:  # (the finest grain of the others is the hour: the bucket is its hour)
+            for key, raw in rows:
+                total = _sum_in_range(decode_split_value(raw, name, fields), bucket, start, end)
+                if total is not None:
+                    groups[key[len(prefix) :].decode()] = total
+        yield min(last * QUARTERS_PER_HOUR, end), groups
+
+
+def _quarters_in_range(hour: int, start: int, end: int) -> range:
+    """The quarters (0–3) of an epoch hour inside the epoch quarters [start, end)."""
+    first = hour * QUARTERS_PER_HOUR
+    return range(max(0, start - first), min(QUARTERS_PER_HOUR, end - first))
+
+
+def _sum_in_range(parts: SplitValue, hour: int, start: int, end: int) -> list[int] | None:
+    total: list[int] | None = None
+    for quarter in _quarters_in_range(hour, start, end):
+        vector = parts[quarter]
+        if vector is not None:
+            total = vector if total is None else [a + b for a, b in zip(total, vector, strict=True)]
+    return total
+
+
+def _add_periods(
+    groups: Groups,
+    hour: int,
+    rest: str,
+    parts: SplitValue,
+    start: int,
+    end: int,
+    context: QueryContext,
+) -> None:
+    """Add an hour's quarters in the range to the periods (of the context's zone and
+    granularity) that hold them."""
+    periods = hour_periods(hour, context.zone, context.granularity)
+    quarters = _quarters_in_range(hour, start, end)
+    if periods[0] == periods[-1]:  # the whole hour is in one period (always, in UTC)
+        total = _sum_in_range(parts, hour, start, end)
+        if total is not None:
+            add_vector(groups, f"{periods[0]}{SEP}{rest}", total)
+        return
+    for quarter in quarters:
+        vector = parts[quarter]
+        if vector is not None:
+            add_vector(groups, f"{periods[quarter]}{SEP}{rest}", vector)
 
 
 def merged_groups(
-    report: Report, customer_id: str, start_hour: int, end_hour: int, scan: Scan
+    report: Report, start: int, end: int, scan: Scan, context: QueryContext
 ) -> Groups:
-    """Sum of every group over [start_hour, end_hour), read from the fewest buckets."""
+    """Sum of every group over the epoch quarters [start, end), read from the fewest buckets."""
     merged: Groups = {}
-    for groups in bucket_groups(report, customer_id, start_hour, end_hour, scan):
+    for _, groups in bucket_groups(report, start, end, scan, context):
         for group, vector in groups.items():
             add_vector(merged, group, vector)
     return merged
-
-
-def _by_month(buckets: Iterable[Groups]) -> Iterator[Groups]:
-    """Consecutive buckets of groups keyed by hour, joined per calendar month (UTC)."""
-    month, joined = None, {}
-    for groups in buckets:
-        if not groups:
-            continue
-        first = period_start(int(next(iter(groups)).split("\x1f", 1)[0]), "month")
-        if month is not None and first != month:
-            yield joined
-            joined = {}
-        month = first
-        joined.update(groups)  # (each hour lives in one bucket: no key repeats)
-    if joined:
-        yield joined
 
 
 def _after(prefix: bytes) -> bytes:
@@ -74,33 +116,47 @@ def _after(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
-def run_query(
-    report: Report, start_hour: int, end_hour: int, scan: Scan, context: QueryContext
-) -> list[Row]:
-    """The rows of one customer's report for [start_hour, end_hour) (epoch hours, UTC)."""
-    groups = merged_groups(report, context.customer_id, start_hour, end_hour, scan)
-    return report.rows(groups, context)
+def run_query(report: Report, start: int, end: int, scan: Scan, context: QueryContext) -> list[Row]:
+    """The rows of one customer's report for the epoch quarters [start, end)."""
+    return report.rows(merged_groups(report, start, end, scan, context), context)
 
 
 async def stream_rows(
-    report: Report, start_hour: int, end_hour: int, scan: Scan, context: QueryContext
+    report: Report, start: int, end: int, scan: Scan, context: QueryContext
 ) -> AsyncIterator[Row]:
     """The rows of run_query, in the same order, giving the event loop back between buckets."""
-    buckets = bucket_groups(report, context.customer_id, start_hour, end_hour, scan)
+    buckets = bucket_groups(report, start, end, scan, context)
     if report.hour_in_group:
-        if context.granularity == "month":  # (a bucket is a day: join a month's buckets)
-            buckets = _by_month(buckets)
-        for groups in buckets:
-            for n, row in enumerate(report.rows(groups, context), 1):
-                yield row
-                if n % ROWS_PER_STEP == 0:
-                    await asyncio.sleep(0)
-            await asyncio.sleep(0)
+        async for row in _stream_periods(report, end, buckets, context):
+            yield row
         return
     merged: Groups = {}
-    for groups in buckets:
+    for _, groups in buckets:
         for group, vector in groups.items():
             add_vector(merged, group, vector)
         await asyncio.sleep(0)
     for row in report.rows(merged, context):
         yield row
+
+
+async def _stream_periods(
+    report: Report, end: int, buckets: Iterator[tuple[int, Groups]], context: QueryContext
+) -> AsyncIterator[Row]:
+    """Rows of the periods that no later bucket can add to, after each bucket: buckets and
+    periods both follow time, so a period that starts before the one holding a bucket's end
+    is complete."""
+    pending: Groups = {}
+    for reached, groups in buckets:
+        for group, vector in groups.items():
+            add_vector(pending, group, vector)
+        if reached < end:
+            boundary = period_start(reached * QUARTER_SECONDS, context.zone, context.granularity)
+            done = {g: v for g, v in pending.items() if int(g.split(SEP, 1)[0]) < boundary}
+            pending = {g: v for g, v in pending.items() if g not in done}
+        else:
+            done, pending = pending, {}
+        for n, row in enumerate(report.rows(done, context), 1):
+            yield row
+            if n % ROWS_PER_STEP == 0:
+                await asyncio.sleep(0)
+        await asyncio.sleep(0)

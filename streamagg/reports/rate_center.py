@@ -16,6 +16,7 @@ class RateCenterReport:
     name: ClassVar[str] = "rate-center"
     grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
     hour_in_group: ClassVar[bool] = False
+    whole_days: ClassVar[bool] = False
     granularities: ClassVar[tuple[str, ...]] = ()
     fields: ClassVar[tuple[str, ...]] = ("customer_charge", "provider_charge", "calls")
     title: ClassVar[str] = "USA Rate Center"

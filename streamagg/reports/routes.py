@@ -25,6 +25,7 @@ class RoutesReport:
     name: ClassVar[str] = "routes"
     grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
     hour_in_group: ClassVar[bool] = False
+    whole_days: ClassVar[bool] = False
     granularities: ClassVar[tuple[str, ...]] = ()
     fields: ClassVar[tuple[str, ...]] = (
         "attempts",

@@ -16,6 +16,7 @@ class TechPrefixReport:
     name: ClassVar[str] = "tech-prefix"
     grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
     hour_in_group: ClassVar[bool] = False
+    whole_days: ClassVar[bool] = False
     granularities: ClassVar[tuple[str, ...]] = ()
     fields: ClassVar[tuple[str, ...]] = ("attempts", "answered", "answered_micros")
     title: ClassVar[str] = "Group by Tech Prefix"

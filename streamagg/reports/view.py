@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from streamagg.tables.buckets import HOUR
-
 if TYPE_CHECKING:
     from streamagg.reports.base import Report
 
@@ -223,8 +221,8 @@ def csv_cell(column: Column, value: Any) -> Any:
 
 
 def whole_days(report: Report) -> bool:
-    """Whether the report answers whole UTC days only (no hourly buckets, no hours in groups)."""
-    return HOUR not in report.grains and not report.hour_in_group
+    """Whether the report answers whole days (of the query's time zone) only."""
+    return report.whole_days
 
 
 def column_keys(report: Report) -> tuple[str, ...]:

@@ -1,4 +1,7 @@
-"""UTC time buckets (hour, day, month) and covering a query range with as few as possible."""
+"""UTC time buckets (hour, day, month) and covering a query range with as few as possible.
+
+Ranges are in epoch quarter-hours: the finest time the state keeps (tables/keys.py), because
+local time zones with :30 and :45 offsets begin their hours and days at UTC quarter-hours."""
 
 from __future__ import annotations
 
@@ -31,6 +34,9 @@ class Grain:
         return _month_start_hour(bucket), _month_start_hour(bucket + 1)
 
 
+QUARTER_SECONDS = 900
+QUARTERS_PER_HOUR = 4
+
 HOUR = Grain("hour", "h")
 DAY = Grain("day", "d")
 MONTH = Grain("month", "m")
@@ -49,29 +55,38 @@ def _month_start_hour(month_id: int) -> int:
     return int(datetime(year, month0 + 1, 1, tzinfo=UTC).timestamp()) // 3600
 
 
-def cover(start_hour: int, end_hour: int, grains: tuple[Grain, ...]) -> list[tuple[Grain, int]]:
-    """Buckets that exactly tile [start_hour, end_hour), coarsest first where they fit.
+def cover(start: int, end: int, grains: tuple[Grain, ...]) -> list[tuple[Grain, int]]:
+    """Buckets that tile the epoch quarters [start, end), coarsest first where they fit.
 
-    When the finest grain cannot tile the edges (a report kept per day, asked for hours), the
-    edge buckets overlap the range and the caller filters their groups by hour.
+    The finest grain's buckets may overlap the range at its edges (a range starting at :30, or
+    in hours of a report kept per day): the caller keeps only their quarters in the range.
     """
     coarse_to_fine = sorted(grains, key=_size_rank, reverse=True)
-    finest = coarse_to_fine[-1]
+    fine = coarse_to_fine[-1]
     buckets: list[tuple[Grain, int]] = []
-    hour = start_hour
-    while hour < end_hour:
+    quarter = start
+    while quarter < end:
+        hour = quarter // QUARTERS_PER_HOUR
         for grain in coarse_to_fine:
             bucket = grain.bucket(hour)
             first, last = grain.span(bucket)
-            if first == hour and last <= end_hour:
-                buckets.append((grain, bucket))
-                hour = last
+            if first * QUARTERS_PER_HOUR == quarter and last * QUARTERS_PER_HOUR <= end:
                 break
         else:
-            bucket = finest.bucket(hour)
-            buckets.append((finest, bucket))
-            hour = finest.span(bucket)[1]
+            grain, bucket = fine, fine.bucket(hour)
+        buckets.append((grain, bucket))
+        quarter = grain.span(bucket)[1] * QUARTERS_PER_HOUR
     return buckets
+
+
+def finest(grains: tuple[Grain, ...]) -> Grain:
+    return min(grains, key=_size_rank)
+
+
+def coarser(grains: tuple[Grain, ...]) -> tuple[Grain, ...]:
+    """Every grain but the finest."""
+    fine = finest(grains)
+    return tuple(grain for grain in grains if grain != fine)
 
 
 def _size_rank(grain: Grain) -> int:

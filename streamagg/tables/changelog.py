@@ -18,13 +18,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from streamagg.errors import FormatError, StateError
 from streamagg.failpoints import failpoint
-from streamagg.tables.keys import FORMAT_VERSION
+from streamagg.tables.keys import FORMAT_VERSION, READABLE_FORMATS
 from streamagg.tables.store import PartitionStore
 
 log = logging.getLogger(__name__)
 
 FORMAT_HEADER = "streamagg-format"
 _HEADERS = [(FORMAT_HEADER, str(FORMAT_VERSION).encode())]
+_READABLE = {str(version).encode() for version in READABLE_FORMATS}
 # Changes applied to the local copy per write batch while catching up.
 CATCH_UP_CHUNK = 50_000
 
@@ -59,11 +60,12 @@ async def send_changes(
 def check_format(record: ConsumerRecord[Any, Any]) -> None:
     """Refuse a changelog record written in a format this version cannot read."""
     found = dict(record.headers or ()).get(FORMAT_HEADER)
-    if found != _HEADERS[0][1]:
+    if found not in _READABLE:
         version = found.decode(errors="replace") if found else "unknown (no header)"
         raise FormatError(
             f"changelog record {record.topic}/{record.partition}/{record.offset} has format "
-            f"{version}; this streamagg reads format {FORMAT_VERSION}"
+            f"{version}; this streamagg reads formats "
+            f"{', '.join(map(str, READABLE_FORMATS))}"
         )
 
 

@@ -19,19 +19,23 @@ from typing import ClassVar, Protocol, TypeVar
 
 from streamagg.batches import Record
 from streamagg.cdr import Cdr
-from streamagg.tables.buckets import Grain
+from streamagg.tables.buckets import QUARTER_SECONDS, Grain, coarser, finest
 from streamagg.tables.keys import (
     EXPIRY_GROUP_IDS,
     NEWEST_MS,
+    QUARTERS,
     ExpiryEntry,
+    SplitValue,
     customer_key,
     decode_expiry_group,
     decode_int,
     decode_report_value,
+    decode_split_value,
     decode_vector,
     dedup_key,
     encode_expiry_group,
     encode_int,
+    encode_split_value,
     encode_vector,
     expiry_group_key,
     report_bucket_prefix,
@@ -134,53 +138,83 @@ def add_expiry_groups(txn: KeyValue, expiring: Sequence[ExpiryEntry]) -> None:
 
 
 def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
-    """Add the calls to every bucket of the report; returns the number of keys written."""
-    # Sum per (customer, hour, group) first, then roll the hours up into every grain: per-CDR
-    # work stays one dict lookup, whatever the number of grains.
-    hourly: dict[tuple[str, int, str], list[int]] = {}
+    """Add the calls to every bucket of the report; returns the number of keys written.
+
+    The finest grain keeps each group's calls per quarter-hour of their start (local time zones
+    cut hours there, tables/keys.py); coarser grains keep one sum per group."""
+    # Sum per (customer, quarter, group) first, then place the quarters in their hour's value
+    # and roll them up into every coarser grain: per-CDR work stays one dict lookup.
+    quarterly: dict[tuple[str, int, str], list[int]] = {}
     group_of, delta_of = report.group, report.delta
     for cdr in cdrs:
         group = group_of(cdr)
         if group is None:
             continue
-        slot = (cdr.customer_id, cdr.start // 3600, group)
-        existing = hourly.get(slot)
+        slot = (cdr.customer_id, cdr.start // QUARTER_SECONDS, group)
+        existing = quarterly.get(slot)
         if existing is None:
-            hourly[slot] = delta_of(cdr)  # (a new list per call: it becomes the sum)
+            quarterly[slot] = delta_of(cdr)  # (a new list per call: it becomes the sum)
         else:
-            hourly[slot] = [a + b for a, b in zip(existing, delta_of(cdr), strict=True)]
+            quarterly[slot] = [a + b for a, b in zip(existing, delta_of(cdr), strict=True)]
     # Vectors are never changed in place from here on (a sum is a new list), so one vector may
-    # stand for its slot in several grains.
+    # stand for its slot in several keys.
+    split: dict[bytes, SplitValue] = {}
     deltas: dict[bytes, list[int]] = {}
-    name, grains = report.name, report.grains
+    name, fine, coarse = report.name, finest(report.grains), coarser(report.grains)
     # The key prefixes of one customer's hour in every grain, built once per hour.
-    hour_prefixes: dict[tuple[str, int], list[bytes]] = {}
-    for (customer, hour, group), vector in hourly.items():
+    hour_prefixes: dict[tuple[str, int], tuple[bytes, list[bytes]]] = {}
+    for (customer, quarter, group), vector in quarterly.items():
+        hour, part = divmod(quarter, QUARTERS)
         prefixes = hour_prefixes.get((customer, hour))
         if prefixes is None:
-            prefixes = hour_prefixes[(customer, hour)] = [
-                report_bucket_prefix(name, grain.code, grain.bucket(hour), customer)
-                for grain in grains
-            ]
+            prefixes = hour_prefixes[(customer, hour)] = (
+                report_bucket_prefix(name, fine.code, fine.bucket(hour), customer),
+                [report_bucket_prefix(name, g.code, g.bucket(hour), customer) for g in coarse],
+            )
         encoded = group.encode()
-        for prefix in prefixes:
+        fine_prefix, coarse_prefixes = prefixes
+        parts = split.setdefault(fine_prefix + encoded, [None] * QUARTERS)
+        parts[part] = vector
+        for prefix in coarse_prefixes:
             key = prefix + encoded
             existing = deltas.get(key)
             if existing is None:
                 deltas[key] = vector
             else:
                 deltas[key] = [a + b for a, b in zip(existing, vector, strict=True)]
+    write_sums(txn, report, split, deltas)
+    return len(split) + len(deltas)
+
+
+def write_sums(
+    txn: KeyValue, report: ReportFold, split: dict[bytes, SplitValue], sums: dict[bytes, list[int]]
+) -> None:
+    """Add the finest grain's quarters and the coarser grains' sums to the stored values."""
     get, set_ = txn.get, txn.set
-    fields = report.fields
-    for key, delta in deltas.items():
+    name, fields = report.name, report.fields
+    for key, parts in split.items():
         raw = get(key)
-        total = (
+        total = parts if raw is None else add_split(decode_split_value(raw, name, fields), parts)
+        set_(key, encode_split_value(total))
+    for key, delta in sums.items():
+        raw = get(key)
+        vector = (
             delta
             if raw is None
             else [a + b for a, b in zip(decode_report_value(raw, name, fields), delta, strict=True)]
         )
-        set_(key, encode_vector(total))
-    return len(deltas)
+        set_(key, encode_vector(vector))
+
+
+def add_split(stored: SplitValue, added: SplitValue) -> SplitValue:
+    """Quarter by quarter, stored + added (a new list; neither is changed)."""
+    total: SplitValue = []
+    for old, new in zip(stored, added, strict=True):
+        if old is None or new is None:
+            total.append(new if old is None else old)
+        else:
+            total.append([a + b for a, b in zip(old, new, strict=True)])
+    return total
 
 
 def add_vector(vectors: dict[K, list[int]], key: K, vector: list[int]) -> None:

@@ -1,11 +1,15 @@
-"""The key layout and value encodings of the state (format 1), shared by RocksDB and changelog.
+"""The key layout and value encodings of the state (format 2), shared by RocksDB and changelog.
 
 Every key starts with a one-letter kind and fields separated by 0x1f (customer ids and report
 names cannot contain control characters; the last field may hold anything):
 
 - ``R␟report␟{grain}{bucket:08d}␟customer␟group`` → one report group of one bucket, its vector
   of integers. Buckets sort in time, so the buckets past retention are one leading key range
-  per (report, grain); a query reads one key range per (bucket, customer).
+  per (report, grain); a query reads one key range per (bucket, customer). In a report's
+  finest grain (hours; dtmf's days, whose groups carry the hour) the value keeps one vector per
+  quarter-hour of the call starts, ``{quarter}:{vector};…`` (quarters 0–3 with calls only):
+  local time zones with :30 and :45 offsets cut UTC hours at their quarters (format 2; a
+  format-1 value, one vector for the whole hour, reads as its first quarter).
 - ``D␟customer␟callid`` → an accepted call id: the Kafka timestamp (ms) of the message that
   brought it and the call's start.
 - ``Y␟{newest:013d}␟customer␟callid`` → the ids one fold accepted (at most
@@ -33,7 +37,8 @@ import msgspec
 
 from streamagg.errors import FormatError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # format 1 differs only in its hour values (read as above)
 SEP = "\x1f"
 
 NEXT_OFFSET = b"M\x1fnext-batch-offset"  # next offset of the batch partition to apply
@@ -145,6 +150,30 @@ def decode_report_value(raw: bytes, report: str, fields: Sequence[str]) -> list[
             f"{len(fields)} ({', '.join(fields)}): it was written by a newer version"
         )
     return vector
+
+
+QUARTERS = 4  # quarter-hours per hour: the finest time the state keeps
+SplitValue = list[list[int] | None]  # a vector per quarter of the hour; None: no call in it
+
+
+def encode_split_value(parts: SplitValue) -> bytes:
+    return b";".join(
+        b"%d:" % quarter + encode_vector(vector)
+        for quarter, vector in enumerate(parts)
+        if vector is not None
+    )
+
+
+def decode_split_value(raw: bytes, report: str, fields: Sequence[str]) -> SplitValue:
+    """A finest-grain value by quarter (decode_report_value's rules for each vector)."""
+    parts: SplitValue = [None] * QUARTERS
+    if b":" not in raw:  # format 1: the whole hour in one vector, read as its first quarter
+        parts[0] = decode_report_value(raw, report, fields)
+        return parts
+    for segment in raw.split(b";"):
+        quarter, _, vector = segment.partition(b":")
+        parts[int(quarter)] = decode_report_value(vector, report, fields)
+    return parts
 
 
 def encode_int(value: int) -> bytes:

@@ -21,6 +21,7 @@ from streamagg.tables.keys import (
     FORMAT_VERSION,
     LOCAL_CHECKPOINT,
     LOCAL_FORMAT,
+    READABLE_FORMATS,
     decode_int,
     encode_int,
 )
@@ -81,6 +82,8 @@ class PartitionStore:
         found = db.get(LOCAL_FORMAT)
         if found is None:
             db.put(LOCAL_FORMAT, encode_int(FORMAT_VERSION))
+        elif int(found) in READABLE_FORMATS and int(found) != FORMAT_VERSION:
+            db.put(LOCAL_FORMAT, encode_int(FORMAT_VERSION))  # (older values read as they are)
         elif int(found) != FORMAT_VERSION:
             db.close()
             raise StateError(

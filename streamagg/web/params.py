@@ -9,12 +9,21 @@ from datetime import UTC, datetime, timedelta
 
 from streamagg.errors import BadQuery
 from streamagg.reports import REPORTS, Report
+from streamagg.reports.periods import (
+    UTC_ZONE,
+    Zone,
+    find_zone,
+    local_wall_time,
+    month_range,
+    period_start,
+)
 from streamagg.reports.view import whole_days
+from streamagg.tables.buckets import QUARTER_SECONDS
 
 MAX_QUERY_STRING = 2048
 MAX_PAGE_ROWS = 10_000  # SPEC §3: the default and the most rows of a JSON page
 _LAST_YEAR = 9000  # keeps every bucket computation far from datetime's year 9999
-_ALLOWED = {"from", "to", "month", "format", "limit", "offset", "granularity"}
+QUERY_PARAMETERS = {"from", "to", "month", "format", "limit", "offset", "granularity", "tz"}
 _MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")
 _SPACE_OFFSET = re.compile(r" ([0-9]{2}:?[0-9]{2})$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -34,14 +43,16 @@ class ReportQuery:
     limit: int = MAX_PAGE_ROWS  # rows of a JSON page
     offset: int = 0  # rows of the answer before this page
     granularity: str = "hour"  # the period of a row (reports with granularities)
+    zone: Zone = UTC_ZONE  # `tz`: the zone of the range and of the periods of rows
 
     @property
-    def start_hour(self) -> int:
-        return int(self.start.timestamp()) // 3600
+    def start_quarter(self) -> int:
+        """The range's first epoch quarter-hour (the state's finest time)."""
+        return int(self.start.timestamp()) // QUARTER_SECONDS
 
     @property
-    def end_hour(self) -> int:
-        return int(self.end.timestamp()) // 3600
+    def end_quarter(self) -> int:
+        return int(self.end.timestamp()) // QUARTER_SECONDS
 
 
 def parse_report_query(
@@ -64,9 +75,11 @@ def parse_report_query(
     if not customer_id or len(customer_id) > 128 or _CONTROL.search(customer_id):
         raise BadQuery("customer_id", "1 to 128 characters, no control characters")
     for name in query:
-        if name not in _ALLOWED:
-            raise BadQuery(name[:64], f"unknown parameter; allowed: {', '.join(sorted(_ALLOWED))}")
-    start, end = _range(query, report)
+        if name not in QUERY_PARAMETERS:
+            allowed = ", ".join(sorted(QUERY_PARAMETERS))
+            raise BadQuery(name[:64], f"unknown parameter; allowed: {allowed}")
+    zone = _zone(query)
+    start, end = _range(query, report, zone)
     names = ("month", "month") if "month" in query else ("from", "to")
     _check_span(start, end, retention_days, now or datetime.now(UTC), names)
     limit = _count(query, "limit", MAX_PAGE_ROWS, 1, MAX_PAGE_ROWS)
@@ -80,7 +93,18 @@ def parse_report_query(
         limit,
         offset,
         _granularity(query, report),
+        zone,
     )
+
+
+def _zone(query: Mapping[str, str]) -> Zone:
+    name = query.get("tz", "UTC")
+    zone = find_zone(name)
+    if zone is None:
+        raise BadQuery(
+            "tz", f"unknown time zone {name[:64]!r}: an IANA name such as America/New_York, or UTC"
+        )
+    return zone
 
 
 def _granularity(query: Mapping[str, str], report: Report) -> str:
@@ -105,51 +129,66 @@ def _count(query: Mapping[str, str], name: str, default: int, low: int, high: in
     return int(text)
 
 
-def _range(query: Mapping[str, str], report: Report) -> tuple[datetime, datetime]:
+def _range(query: Mapping[str, str], report: Report, zone: Zone) -> tuple[datetime, datetime]:
     has_month = "month" in query
     if has_month and ("from" in query or "to" in query):
         raise BadQuery("month", "give either month or from and to, not both")
     if has_month:
-        return _month(query["month"])
+        return _month(query["month"], zone)
     for name in ("from", "to"):
         if name not in query:
             raise BadQuery(name, "required (or give month=YYYY-MM)")
-    start = _instant("from", query["from"], report)
-    end = _instant("to", query["to"], report)
+    wall_times = "tz" in query
+    start = _instant("from", query["from"], report, zone, wall_times)
+    end = _instant("to", query["to"], report, zone, wall_times)
     if end <= start:
         raise BadQuery("to", "must be after from")
     return start, end
 
 
-def _month(text: str) -> tuple[datetime, datetime]:
+def _month(text: str, zone: Zone) -> tuple[datetime, datetime]:
     match = _MONTH_RE.fullmatch(text)
     if match is None:
         raise BadQuery("month", f"expected YYYY-MM, got {text[:32]!r}")
     year, month = int(match.group(1)), int(match.group(2))
     if not 1 <= month <= 12 or not 1970 <= year <= _LAST_YEAR:
         raise BadQuery("month", f"no such month {text!r} (years 1970 to {_LAST_YEAR})")
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
+    start, end = month_range(year, month, zone)
+    for moment in (start, end):
+        if moment % QUARTER_SECONDS:
+            raise BadQuery("month", f"{zone.name} began that month off the quarter-hours of UTC")
+    return _utc(start), _utc(end)
 
 
-def _instant(name: str, text: str, report: Report) -> datetime:
+def _instant(name: str, text: str, report: Report, zone: Zone, wall_times: bool) -> datetime:
+    """A range edge: an ISO-8601 time with an offset, or without one when `tz` is given (a
+    wall time there)."""
     # An unencoded "+" of an offset arrives as a space: take it back.
     text = _SPACE_OFFSET.sub(r"+\1", text.strip())
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise BadQuery(name, f"not an ISO-8601 time: {text[:40]!r}") from None
-    if moment.tzinfo is None:
-        raise BadQuery(name, "needs a UTC offset or Z, e.g. 2026-11-01T00:00:00Z")
     if not 1970 <= moment.year <= _LAST_YEAR:
         raise BadQuery(name, f"the year must be between 1970 and {_LAST_YEAR}")
-    moment = moment.astimezone(UTC)
-    if moment.minute or moment.second or moment.microsecond:
-        raise BadQuery(name, "must fall on a whole UTC hour")
-    if whole_days(report) and moment.hour:
-        raise BadQuery(name, f"must fall on a whole UTC day for {report.name}")
-    return moment
+    if moment.tzinfo is not None:
+        seconds = moment.timestamp()
+    elif wall_times:
+        seconds = local_wall_time(moment, zone)
+    else:
+        raise BadQuery(
+            name, "needs a UTC offset or Z, e.g. 2026-11-01T00:00:00Z (or give tz for wall times)"
+        )
+    where = "UTC" if zone.is_utc else zone.name
+    if seconds % QUARTER_SECONDS or period_start(int(seconds), zone, "hour") != seconds:
+        raise BadQuery(name, f"must fall on a whole {where} hour")
+    if whole_days(report) and period_start(int(seconds), zone, "day") != seconds:
+        raise BadQuery(name, f"must fall on a whole {where} day for {report.name}")
+    return _utc(int(seconds))
+
+
+def _utc(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _check_span(

@@ -32,8 +32,9 @@ def local_rows(app: StreamaggApp, query: ReportQuery) -> AsyncIterator[Row]:
         customer_id=query.customer_id,
         resolve_rate_center=runtime.rate_centers.current.resolve,
         granularity=query.granularity,
+        zone=query.zone,
     )
-    return stream_rows(query.report, query.start_hour, query.end_hour, reader.scan, context)
+    return stream_rows(query.report, query.start_quarter, query.end_quarter, reader.scan, context)
 
 
 async def customer_latest_calls(

@@ -17,6 +17,7 @@ from yarl import URL
 
 from streamagg.errors import StreamaggError
 from streamagg.reports.base import Row
+from streamagg.reports.periods import label
 from streamagg.reports.view import Column, csv_cell
 from streamagg.web.params import ReportQuery
 
@@ -73,8 +74,9 @@ async def json_page(query: ReportQuery, rows: AsyncIterator[Row], url: str) -> d
     body: dict[str, object] = {
         "report": query.report.name,
         "customer_id": query.customer_id,
-        "from": iso(query.start),
-        "to": iso(query.end),
+        "from": label(int(query.start.timestamp()), query.zone),
+        "to": label(int(query.end.timestamp()), query.zone),
+        "tz": query.zone.name,
         "rows": page,
     }
     if more:
@@ -148,7 +150,8 @@ def _cell(value: object) -> object:
 
 def _filename(query: ReportQuery) -> str:
     safe_customer = "".join(ch if ch.isalnum() else "_" for ch in query.customer_id)[:40]
-    span = f"{query.start:%Y%m%dT%H}-{query.end:%Y%m%dT%H}"
+    zone = query.zone.info  # (the local times of the range: what the user asked for)
+    span = f"{query.start.astimezone(zone):%Y%m%dT%H}-{query.end.astimezone(zone):%Y%m%dT%H}"
     return f"{query.report.name}_{safe_customer}_{span}.csv"
 
 

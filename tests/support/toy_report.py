@@ -16,6 +16,7 @@ class ToyReport:
     name: ClassVar[str] = "toy-minutes"
     grains: ClassVar[tuple[Grain, ...]] = (HOUR, DAY, MONTH)
     hour_in_group: ClassVar[bool] = False
+    whole_days: ClassVar[bool] = False
     granularities: ClassVar[tuple[str, ...]] = ()
     fields: ClassVar[tuple[str, ...]] = ("minutes",)
     title: ClassVar[str] = "Minutes per provider"

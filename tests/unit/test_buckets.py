@@ -90,42 +90,50 @@ def test_every_hour_lies_in_the_span_of_its_bucket(epoch_hour: int, grain: Grain
 
 
 def expected_cover(start: int, end: int, grains: tuple[Grain, ...]) -> list[tuple[Grain, int]]:
-    """Greedy tiling written with calendar arithmetic: a month where a whole month fits,
-    else a day where a whole day fits, else an hour; a day-only grain set pads its edges."""
+    """Greedy tiling of epoch quarters written with calendar arithmetic: a month where a whole
+    month fits, else a day where a whole day fits, else an hour where it fits; else (the edges
+    of a range, at a quarter-hour or in hours of a day-only grain set) the finest grain's
+    bucket that holds the quarter."""
     out: list[tuple[Grain, int]] = []
-    hour = start
-    while hour < end:
-        at = moment(hour)
-        if MONTH in grains and at.day == 1 and at.hour == 0:
+    quarter = start
+    while quarter < end:
+        at = datetime.fromtimestamp(quarter * 900, UTC)
+        hour = quarter // 4
+        if at.minute == 0 and MONTH in grains and at.day == 1 and at.hour == 0:
             nxt = datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=UTC)
-            month_end = int(nxt.timestamp()) // 3600
+            month_end = int(nxt.timestamp()) // 900
             if month_end <= end:
                 out.append((MONTH, month_id(at.year, at.month)))
-                hour = month_end
+                quarter = month_end
                 continue
-        if DAY in grains and at.hour == 0 and hour + 24 <= end:
+        if at.minute == 0 and DAY in grains and at.hour == 0 and quarter + 96 <= end:
             out.append((DAY, hour // 24))
-            hour += 24
+            quarter += 96
+            continue
+        if at.minute == 0 and HOUR in grains and quarter + 4 <= end:
+            out.append((HOUR, hour))
+            quarter += 4
             continue
         if HOUR in grains:
             out.append((HOUR, hour))
-            hour += 1
-            continue
-        out.append((DAY, hour // 24))  # no hour grain: the day that holds this hour
-        hour = (hour // 24 + 1) * 24
+            quarter = (hour + 1) * 4
+        else:
+            out.append((DAY, hour // 24))  # no hour grain: the day that holds this hour
+            quarter = (hour // 24 + 1) * 96
     return out
 
 
 GRAIN_SETS = [(HOUR, DAY, MONTH), (MONTH, DAY, HOUR), (DAY, MONTH), (DAY,), (HOUR,), (HOUR, DAY)]
 hours_2020s = st.integers(min_value=hour_of(2019, 12, 1), max_value=hour_of(2030, 2, 1))
+quarters_2020s = st.integers(min_value=hour_of(2019, 12, 1) * 4, max_value=hour_of(2030, 2, 1) * 4)
 
 
 @PROPS
-@given(hours_2020s, st.integers(min_value=0, max_value=24 * 500), st.sampled_from(GRAIN_SETS))
+@given(quarters_2020s, st.integers(min_value=0, max_value=96 * 500), st.sampled_from(GRAIN_SETS))
 def test_cover_tiles_the_range(start: int, length: int, grains: tuple[Grain, ...]) -> None:
     end = start + length
     buckets = cover(start, end, grains)
-    spans = [grain.span(bucket) for grain, bucket in buckets]
+    spans = [tuple(4 * hour for hour in grain.span(bucket)) for grain, bucket in buckets]
     assert buckets == expected_cover(start, end, grains)
     assert all(grain in grains for grain, _ in buckets)
     # consecutive, never overlapping
@@ -134,12 +142,18 @@ def test_cover_tiles_the_range(start: int, length: int, grains: tuple[Grain, ...
     if not spans:
         assert length == 0
         return
-    if HOUR in grains:
+    if HOUR in grains and start % 4 == 0 and end % 4 == 0:
         assert spans[0][0] == start and spans[-1][1] == end  # exact
     else:
         assert spans[0][0] <= start < spans[0][1]  # the edges may overlap the range
         assert spans[-1][0] < end <= spans[-1][1]
-        assert spans[0][0] > start - 24 and spans[-1][1] < end + 24
+        edge = 4 if HOUR in grains else 96  # by less than one bucket of the finest grain
+        assert spans[0][0] > start - edge and spans[-1][1] < end + edge
+    # only the finest grain's buckets overlap the range
+    fine = min(grains, key=lambda grain: (grain is not HOUR, grain is MONTH))
+    for (grain, _), (first, last) in zip(buckets, spans, strict=True):
+        if first < start or last > end:
+            assert grain == fine
 
 
 @PROPS
@@ -148,22 +162,37 @@ def test_cover_hours_in_the_range_each_covered_once(start: int, length: int) -> 
     end = start + length
     covered = [
         hour
-        for grain, bucket in cover(start, end, (HOUR, DAY, MONTH))
+        for grain, bucket in cover(start * 4, end * 4, (HOUR, DAY, MONTH))
         for hour in range(*grain.span(bucket))
     ]
     assert covered == list(range(start, end))
 
 
+def cover_hours(start: int, end: int, grains: tuple[Grain, ...]) -> list[tuple[Grain, int]]:
+    """cover() of the epoch hours [start, end)."""
+    return cover(start * 4, end * 4, grains)
+
+
+def test_cover_a_range_at_half_past_reads_its_edge_hours_whole() -> None:
+    """A day of Asia/Kolkata (UTC 18:30 to 18:30): the two edge hours overlap it by half."""
+    start = hour_of(2026, 11, 24, 18) * 4 + 2
+    end = start + 96
+    first = hour_of(2026, 11, 24, 18)
+    assert cover(start, end, (HOUR, DAY, MONTH)) == [(HOUR, first + i) for i in range(25)]
+
+
 def test_cover_a_whole_month_is_one_bucket() -> None:
-    assert cover(hour_of(2024, 2), hour_of(2024, 3), (HOUR, DAY, MONTH)) == [
+    assert cover_hours(hour_of(2024, 2), hour_of(2024, 3), (HOUR, DAY, MONTH)) == [
         (MONTH, month_id(2024, 2))
     ]
-    assert cover(hour_of(2026, 12), hour_of(2027, 1), (DAY, MONTH)) == [(MONTH, month_id(2026, 12))]
+    assert cover_hours(hour_of(2026, 12), hour_of(2027, 1), (DAY, MONTH)) == [
+        (MONTH, month_id(2026, 12))
+    ]
 
 
 def test_cover_a_year_across_new_year() -> None:
     start, end = hour_of(2026, 11, 30, 22), hour_of(2027, 2, 2, 1)
-    assert cover(start, end, (HOUR, DAY, MONTH)) == [
+    assert cover_hours(start, end, (HOUR, DAY, MONTH)) == [
         (HOUR, start),
         (HOUR, start + 1),
         (MONTH, month_id(2026, 12)),
@@ -175,18 +204,18 @@ def test_cover_a_year_across_new_year() -> None:
 
 def test_cover_without_month_grain_uses_days() -> None:
     start, end = hour_of(2026, 3, 1), hour_of(2026, 3, 4)
-    assert cover(start, end, (HOUR, DAY)) == [(DAY, start // 24 + i) for i in range(3)]
+    assert cover_hours(start, end, (HOUR, DAY)) == [(DAY, start // 24 + i) for i in range(3)]
 
 
 def test_cover_day_only_report_overlaps_at_the_edges() -> None:
     start, end = hour_of(2026, 11, 25, 5), hour_of(2026, 11, 27, 3)
     day = hour_of(2026, 11, 25) // 24
-    assert cover(start, end, (DAY,)) == [(DAY, day), (DAY, day + 1), (DAY, day + 2)]
+    assert cover_hours(start, end, (DAY,)) == [(DAY, day), (DAY, day + 1), (DAY, day + 2)]
     # a few hours inside one day: that day alone
-    assert cover(start, start + 3, (DAY,)) == [(DAY, day)]
+    assert cover_hours(start, start + 3, (DAY,)) == [(DAY, day)]
 
 
 def test_cover_of_an_empty_range_is_empty() -> None:
     h = hour_of(2026, 11, 25)
-    assert cover(h, h, (HOUR, DAY, MONTH)) == []
-    assert cover(h, h - 5, (DAY,)) == []
+    assert cover_hours(h, h, (HOUR, DAY, MONTH)) == []
+    assert cover_hours(h, h - 5, (DAY,)) == []

@@ -12,6 +12,7 @@ from openapi_spec_validator import validate
 from streamagg.reports import REPORTS
 from streamagg.reports.view import Kind, column_keys
 from streamagg.web.openapi import build, render
+from streamagg.web.params import QUERY_PARAMETERS
 from streamagg.web.routes import OPENAPI_FILE
 from tests.support.toy_report import ToyReport
 
@@ -124,11 +125,13 @@ def test_report_operation_documents_json_csv_errors_and_bearer_auth(
         "to",
         "month",
         "granularity",
+        "tz",
         "format",
         "limit",
         "offset",
         "If-None-Match",
     }
+    assert names - {"customer_id", "report", "If-None-Match"} == QUERY_PARAMETERS
 
 
 def test_operational_endpoints_are_documented(document: dict[str, Any]) -> None:

@@ -65,8 +65,9 @@ def test_from_to_in_utc() -> None:
     q = parse()
     assert (q.start, q.end) == (utc(2026, 11, 1), utc(2026, 12, 1))
     assert q.report is REPORTS["tech-prefix"] and q.customer_id == "42" and q.format == "json"
-    assert q.start_hour == int(utc(2026, 11, 1).timestamp()) // 3600
-    assert q.end_hour - q.start_hour == 30 * 24
+    assert q.start_quarter == int(utc(2026, 11, 1).timestamp()) // 900
+    assert q.end_quarter - q.start_quarter == 30 * 96
+    assert q.zone.name == "UTC"
 
 
 @pytest.mark.parametrize(
@@ -357,6 +358,7 @@ async def test_json_page_shape() -> None:
         "customer_id": "42",
         "from": "2026-11-01T00:00:00Z",
         "to": "2026-12-01T00:00:00Z",
+        "tz": "UTC",
         "rows": rows,
     }
 
@@ -446,3 +448,63 @@ def test_error_response_shape() -> None:
     assert orjson.loads(body_of(response)) == {
         "error": {"code": "bad_request", "message": "from: must fall on a whole UTC hour"}
     }
+
+
+# ---------------------------------------------------------------- local time (SPEC §6)
+
+
+def test_tz_takes_ranges_on_whole_hours_of_that_zone() -> None:
+    q = parse(
+        query={
+            "from": "2026-11-25T00:00:00+05:30",
+            "to": "2026-11-26T00:00:00+05:30",
+            "tz": "Asia/Kolkata",
+        }
+    )
+    assert (q.start, q.end) == (
+        datetime(2026, 11, 24, 18, 30, tzinfo=UTC),
+        datetime(2026, 11, 25, 18, 30, tzinfo=UTC),
+    )
+    assert q.zone.name == "Asia/Kolkata"
+    assert q.end_quarter - q.start_quarter == 96
+    message = bad("from", query={**NOV, "tz": "Asia/Kolkata"})
+    assert message == "must fall on a whole Asia/Kolkata hour"
+
+
+def test_tz_reads_times_without_offset_as_its_wall_time() -> None:
+    q = parse(
+        query={"from": "2026-11-01T00:00:00", "to": "2026-11-02T00:00:00", "tz": "America/New_York"}
+    )
+    # 1 November 2026 in New York: 00:00 EDT to 00:00 EST, 25 hours.
+    assert (q.start, q.end) == (utc(2026, 11, 1, 4), utc(2026, 11, 2, 5))
+    assert "give tz" in bad("from", query={"from": "2026-11-01T00:00:00", "to": "2026-11-02"})
+
+
+def test_tz_month_is_the_local_month() -> None:
+    q = parse(query={"month": "2026-11", "tz": "America/New_York"})
+    assert (q.start, q.end) == (utc(2026, 11, 1, 4), utc(2026, 12, 1, 5))
+    q = parse(query={"month": "2026-11", "tz": "Asia/Kathmandu"})
+    assert q.start == datetime(2026, 10, 31, 18, 15, tzinfo=UTC)
+
+
+def test_tz_whole_days_for_did_cli_are_local_days() -> None:
+    kolkata = {"from": "2026-11-25T00:00:00", "to": "2026-11-27T00:00:00", "tz": "Asia/Kolkata"}
+    q = parse("did-cli", query=kolkata)
+    assert q.start == datetime(2026, 11, 24, 18, 30, tzinfo=UTC)
+    message = bad("to", "did-cli", query={**kolkata, "to": "2026-11-27T05:00:00"})
+    assert message == "must fall on a whole Asia/Kolkata day for did-cli"
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus", "../etc/passwd", "", "x" * 70, "/usr/share"])
+def test_unknown_tz_is_refused_by_name(name: str) -> None:
+    assert bad("tz", query={**NOV, "tz": name}).startswith("unknown time zone")
+
+
+async def test_json_page_writes_the_range_in_the_zone() -> None:
+    q = parse(query={"month": "2026-11", "tz": "America/New_York"})
+    body = await json_page(q, rows_of([]), "/x")
+    assert (body["from"], body["to"], body["tz"]) == (
+        "2026-11-01T00:00:00-04:00",
+        "2026-12-01T00:00:00-05:00",
+        "America/New_York",
+    )

@@ -51,7 +51,7 @@ def test_a_report_class_alone_is_folded_queried_validated_and_written_as_csv(
         retention_days=10_000,
     )
     assert query.report is toy
-    rows = run_query(toy, query.start_hour, query.end_hour, state.scan, QueryContext("42"))
+    rows = run_query(toy, query.start_quarter, query.end_quarter, state.scan, QueryContext("42"))
     # Independent arithmetic: P1 2 + 0 minutes (125 s, 59 s), P2 1 minute (61 s).
     assert rows == [
         {"provider_id": "P1", "minutes": 2, "share": 66.7},

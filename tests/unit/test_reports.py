@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from streamagg.reports import REPORTS
 from streamagg.reports.base import QueryContext, Report, money, ratio
 from streamagg.reports.did_cli import DidCliReport
 from streamagg.reports.dtmf import DtmfReport
+from streamagg.reports.periods import find_zone
 from streamagg.reports.query import merged_groups, run_query
 from streamagg.reports.rate_center import RateCenterReport
 from streamagg.reports.tech_prefix import TechPrefixReport
@@ -64,13 +66,39 @@ def add_into(target: dict[str, list[int]], source: dict[str, list[int]]) -> None
             existing[i] += value
 
 
-def fold(report: Report, cdrs: Iterable[Cdr]) -> dict[str, list[int]]:
+def fold(
+    report: Report, cdrs: Iterable[Cdr], zone: str = "UTC", granularity: str = "hour"
+) -> dict[str, list[int]]:
+    """The groups of the calls, summed; a report whose groups carry the hour (dtmf) gets them
+    per period of the zone, as its rows() takes them (``{first second}␟{rest}``)."""
     groups: dict[str, list[int]] = {}
     for cdr in cdrs:
         group = report.group(cdr)
-        if group is not None:
-            add_into(groups, {group: report.delta(cdr)})
+        if group is None:
+            continue
+        if report.hour_in_group:
+            group = f"{local_period(cdr.start, zone, granularity)}\x1f{group.split(chr(31), 1)[1]}"
+        add_into(groups, {group: report.delta(cdr)})
     return groups
+
+
+def local_period(moment: int, zone: str, granularity: str) -> int:
+    """The first second of the local hour/day/month of an instant, found by walking back
+    quarter by quarter while the wall-clock period (and, for hours, the offset) is the same."""
+    info = ZoneInfo(zone)
+
+    def period(at: int) -> tuple[object, ...]:
+        local = datetime.fromtimestamp(at, info)
+        if granularity == "hour":
+            return (local.date(), local.hour, local.utcoffset())
+        if granularity == "day":
+            return (local.date(),)
+        return (local.year, local.month)
+
+    first = moment - moment % 900
+    while period(first - 900) == period(moment):
+        first -= 900
+    return first
 
 
 def rows_of(report: Report, cdrs: Iterable[Cdr], **context: Any) -> list[dict[str, Any]]:
@@ -360,18 +388,30 @@ def build_tables(cdrs: list[Cdr]) -> MemState:
     return state
 
 
-def brute_force(report: Report, cdrs: list[Cdr], customer: str, start_h: int, end_h: int) -> dict:
-    return fold(
-        report, [c for c in cdrs if c.customer_id == customer and start_h <= c.hour < end_h]
-    )
+def brute_force(
+    report: Report, cdrs: list[Cdr], customer: str, start: int, end: int, **periods: str
+) -> dict[str, list[int]]:
+    """The groups of the customer's calls that started in the epoch quarters [start, end)."""
+    chosen = [c for c in cdrs if c.customer_id == customer and start <= c.start // 900 < end]
+    return fold(report, chosen, **periods)
 
 
 SPAN_START_H = at(2026, 11, 20) // 3600  # 20 Nov 2026 … 15 Feb 2027: two month ends, new year
 SPAN_HOURS = 24 * 87
+# Zones with whole-hour, :30 and :45 offsets and DST; Lord Howe moves its clocks by 30 minutes.
+ZONES = [
+    "UTC",
+    "America/New_York",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Australia/Adelaide",
+    "Australia/Lord_Howe",
+    "America/St_Johns",
+]
 
 
 @st.composite
-def random_cdrs(draw: st.DrawFn) -> list[Cdr]:
+def random_cdrs(draw: st.DrawFn, start_h: int = SPAN_START_H, hours: int = SPAN_HOURS) -> list[Cdr]:
     count = draw(st.integers(min_value=0, max_value=60))
     cdrs = []
     for _ in range(count):
@@ -380,7 +420,7 @@ def random_cdrs(draw: st.DrawFn) -> list[Cdr]:
         cdrs.append(
             call(
                 customer_id=draw(st.sampled_from(["42", "43"])),
-                start=SPAN_START_H * 3600 + draw(st.integers(0, SPAN_HOURS * 3600 - 1)),
+                start=start_h * 3600 + draw(st.integers(0, hours * 3600 - 1)),
                 provider_id=draw(st.sampled_from(["", "7", "10"])),
                 customer_charge=draw(st.integers(0, 10**15)),
                 provider_charge=draw(st.integers(0, 10**9)),
@@ -397,14 +437,14 @@ def random_cdrs(draw: st.DrawFn) -> list[Cdr]:
 
 
 @st.composite
-def hour_ranges(draw: st.DrawFn, whole_days: bool) -> tuple[int, int]:
-    if whole_days:
-        first_day = SPAN_START_H // 24 - 2
-        a = draw(st.integers(first_day, first_day + SPAN_HOURS // 24 + 4)) * 24
-        b = draw(st.integers(first_day, first_day + SPAN_HOURS // 24 + 4)) * 24
-    else:
-        a = draw(st.integers(SPAN_START_H - 30, SPAN_START_H + SPAN_HOURS + 30))
-        b = draw(st.integers(SPAN_START_H - 30, SPAN_START_H + SPAN_HOURS + 30))
+def local_ranges(
+    draw: st.DrawFn, zone: str, whole_days: bool, start_h: int = SPAN_START_H
+) -> tuple[int, int]:
+    """A range of whole local hours (days) of the zone around the span, in epoch quarters."""
+    unit = "day" if whole_days else "hour"
+    low, high = (start_h - 30) * 3600, (start_h + SPAN_HOURS + 30) * 3600
+    a = local_period(draw(st.integers(low, high)), zone, unit) // 900
+    b = local_period(draw(st.integers(low, high)), zone, unit) // 900
     return min(a, b), max(a, b)
 
 
@@ -413,23 +453,78 @@ def hour_ranges(draw: st.DrawFn, whole_days: bool) -> tuple[int, int]:
 def test_query_over_buckets_equals_the_fold_of_the_range(cdrs: list[Cdr], data: Any) -> None:
     stores = build_tables(cdrs)
     for name, report in REPORTS.items():
-        whole_days = name == "did-cli"
-        start_h, end_h = data.draw(hour_ranges(whole_days), label=name)
+        zone = data.draw(st.sampled_from(ZONES), label=f"{name} zone")
+        start, end = data.draw(local_ranges(zone, report.whole_days), label=name)
         customer = data.draw(st.sampled_from(["42", "43", "44"]), label=f"{name} customer")
-        got = merged_groups(report, customer, start_h, end_h, stores.scan)
-        assert got == brute_force(report, cdrs, customer, start_h, end_h), name
-        context = QueryContext(customer, resolve_rate_center=fake_resolve)
-        expected_rows = report.rows(brute_force(report, cdrs, customer, start_h, end_h), context)
-        assert run_query(report, start_h, end_h, stores.scan, context) == expected_rows
+        context = QueryContext(customer, resolve_rate_center=fake_resolve, zone=find_zone(zone))
+        expected = brute_force(report, cdrs, customer, start, end, zone=zone)
+        assert merged_groups(report, start, end, stores.scan, context) == expected, name
+        expected_rows = report.rows(expected, context)
+        assert run_query(report, start, end, stores.scan, context) == expected_rows
+
+
+# Around New York's two DST changes of 2026 (8 March, 1 November) and Lord Howe's (5 April).
+DST_SPANS = [at(2026, 3, 6) // 3600, at(2026, 10, 30) // 3600, at(2026, 4, 3) // 3600]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(DST_SPANS), st.data())
+def test_dtmf_periods_across_clock_changes_equal_the_wall_clock_of_each_call(
+    span_start_h: int, data: Any
+) -> None:
+    """Around DST changes: every call in the period of its own wall-clock hour (two rows for a
+    repeated hour, told apart by offset), day (23 or 25 hours) and month."""
+    cdrs = data.draw(random_cdrs(span_start_h, 96))
+    stores = build_tables(cdrs)
+    dtmf = REPORTS["dtmf"]
+    for granularity in ("hour", "day", "month"):
+        zone = data.draw(st.sampled_from(ZONES), label=granularity)
+        start, end = data.draw(local_ranges(zone, False, span_start_h), label=f"{zone} range")
+        context = QueryContext("42", granularity=granularity, zone=find_zone(zone))
+        expected = brute_force(dtmf, cdrs, "42", start, end, zone=zone, granularity=granularity)
+        assert run_query(dtmf, start, end, stores.scan, context) == dtmf.rows(expected, context)
+
+
+def test_dtmf_rows_in_new_york_on_the_fall_back_day() -> None:
+    """1 November 2026: 01:00-04:00 and 01:00-05:00 are two rows; the day has 25 hours."""
+    first = at(2026, 11, 1, 5)  # 01:00 EDT
+    cdrs = [call(start=first + 60), call(start=first + 3600 + 60), call(start=first + 7200 + 60)]
+    stores = build_tables(cdrs)
+    new_york = find_zone("America/New_York")
+    day = at(2026, 11, 1, 4) // 900, at(2026, 11, 2, 5) // 900
+    hourly = run_query(DtmfReport(), *day, stores.scan, QueryContext("42", zone=new_york))
+    assert [r["dt"] for r in hourly] == [
+        "2026-11-01T01:00:00-04:00",
+        "2026-11-01T01:00:00-05:00",
+        "2026-11-01T02:00:00-05:00",
+    ]
+    daily = run_query(
+        DtmfReport(), *day, stores.scan, QueryContext("42", granularity="day", zone=new_york)
+    )
+    assert [(r["dt"], r["calls"]) for r in daily] == [("2026-11-01T00:00:00-04:00", 3)]
+
+
+def test_dtmf_rows_in_kathmandu_hours_cut_utc_hours_at_a_quarter() -> None:
+    """Asia/Kathmandu is UTC+05:45: its 06:00 hour is 00:15 to 01:15 UTC."""
+    cdrs = [call(start=at(2026, 11, 25, 0, 14)), call(start=at(2026, 11, 25, 0, 15))]
+    cdrs += [call(start=at(2026, 11, 25, 1, 14)), call(start=at(2026, 11, 25, 1, 15))]
+    stores = build_tables(cdrs)
+    kathmandu = find_zone("Asia/Kathmandu")
+    day = at(2026, 11, 24, 18, 15) // 900, at(2026, 11, 25, 18, 15) // 900
+    rows = run_query(DtmfReport(), *day, stores.scan, QueryContext("42", zone=kathmandu))
+    assert [(r["dt"], r["calls"]) for r in rows] == [
+        ("2026-11-25T05:00:00+05:45", 1),
+        ("2026-11-25T06:00:00+05:45", 2),
+        ("2026-11-25T07:00:00+05:45", 1),
+    ]
 
 
 def test_dtmf_query_filters_the_hours_of_its_edge_days() -> None:
     day_start = at(2026, 11, 25)
     cdrs = [call(start=day_start + h * 3600, customer_charge=1) for h in range(48)]
     stores = build_tables(cdrs)
-    rows = run_query(
-        DtmfReport(), day_start // 3600 + 5, day_start // 3600 + 29, stores.scan, QueryContext("42")
-    )
+    first = day_start // 900
+    rows = run_query(DtmfReport(), first + 20, first + 116, stores.scan, QueryContext("42"))
     assert [r["dt"] for r in rows] == [
         f"2026-11-{25 + (5 + i) // 24}T{(5 + i) % 24:02d}:00:00Z" for i in range(24)
     ]
@@ -438,7 +533,7 @@ def test_dtmf_query_filters_the_hours_of_its_edge_days() -> None:
 def test_query_of_a_customer_without_data_is_empty() -> None:
     stores = build_tables([call()])
     for report in REPORTS.values():
-        assert run_query(report, 0, 10**6, stores.scan, QueryContext("43")) == []
+        assert run_query(report, 0, 4 * 10**6, stores.scan, QueryContext("43")) == []
 
 
 @settings(max_examples=60, deadline=None)
@@ -452,16 +547,18 @@ async def test_streamed_rows_are_the_rows_of_the_whole_answer_in_order(
 
     state = build_tables(cdrs)
     for name, report in REPORTS.items():
-        start_h, end_h = data.draw(hour_ranges(name == "did-cli"), label=name)
-        context = QueryContext("42", resolve_rate_center=fake_resolve)
-        streamed = [row async for row in stream_rows(report, start_h, end_h, state.scan, context)]
-        assert streamed == run_query(report, start_h, end_h, state.scan, context), name
+        zone = data.draw(st.sampled_from(ZONES), label=f"{name} zone")
+        start, end = data.draw(local_ranges(zone, report.whole_days), label=name)
+        context = QueryContext("42", resolve_rate_center=fake_resolve, zone=find_zone(zone))
+        streamed = [row async for row in stream_rows(report, start, end, state.scan, context)]
+        assert streamed == run_query(report, start, end, state.scan, context), name
     for granularity in ("day", "month"):  # dtmf's periods, joined across its day buckets
-        start_h, end_h = data.draw(hour_ranges(False), label=granularity)
-        context = QueryContext("42", granularity=granularity)
+        zone = data.draw(st.sampled_from(ZONES), label=f"{granularity} zone")
+        start, end = data.draw(local_ranges(zone, False), label=granularity)
+        context = QueryContext("42", granularity=granularity, zone=find_zone(zone))
         dtmf = REPORTS["dtmf"]
-        streamed = [row async for row in stream_rows(dtmf, start_h, end_h, state.scan, context)]
-        assert streamed == run_query(dtmf, start_h, end_h, state.scan, context), granularity
+        streamed = [row async for row in stream_rows(dtmf, start, end, state.scan, context)]
+        assert streamed == run_query(dtmf, start, end, state.scan, context), granularity
 
 
 @settings(max_examples=60, deadline=None)
@@ -471,20 +568,18 @@ def test_dtmf_by_day_and_month_sums_its_hourly_rows(cdrs: list[Cdr], data: Any) 
     the period's start as dt: checked against the hourly answer, rolled up here by date text."""
     state = build_tables(cdrs)
     dtmf = REPORTS["dtmf"]
-    start_h, end_h = data.draw(hour_ranges(False))
-    hourly = run_query(dtmf, start_h, end_h, state.scan, QueryContext("42"))
+    start, end = data.draw(local_ranges("UTC", False))
+    hourly = run_query(dtmf, start, end, state.scan, QueryContext("42"))
     for granularity, cut in (("day", 10), ("month", 7)):
         expected: dict[tuple[str, str], list[int]] = {}
         for row in hourly:
-            start = row["dt"][:cut] + ("T00:00:00Z" if cut == 10 else "-01T00:00:00Z")
-            sums = expected.setdefault((start, row["provider_id"]), [0, 0, 0, 0])
+            first = row["dt"][:cut] + ("T00:00:00Z" if cut == 10 else "-01T00:00:00Z")
+            sums = expected.setdefault((first, row["provider_id"]), [0, 0, 0, 0])
             sums[0] += round(Decimal(row["customer_charge"]) * 10**6)
             sums[1] += round(Decimal(row["provider_charge"]) * 10**6)
             sums[2] += row["dtmf_count"]
             sums[3] += row["calls"]
-        got = run_query(
-            dtmf, start_h, end_h, state.scan, QueryContext("42", granularity=granularity)
-        )
+        got = run_query(dtmf, start, end, state.scan, QueryContext("42", granularity=granularity))
         assert [(r["dt"], r["provider_id"]) for r in got] == sorted(expected)
         for row in got:
             cc, pc, dtmf_calls, calls = expected[(row["dt"], row["provider_id"])]

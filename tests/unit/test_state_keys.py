@@ -10,9 +10,11 @@ from streamagg.errors import FormatError
 from streamagg.tables.keys import (
     decode_expiry_group,
     decode_report_value,
+    decode_split_value,
     decode_vector,
     dedup_key,
     encode_expiry_group,
+    encode_split_value,
     encode_vector,
     expiry_group_key,
     expiry_group_range,
@@ -91,3 +93,20 @@ def test_a_report_value_written_before_a_field_was_appended_reads_it_as_zero() -
 def test_a_report_value_with_unknown_fields_is_refused_naming_both_widths() -> None:
     with pytest.raises(FormatError, match=r"report toy has 3 fields; this streamagg knows 2"):
         decode_report_value(encode_vector([1, 2, 3]), "toy", ("a", "b"))
+
+
+quarter_vectors = st.lists(st.integers(0, 2**70), min_size=2, max_size=2)
+
+
+@given(st.lists(st.one_of(st.none(), quarter_vectors), min_size=4, max_size=4))
+def test_split_values_round_trip(parts: list[list[int] | None]) -> None:
+    if all(part is None for part in parts):
+        return  # (the fold never writes a value without a call)
+    assert decode_split_value(encode_split_value(parts), "toy", ("a", "b")) == parts
+
+
+def test_an_hour_value_of_format_1_reads_as_its_first_quarter() -> None:
+    """Format 1 kept one vector per hour: the whole hour stays exact; :30/:45 zones see it at
+    the hour's start (docs/operations.md)."""
+    assert decode_split_value(b"5,3", "toy", ("a", "b", "c")) == [[5, 3, 0], None, None, None]
+    assert decode_split_value(b"1:5,3;3:1,1", "toy", ("a", "b")) == [None, [5, 3], None, [1, 1]]

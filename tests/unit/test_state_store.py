@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rocksdict import Options, Rdict
 
+from streamagg.errors import StateError
 from streamagg.tables import store as store_module
+from streamagg.tables.keys import LOCAL_FORMAT
 from streamagg.tables.store import PartitionStore
 
 KEYS = [b"R\x1fdtmf\x1fd00020000\x1f42\x1f1", b"R\x1frate-center\x1fh1\x1f7\x1f212555", b"M\x1fx"]
@@ -83,3 +86,25 @@ def test_a_failed_write_leaves_no_value_in_memory(tmp_path: Path) -> None:
     store._db = real
     assert store.get(key) == b"1"
     store.close()
+
+
+def test_a_folder_of_format_1_is_read_and_marked_format_2(tmp_path: Path) -> None:
+    """Format 2 changed only the hour values, which read format-1 ones: no rebuild needed."""
+    old = Rdict(str(tmp_path / "p"), options=Options(raw_mode=True))
+    old.put(LOCAL_FORMAT, b"1")
+    old.put(b"R\x1fx", b"1,2")
+    old.close()
+    store = PartitionStore(tmp_path / "p")
+    assert store.get(b"R\x1fx") == b"1,2"
+    store.close()
+    reopened = Rdict(str(tmp_path / "p"), options=Options(raw_mode=True))
+    assert reopened.get(LOCAL_FORMAT) == b"2"
+    reopened.close()
+
+
+def test_a_folder_of_a_newer_format_is_refused(tmp_path: Path) -> None:
+    newer = Rdict(str(tmp_path / "p"), options=Options(raw_mode=True))
+    newer.put(LOCAL_FORMAT, b"3")
+    newer.close()
+    with pytest.raises(StateError, match="holds format 3; this streamagg reads format 2"):
+        PartitionStore(tmp_path / "p")
