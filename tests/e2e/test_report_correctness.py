@@ -1,4 +1,5 @@
-"""Every report, for many ranges, equals an independent DuckDB computation from the raw CDRs.
+"""Every report, for many ranges and time zones, equals an independent DuckDB computation from
+the raw CDRs.
 
 110,000 messages (40 customers, 13 months with month and year boundaries, every dt spelling,
 late and out-of-order CDRs, re-sent duplicates, DIDs as caller ID, rate centers) go through the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -48,18 +50,64 @@ def ranges_for(report: str, now: datetime) -> list[tuple[datetime, datetime]]:
     return spans
 
 
+ZONES = ("America/New_York", "Asia/Kathmandu", "Asia/Kolkata", "Australia/Adelaide")
+
+
+def clock_changes(zone: str, start: datetime, end: datetime) -> list[datetime]:
+    """The instants (quarter-hours) in [start, end) where the zone's offset changes."""
+    info = ZoneInfo(zone)
+    quarters = int((end - start).total_seconds()) // 900
+    moments = [start + timedelta(minutes=15 * q) for q in range(quarters)]
+    offsets = [moment.astimezone(info).utcoffset() for moment in moments]
+    return [moments[i] for i in range(1, quarters) if offsets[i] != offsets[i - 1]]
+
+
+def zone_ranges(report: str, zone: str, now: datetime) -> list[tuple[datetime, datetime]]:
+    """Local ranges of the zone (SPEC §6): yesterday, this local month, 13 local months, and
+    the local days of each clock change of the last 13 months, with a range across them all;
+    for hourly reports also local hours cut around the changes."""
+    info = ZoneInfo(zone)
+    local_now = now.astimezone(info)
+    today = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def midnight(moment: datetime) -> datetime:  # (the first instant of its local day)
+        local = moment.astimezone(info)
+        return datetime(local.year, local.month, local.day, tzinfo=info)
+
+    month = today.replace(day=1)
+    spans = [
+        (midnight(today - timedelta(days=1)), today),
+        (month, midnight(today + timedelta(days=1))),
+        (month.replace(year=month.year - 1), midnight(today + timedelta(days=1))),
+    ]
+    changes = clock_changes(zone, now - timedelta(days=390), now)
+    for change in changes:
+        day = midnight(change)
+        spans.append((day, midnight(day + timedelta(hours=30))))
+        if report != "did-cli":
+            spans.append((change - timedelta(hours=3), change + timedelta(hours=5)))
+    if changes:
+        spans.append(
+            (midnight(changes[0] - timedelta(days=2)), midnight(changes[-1] + timedelta(days=3)))
+        )
+    return spans
+
+
 def api_rows(
     worker: WorkerProcess,
     report: str,
     customer: str,
     start: datetime,
     end: datetime,
+    local: bool = False,
     **params: str,
 ) -> list:  # type: ignore[type-arg]
+    """The rows of every page; ``local``: from/to written with the zone's offset."""
+    edges = (start.isoformat(), end.isoformat()) if local else (iso(start), iso(end))
     response = worker.get_all_pages(
         f"/api/v1/customers/{customer}/reports/{report}",
         ADMIN_TOKEN,
-        **{"from": iso(start), "to": iso(end), **params},
+        **{"from": edges[0], "to": edges[1], **params},
     )
     assert response.status_code == 200, response.text
     return response.json()["rows"]
@@ -133,3 +181,21 @@ async def test_reports_equal_independent_computation_through_a_restart(
                 assert got == expected, f"dtmf by {granularity} of {customer} [{iso(start)}, …)"
                 compared += 1
     assert compared > 400
+
+    # Local time (SPEC §6): every report in zones with DST, :45 and :30 offsets.
+    for customer in oracle.customers()[:4]:
+        for zone in ZONES:
+            for report in REPORTS:
+                for granularity in ("hour", "day", "month") if report == "dtmf" else ("hour",):
+                    for start, end in zone_ranges(report, zone, now):
+                        expected = oracle.report(report, customer, start, end, granularity, zone)
+                        extra = {"granularity": granularity} if report == "dtmf" else {}
+                        got = api_rows(
+                            worker, report, customer, start, end, tz=zone, local=True, **extra
+                        )
+                        assert got == expected, (
+                            f"{report} by {granularity} of {customer} in {zone} "
+                            f"[{start.isoformat()}, {end.isoformat()})"
+                        )
+                        compared += 1
+    assert compared > 1000

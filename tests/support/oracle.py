@@ -10,6 +10,7 @@ of the tech-prefix report are rounded from exact fractions.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from decimal import Decimal
 from fractions import Fraction
 from math import floor
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import orjson
@@ -78,6 +80,16 @@ def margin_columns(cc: Decimal | None, pc: Decimal | None) -> dict[str, Any]:
         share = Fraction(value) * 100 / Fraction(customer)
         pct = round_half_up(abs(share), 2) * (-1 if share < 0 else 1)
     return {"margin": money(value), "margin_pct": pct}
+
+
+def wall_label(wall: datetime, offset_seconds: int, tz: str) -> str:
+    """A wall-clock time and its offset as SPEC §6 writes a period: ``…T08:00:00-05:00``, or
+    ``Z`` in UTC."""
+    if tz == "UTC":
+        return f"{wall:%Y-%m-%dT%H:%M:%S}Z"
+    sign = "-" if offset_seconds < 0 else "+"
+    hours, minutes = divmod(abs(offset_seconds) // 60, 60)
+    return f"{wall:%Y-%m-%dT%H:%M:%S}{sign}{hours:02d}:{minutes:02d}"
 
 
 def _utc_naive(moment: datetime) -> datetime:
@@ -234,15 +246,19 @@ class ReportOracle:
         start: datetime,
         end: datetime,
         granularity: str = "hour",
+        tz: str = "UTC",
     ) -> list[dict[str, Any]]:
-        """The ``rows`` of SPEC §3's JSON for ``report`` over ``[start, end)``."""
+        """The ``rows`` of SPEC §3's JSON for ``report`` over ``[start, end)``, in the time zone
+        ``tz`` (SPEC §6: the range on its whole hours, whole days for did-cli)."""
         lo, hi = _utc_naive(start), _utc_naive(end)
-        whole = timedelta(days=1) if report == "did-cli" else timedelta(hours=1)
-        for edge in (lo, hi):
-            if (edge - datetime(1970, 1, 1)) % whole:
-                raise ValueError(f"{edge} is not on a whole UTC {'day' if whole.days else 'hour'}")
+        for edge in (start, end):
+            local = edge.astimezone(ZoneInfo(tz))
+            if local.minute or local.second or (report == "did-cli" and local.hour):
+                raise ValueError(
+                    f"{edge} is not on a whole {tz} {'day' if report == 'did-cli' else 'hour'}"
+                )
         if report == "dtmf":
-            return self._dtmf(customer_id, lo, hi, granularity)
+            return self._dtmf(customer_id, lo, hi, granularity, tz)
         if report == "rate-center":
             return self._rate_center(customer_id, lo, hi)
         if report == "did-cli":
@@ -254,21 +270,35 @@ class ReportOracle:
         raise ValueError(f"unknown report {report!r}")
 
     def _dtmf(
-        self, customer: str, lo: datetime, hi: datetime, granularity: str
+        self, customer: str, lo: datetime, hi: datetime, granularity: str, tz: str
     ) -> list[dict[str, Any]]:
+        """Periods of the zone from DuckDB's own time zone data (ICU): a call's wall-clock time
+        and offset; an hour is (wall-clock hour, offset), so a repeated hour is two; a day or
+        month begins at the instant its wall-clock midnight is in the zone."""
         assert granularity in ("hour", "day", "month"), granularity
+        assert re.fullmatch(r"[A-Za-z0-9_/+-]+", tz), tz
+        zone = f"'{tz}'"
+        if granularity == "hour":
+            period, offset = "date_trunc('hour', wall)", "wall_offset"
+        else:
+            period = f"date_trunc('{granularity}', wall)"
+            start = f"timezone({zone}, {period})"  # that wall-clock time in the zone: an instant
+            offset = f"epoch(timezone({zone}, {start})) - epoch({start})"
         result = self._con.execute(
-            f"""SELECT date_trunc('{granularity}', dt) AS period, provider_id,
+            f"""WITH local AS (
+                  SELECT *, timezone({zone}, dt::TIMESTAMPTZ) AS wall,
+                         epoch(timezone({zone}, dt::TIMESTAMPTZ)) - epoch(dt) AS wall_offset
+                  FROM cdr WHERE customer_id = ? AND dt >= ? AND dt < ?)
+               SELECT {period} AS period, {offset} AS period_offset, provider_id,
                       sum(customer_charge), sum(provider_charge),
                       count(*) FILTER (WHERE has_dtmf), count(*)
-               FROM cdr WHERE customer_id = ? AND hour >= ? AND hour < ?
-               GROUP BY period, provider_id""",
+               FROM local GROUP BY ALL""",
             [customer, lo, hi],
         ).fetchall()
-        result.sort(key=lambda r: (r[0], r[1]))
+        result.sort(key=lambda r: (r[0] - timedelta(seconds=int(r[1])), r[2]))
         return [
             {
-                "dt": hour.strftime("%Y-%m-%dT%H:00:00Z"),
+                "dt": wall_label(wall, int(offset), tz),
                 "provider_id": provider,
                 "customer_charge": money(cc),
                 "provider_charge": money(pc),
@@ -276,7 +306,7 @@ class ReportOracle:
                 "calls": int(calls),
                 **margin_columns(cc, pc),
             }
-            for hour, provider, cc, pc, dtmf, calls in result
+            for wall, offset, provider, cc, pc, dtmf, calls in result
         ]
 
     def _rate_center(self, customer: str, lo: datetime, hi: datetime) -> list[dict[str, Any]]:
@@ -284,7 +314,7 @@ class ReportOracle:
             """SELECT m.prefix, m.rc, m.state, sum(c.customer_charge),
                       sum(c.provider_charge), count(*)
                FROM cdr c JOIN rc_map m ON left(c.nanp, 7) = m.p7
-               WHERE c.customer_id = ? AND c.hour >= ? AND c.hour < ?
+               WHERE c.customer_id = ? AND c.dt >= ? AND c.dt < ?
                GROUP BY m.prefix, m.rc, m.state""",
             [customer, lo, hi],
         ).fetchall()
@@ -306,7 +336,7 @@ class ReportOracle:
         result = self._con.execute(
             """SELECT account, did, count(*)
                FROM cdr WHERE customer_id = ? AND account IS NOT NULL
-                 AND day >= ? AND day < ?
+                 AND dt >= ? AND dt < ?
                GROUP BY account, did""",
             [customer, lo, hi],
         ).fetchall()
@@ -320,7 +350,7 @@ class ReportOracle:
         result = self._con.execute(
             """SELECT tech_prefix, count(*), count(*) FILTER (WHERE answered),
                       sum(duration) FILTER (WHERE answered)
-               FROM cdr WHERE customer_id = ? AND hour >= ? AND hour < ?
+               FROM cdr WHERE customer_id = ? AND dt >= ? AND dt < ?
                GROUP BY tech_prefix""",
             [customer, lo, hi],
         ).fetchall()
@@ -355,13 +385,13 @@ class ReportOracle:
                                        OR (sip_code IS NULL AND duration > 0)),
                       count(*) FILTER (WHERE answered AND duration <= 6),
                       sum(pdd_ms), count(pdd_ms)
-               FROM cdr WHERE customer_id = ? AND hour >= ? AND hour < ?
+               FROM cdr WHERE customer_id = ? AND dt >= ? AND dt < ?
                GROUP BY provider_id, tech_prefix""",
             [customer, lo, hi],
         ).fetchall()
         codes = self._con.execute(
             """SELECT provider_id, tech_prefix, sip_code, count(*) AS n
-               FROM cdr WHERE customer_id = ? AND hour >= ? AND hour < ?
+               FROM cdr WHERE customer_id = ? AND dt >= ? AND dt < ?
                  AND sip_code IS NOT NULL
                GROUP BY provider_id, tech_prefix, sip_code
                ORDER BY n DESC, sip_code""",

@@ -628,3 +628,53 @@ def test_empty_stream() -> None:
     assert (o.accepted_count(), o.duplicate_count(), o.rejected()) == (0, 0, [])
     for report in ("dtmf", "rate-center", "did-cli", "tech-prefix"):
         assert o.report(report, "42", *FEB) == []
+
+
+# -- local time (SPEC §6) -------------------------------------------------------
+
+
+def test_dtmf_in_new_york_across_the_fall_back_hour() -> None:
+    """1 Nov 2026: 01:00-01:59 EDT (05:xxZ) then 01:00-01:59 EST (06:xxZ), worked by hand."""
+    o = oracle(
+        [cdr(dt=f"2026-11-01T{h:02d}:30:00Z") for h in (3, 5, 6, 7)],
+        now=datetime(2026, 11, 29, tzinfo=UTC),
+    )
+    ny = "America/New_York"
+    day = (utc(2026, 11, 1, 4), utc(2026, 11, 2, 5))  # the local day: 25 hours
+    hourly = o.report("dtmf", "42", *day, tz=ny)
+    assert [(r["dt"], r["calls"]) for r in hourly] == [
+        ("2026-11-01T01:00:00-04:00", 1),
+        ("2026-11-01T01:00:00-05:00", 1),
+        ("2026-11-01T02:00:00-05:00", 1),
+    ]  # (03:30Z is 23:30 EDT of 31 October: before the range)
+    daily = o.report("dtmf", "42", *day, granularity="day", tz=ny)
+    assert [(r["dt"], r["calls"]) for r in daily] == [("2026-11-01T00:00:00-04:00", 3)]
+    monthly = o.report("dtmf", "42", utc(2026, 10, 1, 4), utc(2026, 12, 1, 5), "month", ny)
+    assert [(r["dt"], r["calls"]) for r in monthly] == [
+        ("2026-10-01T00:00:00-04:00", 1),
+        ("2026-11-01T00:00:00-04:00", 3),
+    ]
+
+
+def test_ranges_and_hours_in_kathmandu_cut_utc_hours_at_a_quarter() -> None:
+    """Asia/Kathmandu is UTC+05:45 all year: its 25 November is 24 Nov 18:15Z to 25 Nov
+    18:15Z."""
+    o = oracle(
+        [
+            cdr(dt="2026-11-24T18:14:59Z", tech_prefix="a"),  # 23:59:59 on the 24th
+            cdr(dt="2026-11-24T18:15:00Z", tech_prefix="a"),  # 00:00 on the 25th
+            cdr(dt="2026-11-25T18:14:00Z", tech_prefix="b"),  # 23:59 on the 25th
+            cdr(dt="2026-11-25T18:15:00Z", tech_prefix="b"),  # the 26th
+        ],
+        now=datetime(2026, 11, 29, tzinfo=UTC),
+    )
+    day = (
+        datetime(2026, 11, 25, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+        datetime(2026, 11, 26, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+    )
+    rows = o.report("tech-prefix", "42", *day, tz="Asia/Kathmandu")
+    assert [(r["tech_prefix"], r["total"]) for r in rows] == [("a", 1), ("b", 1)]
+    hourly = o.report("dtmf", "42", *day, tz="Asia/Kathmandu")
+    assert [r["dt"] for r in hourly] == ["2026-11-25T00:00:00+05:45", "2026-11-25T23:00:00+05:45"]
+    with pytest.raises(ValueError, match="not on a whole Asia/Kathmandu hour"):
+        o.report("tech-prefix", "42", utc(2026, 11, 25), utc(2026, 11, 26), tz="Asia/Kathmandu")
