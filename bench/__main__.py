@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bench import backfill, freshness, profiling, report, warehouse, worker_runs
 from bench import data as bench_data
@@ -96,6 +97,18 @@ def ranges_for(day: datetime) -> dict[str, tuple[datetime, datetime]]:
         "month": (month, next_month),
         "13 months": (start_13, next_month),
     }
+
+
+LOCAL_ZONES = ("America/New_York", "Asia/Kathmandu")  # DST; UTC+05:45 (quarter-hour edges)
+
+
+def local_13_months(day: datetime, zone: str) -> tuple[str, str, str]:
+    """The 13 local months of the zone ending with the dense day's month: (from, to, tz)."""
+    info = ZoneInfo(zone)
+    month = day.replace(day=1, tzinfo=info)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    start = month.replace(year=month.year - 1)
+    return start.isoformat(), next_month.isoformat(), zone
 
 
 def generator_rate(log: Path) -> float:
@@ -220,10 +233,11 @@ def run(args: argparse.Namespace) -> dict:
             k: (a.replace(tzinfo=None), b.replace(tzinfo=None)) for k, (a, b) in ranges.items()
         }
         worker.wait_ready()
+        local = {f"13 months, {zone}": local_13_months(ds.day, zone) for zone in LOCAL_ZONES}
         r["api"] = worker_runs.query_latency(
             worker,
             customer,
-            {k: (iso(a), iso(b)) for k, (a, b) in ranges.items()},
+            {k: (iso(a), iso(b)) for k, (a, b) in ranges.items()} | local,
             list(warehouse.QUERIES),
             r["api_repeat"],
             r.setdefault("unavailable", []),

@@ -166,13 +166,14 @@ def histogram_quantile(
 def query_latency(
     worker: WorkerProcess,
     customer: str,
-    ranges: dict[str, tuple[str, str]],
+    ranges: dict[str, tuple[str, ...]],
     reports: list[str],
     repeat: int,
     unavailable: list[str],
     row_counts: dict[str, dict[str, int]],
 ) -> dict[str, dict[str, list[float]]]:
     """Seconds per answered request, per range and report, over one keep-alive connection.
+    A range is (from, to) or (from, to, tz).
 
     A 503 (the worker not ready) is not timed: its message goes to `unavailable`, and the
     request is retried once /readyz says 200 again.
@@ -202,11 +203,11 @@ def query_latency(
                 worker.wait_ready()
                 time.sleep(0.2)
 
-        for label, (start, end) in ranges.items():
+        for label, (start, end, *zone) in ranges.items():
             result[label] = {}
             for report in reports:
                 url = f"/api/v1/customers/{customer}/reports/{report}"
-                params = {"from": start, "to": end}
+                params = {"from": start, "to": end, **({"tz": zone[0]} if zone else {})}
                 timed(url, params)  # warm-up
                 result[label][report] = [timed(url, params) for _ in range(repeat)]
                 row_counts.setdefault(label, {})[report] = rows[url, start]

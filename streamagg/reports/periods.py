@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from streamagg.tables.buckets import QUARTER_SECONDS, QUARTERS_PER_HOUR
 
@@ -47,6 +47,13 @@ def find_zone(name: str) -> Zone | None:
         return Zone(name, ZoneInfo(name))
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
+
+
+@lru_cache(maxsize=1)
+def zone_names() -> list[str]:
+    """Every zone name `tz` takes, sorted (the IANA names and their old aliases)."""
+    names = available_timezones() | {"UTC"}
+    return sorted(n for n in names if not n.startswith(("posix/", "right/")) and n != "localtime")
 
 
 def period_start(moment: int, zone: Zone, granularity: str) -> int:

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from streamagg.reports.periods import zone_names
+
 if TYPE_CHECKING:
     from streamagg.reports.base import Report
 
@@ -249,4 +251,5 @@ def describe(report: Report) -> dict[str, Any]:
 
 
 def catalogue(reports: Iterable[Report]) -> dict[str, Any]:
-    return {"reports": [describe(report) for report in reports]}
+    """What the page is built from: the reports, and the time zones `tz` takes."""
+    return {"reports": [describe(report) for report in reports], "time_zones": zone_names()}

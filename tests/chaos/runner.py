@@ -2,7 +2,8 @@
 
 The invariants checked at the end of every scenario (docs/exactly-once.md names them):
 
-- every report of every customer over several ranges equals the oracle's (DuckDB over the raw
+- every report of every customer over several ranges (UTC, and local days and hours of
+  Asia/Kathmandu, UTC+05:45) equals the oracle's (DuckDB over the raw
   input topic as it stands at the end), to the last decimal — no CDR lost, none counted twice;
 - the committed dead-letter topic holds every rejected message exactly once;
 - no answer during the run was a 5xx other than 503, and a single worker that has just said it
@@ -30,7 +31,9 @@ from tests.chaos import scenario as S
 from tests.support.broker import PrivateBroker
 from tests.support.cdr_mix import CdrMix, rate_center_table, resolver, utc_now_hour
 from tests.support.chaos import (
+    LOCAL_ZONE,
     REPORTS,
+    Check,
     ResilientProducer,
     check_ranges,
     descendants,
@@ -38,6 +41,7 @@ from tests.support.chaos import (
     iso,
     kill_pids,
     kill_tree,
+    local_check_ranges,
     mismatches,
     read_topic,
     wait_until_equal,
@@ -366,11 +370,17 @@ class Run:
             alive=self._no_worker_gone,
         )
         self.note(f"totals equal the oracle after {settled:.0f} s")
-        checks = [
+        checks: list[Check] = [
             (report, customer, start, end)
             for customer in customers
             for report in REPORTS
             for start, end in check_ranges(report, self.now)
+        ]
+        checks += [
+            (report, customer, start, end, LOCAL_ZONE)
+            for customer in customers
+            for report in REPORTS
+            for start, end in local_check_ranges(report, self.now)
         ]
         different = mismatches(self.crew.workers[:1], TOKEN, oracle, checks, limit=10)
         assert not different, "reports differ from the oracle:\n" + "\n".join(different)

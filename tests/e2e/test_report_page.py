@@ -244,8 +244,11 @@ def browser_page(tmp_path: Path) -> Iterator[Any]:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
+        # (a browser in New York: the page's zone defaults to it, SPEC §6)
         context = browser.new_context(
-            viewport={"width": 1360, "height": 900}, accept_downloads=True
+            viewport={"width": 1360, "height": 900},
+            accept_downloads=True,
+            timezone_id="America/New_York",
         )
         page = context.new_page()
         page.set_default_timeout(15_000)
@@ -262,7 +265,9 @@ def browser_page(tmp_path: Path) -> Iterator[Any]:
             browser.close()
 
 
-def choose(page: Any, report: str, start: datetime, end: datetime) -> None:
+def choose(page: Any, report: str, start: datetime, end: datetime, tz: str = "UTC") -> None:
+    """Pick the report and the range: start's and end's wall-clock dates and hours in tz."""
+    page.select_option("#tz", tz)
     page.check(f"#report-{report}")
     page.check("#mode-range")
     for name, moment in (("from", start), ("to", end)):
@@ -307,6 +312,9 @@ def test_report_page_shows_the_four_reports(loaded_worker: Any, browser_page: An
     page = browser_page
     page.goto(worker.base_url + "/")
     page.wait_for_selector("body[data-ready=true]")
+    # The time zone defaults to the browser's; the checks below read UTC first.
+    assert page.input_value("#tz") == "America/New_York"
+    page.select_option("#tz", "UTC")
 
     # No token yet: the page asks for one instead of calling the API.
     page.fill("#customer", CUSTOMER)
@@ -335,7 +343,7 @@ def test_report_page_shows_the_four_reports(loaded_worker: Any, browser_page: An
     check_tech_prefix(page)
     check_csv_download(page)
     check_dtmf(page, day)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    check_local_time(page, day)
     check_rate_center(page, day)
     check_did_cli(page, day)
     check_routes(page, day)
@@ -434,7 +442,7 @@ def check_dtmf(page: Any, day: datetime) -> None:
     generate(page)
     head, body, foot = table(page)
     assert head == [
-        "Hour (UTC)",
+        "Period start",
         "Provider",
         "Customer charge",
         "Provider charge",
@@ -471,6 +479,28 @@ def check_dtmf(page: Any, day: datetime) -> None:
         [f"{date} 00:00", "P2", "1.833333", "1.111111", "2", "2", "0.722222", "39.39"],
     ]
     page.select_option("#granularity", "hour")
+
+
+def check_local_time(page: Any, day: datetime) -> None:
+    """The same calls in Asia/Kathmandu (UTC+05:45), the local day of the same date: c1 10:05Z
+    is 15:50 there; c2, c3, c4 (10:20, 10:40, 11:00Z) 16:05, 16:25, 16:45; c6, c5 (11:30,
+    11:59Z) 17:15, 17:44."""
+    choose(page, "dtmf", day, day + timedelta(days=1), tz="Asia/Kathmandu")
+    generate(page)
+    _, body, foot = table(page)
+    date = day.strftime("%Y-%m-%d")
+    assert [[row[0], row[1], row[4], row[5]] for row in body] == [
+        [f"{date} 15:00 +05:45", "P1", "1", "1"],  # c1
+        [f"{date} 16:00 +05:45", "P1", "0", "2"],  # c2, c4
+        [f"{date} 16:00 +05:45", "P2", "1", "1"],  # c3
+        [f"{date} 17:00 +05:45", "(none)", "0", "1"],  # c5
+        [f"{date} 17:00 +05:45", "P2", "1", "1"],  # c6
+    ]
+    assert foot[4:8] == ["3", "6", "0.858722", "40.63"]  # (the day's calls and margin, whole)
+    next_day = (day + timedelta(days=1)).strftime("%Y-%m-%d")
+    assert page.inner_text("#result-range") == f"{date} → {next_day} Asia/Kathmandu"
+    assert page.locator("#chart-body svg .bar-group").count() == 3  # local hours 15, 16, 17
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
 
 
 def check_rate_center(page: Any, day: datetime) -> None:

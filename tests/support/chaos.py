@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -26,6 +27,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from tests.support.common import REPORT_IDS, iso, month_start
 from tests.support.oracle import ReportOracle
 from tests.support.worker import WorkerProcess
+
+# (report, customer, start, end[, tz]): one answer compared with the oracle; UTC unless given.
+Check = tuple[str, str, datetime, datetime] | tuple[str, str, datetime, datetime, str]
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +257,20 @@ def check_ranges(report: str, now: datetime) -> list[tuple[datetime, datetime]]:
     return spans
 
 
+LOCAL_ZONE = "Asia/Kathmandu"  # UTC+05:45: its days and hours cut UTC hours at a quarter
+
+
+def local_check_ranges(report: str, now: datetime) -> list[tuple[datetime, datetime]]:
+    """The local day of Asia/Kathmandu around the dense month boundary, and for hourly reports
+    a local hour there (SPEC §6: the quarter-hours of the state under faults too)."""
+    zone = ZoneInfo(LOCAL_ZONE)
+    boundary = month_start(now, 1).replace(tzinfo=zone)  # (midnight there: wall time)
+    spans = [(boundary - timedelta(days=1), boundary)]
+    if report != "did-cli":
+        spans.append((boundary + timedelta(hours=5), boundary + timedelta(hours=6)))
+    return spans
+
+
 def api_rows(
     worker: WorkerProcess,
     token: str,
@@ -262,6 +280,7 @@ def api_rows(
     end: datetime,
     tolerate: Collection[int] = (502, 503, 504),
     seen: Counter[str] | None = None,
+    tz: str = "UTC",
 ) -> list[Any] | None:
     """The report's rows, or None when the worker cannot answer right now (a status in
     ``tolerate``, or not reachable); ``seen`` counts those non-answers by status."""
@@ -269,7 +288,7 @@ def api_rows(
         response = worker.get_all_pages(
             f"/api/v1/customers/{customer}/reports/{report}",
             token,
-            **{"from": iso(start), "to": iso(end)},
+            **{"from": iso(start), "to": iso(end), "tz": tz},
         )
     except Exception as exc:
         if seen is not None:
@@ -288,7 +307,7 @@ def mismatches(
     workers: Sequence[WorkerProcess],
     token: str,
     oracle: ReportOracle,
-    checks: Sequence[tuple[str, str, datetime, datetime]],
+    checks: Sequence[Check],
     limit: int = 3,
     tolerate: Collection[int] = (502, 503, 504),
     seen: Counter[str] | None = None,
@@ -296,11 +315,13 @@ def mismatches(
     """What differs between the workers' answers and the oracle (empty: all equal)."""
     found: list[str] = []
     for worker in workers:
-        for report, customer, start, end in checks:
-            got = api_rows(worker, token, report, customer, start, end, tolerate, seen)
-            expected = oracle.report(report, customer, start, end)
+        for check in checks:
+            report, customer, start, end, tz = (*check, "UTC")[:5]
+            got = api_rows(worker, token, report, customer, start, end, tolerate, seen, tz)
+            expected = oracle.report(report, customer, start, end, tz=tz)
             if got != expected:
-                found.append(describe(worker, report, customer, start, end, got, expected))
+                head = f"{report} in {tz}" if tz != "UTC" else report
+                found.append(describe(worker, head, customer, start, end, got, expected))
                 if len(found) >= limit:
                     return found
     return found
@@ -318,7 +339,7 @@ def describe(
     head = f"{worker.base_url} {report} customer {customer} [{iso(start)}, {iso(end)})"
     if got is None:
         return f"{head}: no answer (503 or unreachable)"
-    if report == "tech-prefix":
+    if report.startswith("tech-prefix"):
         total_got = sum(r["total"] for r in got)
         total_exp = sum(r["total"] for r in expected)
         text = (
@@ -337,7 +358,7 @@ def wait_until_equal(
     workers: Sequence[WorkerProcess],
     token: str,
     oracle: ReportOracle,
-    checks: Sequence[tuple[str, str, datetime, datetime]],
+    checks: Sequence[Check],
     timeout: float,
     what: str,
     alive: Callable[[], None] | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # kafka-local reads these; a private broker is started with them cleared, so that a developer's
@@ -19,7 +19,9 @@ REPORT_IDS = ("dtmf", "rate-center", "did-cli", "tech-prefix", "routes")
 
 
 def iso(moment: datetime) -> str:
-    """A UTC datetime as the API's from/to parameters spell it."""
+    """An instant as the API's from/to parameters spell it in UTC (a naive datetime is UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

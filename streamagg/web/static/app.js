@@ -1,9 +1,9 @@
 // The report page: controls → one API request → summary, chart, table, CSV download.
 
 import {
-  REPORTS, NUMERIC, columnsFor, formatCell, loadReports, sortKey, totalsFor,
+  REPORTS, NUMERIC, TIME_ZONES, columnsFor, formatCell, loadReports, sortKey, totalsFor,
 } from "/static/reports.js";
-import { drawHBars, drawTimeBars } from "/static/charts.js";
+import { drawHBars, drawTimeBars, wallClock } from "/static/charts.js";
 
 const TOKEN_KEY = "streamagg.token";          // sessionStorage: this tab only, never the URL
 const CHOICES_KEY = "streamagg.page.choices"; // localStorage: last choices, never the token
@@ -37,6 +37,7 @@ function saveChoices() {
     fromDate: $("from-date").value, fromHour: $("from-hour").value,
     toDate: $("to-date").value, toHour: $("to-hour").value,
     granularity: $("granularity").value,
+    tz: $("tz").value,
   };
   localStorage.setItem(CHOICES_KEY, JSON.stringify(choices));
 }
@@ -107,6 +108,9 @@ function buildReportTabs(selected) {
   }
 }
 
+// Dates and hours of the range inputs are wall-clock times of the chosen zone: ms here are
+// "pseudo-UTC" (the zone's wall clock read as UTC, charts.js wallClock).
+const nowWall = () => wallClock($("tz").value)(Date.now());
 const isoHour = (ms) => new Date(ms).toISOString().slice(0, 16);
 const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
 const isoMonth = (ms) => new Date(ms).toISOString().slice(0, 7);
@@ -134,6 +138,14 @@ function buildHourPickers() {
   }
 }
 
+/** The API's time zones; the browser's own chosen unless another was last time. */
+function buildZones(remembered) {
+  const names = new Set(TIME_ZONES);
+  const own = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  $("tz").replaceChildren(...TIME_ZONES.map((name) => new Option(name.replaceAll("_", " "), name)));
+  $("tz").value = [remembered, own, "UTC"].find((name) => names.has(name));
+}
+
 function applyMode() {
   const range = currentMode() === "range";
   $("range-inputs").hidden = !range;
@@ -157,24 +169,24 @@ function setMonth(ms) {
 
 const PRESETS = [
   ["24h", "Last 24 h", () => {
-    const end = Math.floor(Date.now() / HOUR_MS) * HOUR_MS + HOUR_MS;
+    const end = Math.floor(nowWall() / HOUR_MS) * HOUR_MS + HOUR_MS;
     setRange(end - DAY_MS, end);
   }],
   ["today", "Today", () => {
-    const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+    const today = Math.floor(nowWall() / DAY_MS) * DAY_MS;
     setRange(today, today + DAY_MS);
   }],
   ["yesterday", "Yesterday", () => {
-    const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+    const today = Math.floor(nowWall() / DAY_MS) * DAY_MS;
     setRange(today - DAY_MS, today);
   }],
   ["7d", "Last 7 days", () => {
-    const tomorrow = Math.floor(Date.now() / DAY_MS) * DAY_MS + DAY_MS;
+    const tomorrow = Math.floor(nowWall() / DAY_MS) * DAY_MS + DAY_MS;
     setRange(tomorrow - 7 * DAY_MS, tomorrow);
   }],
-  ["month", "This month", () => setMonth(Date.now())],
+  ["month", "This month", () => setMonth(nowWall())],
   ["prev-month", "Last month", () => {
-    const now = new Date();
+    const now = new Date(nowWall());
     setMonth(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
   }],
 ];
@@ -197,7 +209,7 @@ function buildPresets() {
 function rangeParams() {
   if (currentMode() === "month") {
     const month = $("month").value;
-    return /^\d{4}-\d{2}$/.test(month) ? { month } : "Choose a month.";
+    return /^\d{4}-\d{2}$/.test(month) ? { month, tz: $("tz").value } : "Choose a month.";
   }
   const days = REPORTS[currentReport()].whole_days;
   const params = {};
@@ -205,8 +217,9 @@ function rangeParams() {
     const date = $(`${id}-date`).value;
     if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) return `Choose the ${id} day.`;
     const hour = days ? "00" : $(`${id}-hour`).value;
-    params[id] = `${date}T${hour}:00:00Z`;
+    params[id] = `${date}T${hour}:00:00`; // (a wall time of the zone: the API reads it so)
   }
+  params.tz = $("tz").value;
   if (params.to <= params.from) return "To must be after from.";
   return params;
 }
@@ -454,8 +467,9 @@ function showApiError(error, context) {
 // ---------- the result ----------
 
 function rangeText(body) {
-  const show = (iso) => iso.replace("T", " ").replace(/:00Z$/, "").replace(/ 00:00$/, "");
-  return `${show(body.from)} → ${show(body.to)} UTC`;
+  const show = (iso) => iso.replace("T", " ").replace(/:00(Z|[+-]\d\d:\d\d)$/, "")
+    .replace(/ 00:00$/, "");
+  return `${show(body.from)} → ${show(body.to)} ${body.tz}`;
 }
 
 function renderResult() {
@@ -579,7 +593,7 @@ function renderChart() {
       t: Date.parse(r[chart.time]), values: chart.series.map(([key]) => Number(r[key])),
     }));
     drawTimeBars(target, points, Date.parse(body.from), Date.parse(body.to),
-      chart.series.map(([, name]) => name));
+      chart.series.map(([, name]) => name), body.tz);
     return;
   }
   const ordered = chart.sort_by
@@ -632,15 +646,16 @@ async function init() {
   buildReportTabs(REPORTS[choices.report] ? choices.report : Object.keys(REPORTS)[0]);
   buildPresets();
   buildHourPickers();
+  buildZones(choices.tz);
   $("customer").value = choices.customer || "";
-  $("month").value = choices.month || isoMonth(Date.now());
+  $("month").value = choices.month || isoMonth(nowWall());
   if (choices.mode === "range") $("mode-range").checked = true;
   applyGrain();
   if ([...$("granularity").options].some((o) => o.value === choices.granularity)) {
     $("granularity").value = choices.granularity;
   }
   applyMode();
-  const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+  const today = Math.floor(nowWall() / DAY_MS) * DAY_MS;
   $("from-date").value = choices.fromDate || isoDay(today);
   $("to-date").value = choices.toDate || isoDay(today + DAY_MS);
   $("from-hour").value = choices.fromHour || "00";

@@ -32,6 +32,28 @@ function pad2(n) {
   return String(n).padStart(2, "0");
 }
 
+/**
+ * The wall clock of an IANA zone: a function from an instant (epoch ms) to its local time
+ * read as if it were UTC ("pseudo-UTC" ms), so that getUTC* give the zone's date and hour.
+ * Offsets change at quarter-hours only; one Intl lookup per quarter-hour, cached.
+ */
+export function wallClock(timeZone) {
+  const format = new Intl.DateTimeFormat("en-US", {
+    timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit",
+  });
+  const offsets = new Map();
+  return (ms) => {
+    const quarter = Math.floor(ms / 900000);
+    if (!offsets.has(quarter)) {
+      const at = quarter * 900000;
+      const p = Object.fromEntries(format.formatToParts(new Date(at)).map((x) => [x.type, x.value]));
+      offsets.set(quarter, Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute) - at);
+    }
+    return ms + offsets.get(quarter);
+  };
+}
+
 function hourText(ms) {
   const d = new Date(ms);
   return `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ` +
@@ -42,9 +64,12 @@ function hourText(ms) {
  * Two series per hour (per day for long ranges) from `fromMs` to `toMs`, the second drawn
  * inside the first (a part of it: DTMF calls of all calls).
  * points: [{t: epoch ms of the hour, values: [first, second]}] — empty hours may be absent;
- * names: the two series' legend texts.
+ * names: the two series' legend texts; timeZone: the zone whose hours and days are the bars.
  */
-export function drawTimeBars(container, points, fromMs, toMs, names) {
+export function drawTimeBars(container, points, fromInstant, toInstant, names, timeZone = "UTC") {
+  const wall = wallClock(timeZone); // (bars and labels on the zone's wall clock)
+  const fromMs = wall(fromInstant);
+  const toMs = wall(toInstant);
   const daily = toMs - fromMs > MAX_HOURLY_SPAN;
   const slot = daily ? DAY_MS : HOUR_MS;
   const start = Math.floor(fromMs / slot) * slot;
@@ -52,7 +77,7 @@ export function drawTimeBars(container, points, fromMs, toMs, names) {
   const calls = new Array(count).fill(0);
   const dtmf = new Array(count).fill(0);
   for (const p of points) {
-    const i = Math.floor((p.t - start) / slot);
+    const i = Math.floor((wall(p.t) - start) / slot);
     if (i >= 0 && i < count) {
       calls[i] += p.values[0];
       dtmf[i] += p.values[1] || 0;
@@ -85,7 +110,7 @@ export function drawTimeBars(container, points, fromMs, toMs, names) {
     const w = Math.max(0.8, band - gap);
     const hCalls = (calls[i] / max) * plotH;
     const hDtmf = (dtmf[i] / max) * plotH;
-    const label = `${hourText(start + i * slot)}${daily ? " (day)" : ""} UTC — ` +
+    const label = `${hourText(start + i * slot)}${daily ? " (day)" : ""} ${timeZone} — ` +
       `${names[0]} ${grouped.format(calls[i])}, ${names[1]} ${grouped.format(dtmf[i])}`;
     const group = tooltip(el("g", { class: "bar-group" }), label);
     group.appendChild(el("rect", { x, y: m.top + plotH - hCalls, width: w, height: hCalls, class: "bar-calls" }));

@@ -4,12 +4,16 @@ const int = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 
 /** The reports by id, as the worker declares them (GET /api/v1/reports): filled by loadReports. */
 export const REPORTS = {};
+/** The time zone names the API takes (`tz`), sorted: filled by loadReports. */
+export const TIME_ZONES = [];
 
 /** Load the worker's reports once, before the page is built; their order is the tabs'. */
 export async function loadReports() {
   const response = await fetch("/api/v1/reports", { headers: { Accept: "application/json" } });
   if (!response.ok) throw new Error(`GET /api/v1/reports answered ${response.status}`);
-  for (const report of (await response.json()).reports) REPORTS[report.id] = report;
+  const body = await response.json();
+  for (const report of body.reports) REPORTS[report.id] = report;
+  TIME_ZONES.push(...body.time_zones);
 }
 
 export const NUMERIC = new Set(["int", "money", "ratio"]);
@@ -30,7 +34,10 @@ export function formatCell(column, value) {
     case "int": return int.format(value);
     case "ratio": return Number(value).toFixed(column.places);
     case "money": return String(value);
-    case "hour": return String(value).replace("T", " ").replace(/:00Z$/, "");
+    // "2026-11-25T08:00:00-05:00" → "2026-11-25 08:00 -05:00" (the offset tells apart the
+    // two rows of a repeated hour); UTC's "Z" is left out.
+    case "hour": return String(value).replace("T", " ")
+      .replace(/:00(Z|[+-]\d\d:\d\d)$/, (_, offset) => (offset === "Z" ? "" : ` ${offset}`));
     case "flag": return value ? "yes" : "no";
     case "codes": return value.map((c) => `${c.code} (${int.format(c.count)})`).join(", ");
     default: return String(value);
