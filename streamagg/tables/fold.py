@@ -173,7 +173,10 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
             )
         encoded = group.encode()
         fine_prefix, coarse_prefixes = prefixes
-        parts = split.setdefault(fine_prefix + encoded, [None] * QUARTERS)
+        fine_key = fine_prefix + encoded
+        parts = split.get(fine_key)
+        if parts is None:
+            parts = split[fine_key] = [None] * QUARTERS
         parts[part] = vector
         for prefix in coarse_prefixes:
             key = prefix + encoded
