@@ -157,11 +157,15 @@ SplitValue = list[list[int] | None]  # a vector per quarter of the hour; None: n
 
 
 def encode_split_value(parts: SplitValue) -> bytes:
-    return b";".join(
-        b"%d:" % quarter + encode_vector(vector)
-        for quarter, vector in enumerate(parts)
-        if vector is not None
-    )
+    """``{quarter}:{vector};…`` for the quarters with calls, in one C-level format."""
+    present = tuple([quarter for quarter in range(QUARTERS) if parts[quarter] is not None])
+    values = [value for quarter in present for value in parts[quarter]]  # type: ignore[union-attr]
+    return _split_format(present, len(values) // len(present)) % tuple(values)
+
+
+@lru_cache(maxsize=1024)
+def _split_format(quarters: tuple[int, ...], width: int) -> bytes:
+    return b";".join(b"%d:" % quarter + _vector_format(width) for quarter in quarters)
 
 
 def decode_split_value(raw: bytes, report: str, fields: Sequence[str]) -> SplitValue:
@@ -170,9 +174,12 @@ def decode_split_value(raw: bytes, report: str, fields: Sequence[str]) -> SplitV
     if b":" not in raw:  # format 1: the whole hour in one vector, read as its first quarter
         parts[0] = decode_report_value(raw, report, fields)
         return parts
-    for segment in raw.split(b";"):
-        quarter, _, vector = segment.partition(b":")
-        parts[int(quarter)] = decode_report_value(vector, report, fields)
+    width = len(fields)
+    for segment in raw.split(b";"):  # (b"2:5,0,1": the quarter is one digit)
+        vector = list(map(int, segment[2:].split(b",")))
+        if len(vector) != width:
+            vector = decode_report_value(segment[2:], report, fields)
+        parts[segment[0] - 48] = vector
     return parts
 
 
