@@ -84,9 +84,9 @@ def finest(grains: tuple[Grain, ...]) -> Grain:
 
 
 def coarser(grains: tuple[Grain, ...]) -> tuple[Grain, ...]:
-    """Every grain but the finest."""
+    """Every grain but the finest, finer first."""
     fine = finest(grains)
-    return tuple(grain for grain in grains if grain != fine)
+    return tuple(sorted((grain for grain in grains if grain != fine), key=_size_rank))
 
 
 def _size_rank(grain: Grain) -> int:

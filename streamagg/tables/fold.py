@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import add
 from typing import ClassVar, Protocol, TypeVar
 
 from streamagg.batches import Record
 from streamagg.cdr import Cdr
-from streamagg.tables.buckets import QUARTER_SECONDS, Grain, coarser, finest
+from streamagg.tables.buckets import HOUR, QUARTER_SECONDS, Grain, coarser, finest
 from streamagg.tables.keys import (
     EXPIRY_GROUP_IDS,
     NEWEST_MS,
@@ -142,8 +143,8 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
 
     The finest grain keeps each group's calls per quarter-hour of their start (local time zones
     cut hours there, tables/keys.py); coarser grains keep one sum per group."""
-    # Sum per (customer, quarter, group) first, then place the quarters in their hour's value
-    # and roll them up into every coarser grain: per-CDR work stays one dict lookup.
+    # Sum per (customer, quarter, group) first: per-CDR work stays one dict lookup. Then place
+    # the quarters in their hour's value, and roll the hours up grain by grain.
     quarterly: dict[tuple[str, int, str], list[int]] = {}
     group_of, delta_of = report.group, report.delta
     for cdr in cdrs:
@@ -152,41 +153,56 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
             continue
         slot = (cdr.customer_id, cdr.start // QUARTER_SECONDS, group)
         existing = quarterly.get(slot)
-        if existing is None:
-            quarterly[slot] = delta_of(cdr)  # (a new list per call: it becomes the sum)
-        else:
-            quarterly[slot] = [a + b for a, b in zip(existing, delta_of(cdr), strict=True)]
-    # Vectors are never changed in place from here on (a sum is a new list), so one vector may
-    # stand for its slot in several keys.
+        # (a new list per call, and a sum is a new list: no vector is changed in place, so one
+        # may stand for its slot in several keys)
+        quarterly[slot] = (
+            delta_of(cdr) if existing is None else list(map(add, existing, delta_of(cdr)))
+        )
+    name, fine = report.name, finest(report.grains)
     split: dict[bytes, SplitValue] = {}
-    deltas: dict[bytes, list[int]] = {}
-    name, fine, coarse = report.name, finest(report.grains), coarser(report.grains)
-    # The key prefixes of one customer's hour in every grain, built once per hour.
-    hour_prefixes: dict[tuple[str, int], tuple[bytes, list[bytes]]] = {}
+    hourly: Level = {}
+    rolled = len(report.grains) > 1
+    prefixes: dict[tuple[str, int], bytes] = {}  # (built once per customer-hour)
     for (customer, quarter, group), vector in quarterly.items():
         hour, part = divmod(quarter, QUARTERS)
-        prefixes = hour_prefixes.get((customer, hour))
-        if prefixes is None:
-            prefixes = hour_prefixes[(customer, hour)] = (
-                report_bucket_prefix(name, fine.code, fine.bucket(hour), customer),
-                [report_bucket_prefix(name, g.code, g.bucket(hour), customer) for g in coarse],
+        prefix = prefixes.get((customer, hour))
+        if prefix is None:
+            prefix = prefixes[(customer, hour)] = report_bucket_prefix(
+                name, fine.code, fine.bucket(hour), customer
             )
-        encoded = group.encode()
-        fine_prefix, coarse_prefixes = prefixes
-        fine_key = fine_prefix + encoded
-        parts = split.get(fine_key)
+        key = prefix + group.encode()
+        parts = split.get(key)
         if parts is None:
-            parts = split[fine_key] = [None] * QUARTERS
+            parts = split[key] = [None] * QUARTERS
         parts[part] = vector
-        for prefix in coarse_prefixes:
-            key = prefix + encoded
-            existing = deltas.get(key)
-            if existing is None:
-                deltas[key] = vector
-            else:
-                deltas[key] = [a + b for a, b in zip(existing, vector, strict=True)]
-    write_sums(txn, report, split, deltas)
-    return len(split) + len(deltas)
+        if rolled:
+            add_to(hourly, (customer, hour, group), vector)
+    sums = roll_up(name, report.grains, hourly)
+    write_sums(txn, report, split, sums)
+    return len(split) + len(sums)
+
+
+Level = dict[tuple[str, int, str], list[int]]  # (customer, bucket, group) → sum
+
+
+def add_to(level: Level, slot: tuple[str, int, str], vector: list[int]) -> None:
+    existing = level.get(slot)
+    level[slot] = vector if existing is None else list(map(add, existing, vector))
+
+
+def roll_up(name: str, grains: tuple[Grain, ...], hourly: Level) -> dict[bytes, list[int]]:
+    """The sums of every grain coarser than the hour, by key: each level is summed from the one
+    below (hours into days, days into months), so a sum is added once per group below it."""
+    sums: dict[bytes, list[int]] = {}
+    level, below = hourly, HOUR
+    for grain in coarser(grains):
+        above: Level = {}
+        for (customer, bucket, group), vector in level.items():
+            add_to(above, (customer, grain.bucket(below.span(bucket)[0]), group), vector)
+        for (customer, bucket, group), vector in above.items():
+            sums[report_bucket_prefix(name, grain.code, bucket, customer) + group.encode()] = vector
+        level, below = above, grain
+    return sums
 
 
 def write_sums(
@@ -202,9 +218,7 @@ def write_sums(
     for key, delta in sums.items():
         raw = get(key)
         vector = (
-            delta
-            if raw is None
-            else [a + b for a, b in zip(decode_report_value(raw, name, fields), delta, strict=True)]
+            delta if raw is None else list(map(add, decode_report_value(raw, name, fields), delta))
         )
         set_(key, encode_vector(vector))
 
@@ -216,7 +230,7 @@ def add_split(stored: SplitValue, added: SplitValue) -> SplitValue:
         if old is None or new is None:
             total.append(new if old is None else old)
         else:
-            total.append([a + b for a, b in zip(old, new, strict=True)])
+            total.append(list(map(add, old, new)))
     return total
 
 
