@@ -176,18 +176,15 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
             parts = split[key] = [None] * QUARTERS
         parts[part] = vector
         if rolled:
-            add_to(hourly, (customer, hour, group), vector)
+            slot = (customer, hour, group)
+            existing = hourly.get(slot)
+            hourly[slot] = vector if existing is None else list(map(add, existing, vector))
     sums = roll_up(name, report.grains, hourly)
     write_sums(txn, report, split, sums)
     return len(split) + len(sums)
 
 
 Level = dict[tuple[str, int, str], list[int]]  # (customer, bucket, group) → sum
-
-
-def add_to(level: Level, slot: tuple[str, int, str], vector: list[int]) -> None:
-    existing = level.get(slot)
-    level[slot] = vector if existing is None else list(map(add, existing, vector))
 
 
 def roll_up(name: str, grains: tuple[Grain, ...], hourly: Level) -> dict[bytes, list[int]]:
@@ -197,8 +194,14 @@ def roll_up(name: str, grains: tuple[Grain, ...], hourly: Level) -> dict[bytes, 
     level, below = hourly, HOUR
     for grain in coarser(grains):
         above: Level = {}
+        parents: dict[int, int] = {}  # bucket below → the bucket of this grain holding it
         for (customer, bucket, group), vector in level.items():
-            add_to(above, (customer, grain.bucket(below.span(bucket)[0]), group), vector)
+            parent = parents.get(bucket)
+            if parent is None:
+                parent = parents[bucket] = grain.bucket(below.span(bucket)[0])
+            slot = (customer, parent, group)
+            existing = above.get(slot)
+            above[slot] = vector if existing is None else list(map(add, existing, vector))
         for (customer, bucket, group), vector in above.items():
             sums[report_bucket_prefix(name, grain.code, bucket, customer) + group.encode()] = vector
         level, below = above, grain
