@@ -20,8 +20,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from streamagg.tables.buckets import QUARTER_SECONDS, QUARTERS_PER_HOUR
 
-GRANULARITIES = ("hour", "day", "month")
-
 
 @dataclass(frozen=True)
 class Zone:
@@ -36,24 +34,33 @@ class Zone:
 UTC_ZONE = Zone("UTC", UTC)
 
 
-@lru_cache(maxsize=512)
-def find_zone(name: str) -> Zone | None:
-    """The IANA zone of that name (``UTC`` included), or None when there is none."""
-    if name == "UTC":
-        return UTC_ZONE
-    if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
-        return None
-    try:
-        return Zone(name, ZoneInfo(name))
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return None
-
-
 @lru_cache(maxsize=1)
 def zone_names() -> list[str]:
     """Every zone name `tz` takes, sorted (the IANA names and their old aliases)."""
     names = available_timezones() | {"UTC"}
     return sorted(n for n in names if not n.startswith(("posix/", "right/")) and n != "localtime")
+
+
+@lru_cache(maxsize=1)
+def _known() -> frozenset[str]:
+    return frozenset(zone_names())
+
+
+def find_zone(name: str) -> Zone | None:
+    """The zone of that name (one of zone_names(): never a path), or None when there is none."""
+    if name == "UTC":
+        return UTC_ZONE
+    if name not in _known():
+        return None
+    return _zone(name)
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> Zone | None:
+    try:
+        return Zone(name, ZoneInfo(name))
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # (a name the database lists but lacks)
+        return None
 
 
 def period_start(moment: int, zone: Zone, granularity: str) -> int:

@@ -82,7 +82,16 @@ def test_days_of_23_and_25_hours_and_a_day_without_midnight() -> None:
 
 def test_find_zone_knows_iana_names_only() -> None:
     assert find_zone("Asia/Kolkata") is not None
-    for name in ("", "Nowhere/City", "../../etc/passwd", "Asia/../UTC", "a" * 100):
+    for name in (
+        "",
+        "Nowhere/City",
+        "../../etc/passwd",
+        "Asia/../UTC",
+        "a" * 100,
+        "localtime",
+        "posix/America/New_York",
+        "/usr/share/zoneinfo/UTC",
+    ):
         assert find_zone(name) is None
 
 
