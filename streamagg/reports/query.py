@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from operator import add
 
 from streamagg.reports.base import Groups, QueryContext, Report, Row
 from streamagg.reports.periods import hour_periods, period_start
@@ -72,7 +73,7 @@ def _sum_in_range(parts: SplitValue, hour: int, start: int, end: int) -> list[in
     for quarter in _quarters_in_range(hour, start, end):
         vector = parts[quarter]
         if vector is not None:
-            total = vector if total is None else [a + b for a, b in zip(total, vector, strict=True)]
+            total = vector if total is None else list(map(add, total, vector))
     return total
 
 
@@ -88,13 +89,12 @@ def _add_periods(
     """Add an hour's quarters in the range to the periods (of the context's zone and
     granularity) that hold them."""
     periods = hour_periods(hour, context.zone, context.granularity)
-    quarters = _quarters_in_range(hour, start, end)
     if periods[0] == periods[-1]:  # the whole hour is in one period (always, in UTC)
         total = _sum_in_range(parts, hour, start, end)
         if total is not None:
             add_vector(groups, f"{periods[0]}{SEP}{rest}", total)
         return
-    for quarter in quarters:
+    for quarter in _quarters_in_range(hour, start, end):
         vector = parts[quarter]
         if vector is not None:
             add_vector(groups, f"{periods[quarter]}{SEP}{rest}", vector)
