@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 from aiokafka import AIOKafkaConsumer
 
-from streamagg.cdr import Cdr, decode_cdr
+from streamagg.cdr import NO_PDD, NO_SIP_CODE, Cdr, decode_cdr
 from streamagg.reports.base import money
 
 _RANGE = "customer_id = $customer AND ts >= $start AND ts < $end"
@@ -43,6 +43,33 @@ QUERIES = {
                round(coalesce(sum(duration) FILTER (WHERE answered)
                      / nullif(count(*) FILTER (WHERE answered), 0), 0), 1) AS acd
         FROM cdrs WHERE {_RANGE} GROUP BY ALL ORDER BY total DESC, tech_prefix""",
+    "routes": f"""
+        WITH calls AS (SELECT * FROM cdrs WHERE {_RANGE}),
+        counted AS (
+            SELECT provider_id, tech_prefix, sip_code, count(*) AS n FROM calls
+            WHERE sip_code IS NOT NULL GROUP BY provider_id, tech_prefix, sip_code),
+        ranked AS (
+            SELECT *, row_number() OVER (PARTITION BY provider_id, tech_prefix
+                                         ORDER BY n DESC, sip_code) AS k
+            FROM counted),
+        top AS (
+            SELECT provider_id, tech_prefix, list({{'code': sip_code, 'count': n}} ORDER BY k)
+                   AS codes
+            FROM ranked WHERE k <= 5 GROUP BY provider_id, tech_prefix),
+        routes AS (
+            SELECT provider_id, tech_prefix, count(*) AS attempts,
+                   count(*) FILTER (WHERE answered) AS answered_calls,
+                   round(100.0 * count(*) FILTER (WHERE answered) / count(*), 2) AS asr,
+                   round(coalesce(sum(duration) FILTER (WHERE answered)
+                         / nullif(count(*) FILTER (WHERE answered), 0), 0), 1) AS acd,
+                   round(100.0 * count(*) FILTER (WHERE sip_code IN (200, 486, 600, 603, 480, 487)
+                         OR (sip_code IS NULL AND duration > 0)) / count(*), 2) AS ner,
+                   round(coalesce(100.0 * count(*) FILTER (WHERE answered AND duration <= 6)
+                         / nullif(count(*) FILTER (WHERE answered), 0), 0), 2) AS scr,
+                   round(avg(pdd_ms)) AS pdd_avg_ms
+            FROM calls GROUP BY provider_id, tech_prefix)
+        SELECT routes.*, top.codes FROM routes LEFT JOIN top USING (provider_id, tech_prefix)
+        ORDER BY attempts DESC, provider_id, tech_prefix""",
 }
 
 
@@ -85,6 +112,8 @@ async def _dump(bootstrap: str, topic: str, total: int, dids: dict[str, str], pa
                                 cdr.nanp_number,
                                 cdr.cli,
                                 dids.get(cdr.cli, "") if cdr.cli else "",
+                                cdr.sip_code if cdr.sip_code != NO_SIP_CODE else None,
+                                cdr.pdd_ms if cdr.pdd_ms != NO_PDD else None,
                             )
                         )
     finally:
@@ -107,12 +136,13 @@ def load(
         CREATE TABLE cdrs AS SELECT
             customer_id, make_timestamp(start::BIGINT * 1000000) AS ts, provider_id,
             customer_charge, provider_charge, tech_prefix, duration, answered, dtmf, nanp, cli,
-            did_owner
+            did_owner, sip_code, pdd_ms
         FROM read_csv('{raw}', header = false, all_varchar = false, columns = {{
             'customer_id': 'VARCHAR', 'start': 'BIGINT', 'provider_id': 'VARCHAR',
             'customer_charge': 'DECIMAL(18,6)', 'provider_charge': 'DECIMAL(18,6)',
             'tech_prefix': 'VARCHAR', 'duration': 'DOUBLE', 'answered': 'BOOLEAN',
-            'dtmf': 'BOOLEAN', 'nanp': 'VARCHAR', 'cli': 'VARCHAR', 'did_owner': 'VARCHAR'}})
+            'dtmf': 'BOOLEAN', 'nanp': 'VARCHAR', 'cli': 'VARCHAR', 'did_owner': 'VARCHAR',
+            'sip_code': 'INTEGER', 'pdd_ms': 'INTEGER'}})
         ORDER BY ts""")
     db.execute(f"""CREATE TABLE ratecenters AS SELECT * FROM read_csv('{ratecenters_csv}',
         header = true, columns = {{'prefix': 'VARCHAR', 'rc': 'VARCHAR', 'state': 'VARCHAR'}})""")
