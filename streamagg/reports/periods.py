@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from streamagg.tables.buckets import QUARTER_SECONDS, QUARTERS_PER_HOUR
+from streamagg.tables.buckets import MONTH, QUARTER_SECONDS, QUARTERS_PER_HOUR
 
 
 @dataclass(frozen=True)
@@ -113,13 +113,7 @@ def _utc_period_start(moment: int, granularity: str) -> int:
         return moment - moment % 3600
     if granularity == "day":
         return moment - moment % 86400
-    return _utc_month_start(moment // 86400)
-
-
-@lru_cache(maxsize=4096)
-def _utc_month_start(day: int) -> int:
-    moment = datetime.fromtimestamp(day * 86400, UTC)
-    return int(moment.replace(day=1).timestamp())
+    return MONTH.span(MONTH.bucket(moment // 3600))[0] * 3600
 
 
 @lru_cache(maxsize=262_144)

@@ -151,8 +151,11 @@ async def _stream_periods(
             add_vector(pending, group, vector)
         if reached < end:
             boundary = period_start(reached * QUARTER_SECONDS, context.zone, context.granularity)
-            done = {g: v for g, v in pending.items() if int(g.split(SEP, 1)[0]) < boundary}
-            pending = {g: v for g, v in pending.items() if g not in done}
+            done: Groups = {}
+            later: Groups = {}
+            for group, vector in pending.items():
+                (done if int(group.split(SEP, 1)[0]) < boundary else later)[group] = vector
+            pending = later
         else:
             done, pending = pending, {}
         for n, row in enumerate(report.rows(done, context), 1):

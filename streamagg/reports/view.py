@@ -222,11 +222,6 @@ def csv_cell(column: Column, value: Any) -> Any:
     return value
 
 
-def whole_days(report: Report) -> bool:
-    """Whether the report answers whole days (of the query's time zone) only."""
-    return report.whole_days
-
-
 def column_keys(report: Report) -> tuple[str, ...]:
     return tuple(column.key for column in report.columns)
 
@@ -243,7 +238,7 @@ def describe(report: Report) -> dict[str, Any]:
         "title": report.title,
         "short": report.short,
         "hint": report.hint,
-        "whole_days": whole_days(report),
+        "whole_days": report.whole_days,
         "granularities": list(report.granularities),
         "columns": [column.as_json() for column in report.columns],
         "chart": report.chart.as_json() if report.chart is not None else None,

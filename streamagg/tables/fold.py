@@ -20,11 +20,17 @@ from typing import ClassVar, Protocol, TypeVar
 
 from streamagg.batches import Record
 from streamagg.cdr import Cdr
-from streamagg.tables.buckets import HOUR, QUARTER_SECONDS, Grain, coarser, finest
+from streamagg.tables.buckets import (
+    HOUR,
+    QUARTER_SECONDS,
+    QUARTERS_PER_HOUR,
+    Grain,
+    coarser,
+    finest,
+)
 from streamagg.tables.keys import (
     EXPIRY_GROUP_IDS,
     NEWEST_MS,
-    QUARTERS,
     ExpiryEntry,
     SplitValue,
     customer_key,
@@ -164,7 +170,7 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
     rolled = len(report.grains) > 1
     prefixes: dict[tuple[str, int], bytes] = {}  # (built once per customer-hour)
     for (customer, quarter, group), vector in quarterly.items():
-        hour, part = divmod(quarter, QUARTERS)
+        hour, part = divmod(quarter, QUARTERS_PER_HOUR)
         prefix = prefixes.get((customer, hour))
         if prefix is None:
             prefix = prefixes[(customer, hour)] = report_bucket_prefix(
@@ -173,7 +179,7 @@ def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
         key = prefix + group.encode()
         parts = split.get(key)
         if parts is None:
-            parts = split[key] = [None] * QUARTERS
+            parts = split[key] = [None] * QUARTERS_PER_HOUR
         parts[part] = vector
         if rolled:
             slot = (customer, hour, group)

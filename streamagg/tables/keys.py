@@ -36,6 +36,7 @@ from functools import lru_cache
 import msgspec
 
 from streamagg.errors import FormatError
+from streamagg.tables.buckets import QUARTERS_PER_HOUR
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)  # format 1 differs only in its hour values (read as above)
@@ -152,13 +153,12 @@ def decode_report_value(raw: bytes, report: str, fields: Sequence[str]) -> list[
     return vector
 
 
-QUARTERS = 4  # quarter-hours per hour: the finest time the state keeps
 SplitValue = list[list[int] | None]  # a vector per quarter of the hour; None: no call in it
 
 
 def encode_split_value(parts: SplitValue) -> bytes:
     """``{quarter}:{vector};…`` for the quarters with calls, in one C-level format."""
-    present = tuple([quarter for quarter in range(QUARTERS) if parts[quarter] is not None])
+    present = tuple([quarter for quarter in range(QUARTERS_PER_HOUR) if parts[quarter] is not None])
     values = [value for quarter in present for value in parts[quarter]]  # type: ignore[union-attr]
     return _split_format(present, len(values) // len(present)) % tuple(values)
 
@@ -170,7 +170,7 @@ def _split_format(quarters: tuple[int, ...], width: int) -> bytes:
 
 def decode_split_value(raw: bytes, report: str, fields: Sequence[str]) -> SplitValue:
     """A finest-grain value by quarter (decode_report_value's rules for each vector)."""
-    parts: SplitValue = [None] * QUARTERS
+    parts: SplitValue = [None] * QUARTERS_PER_HOUR
     if b":" not in raw:  # format 1: the whole hour in one vector, read as its first quarter
         parts[0] = decode_report_value(raw, report, fields)
         return parts

@@ -17,7 +17,6 @@ from streamagg.reports.periods import (
     month_range,
     period_start,
 )
-from streamagg.reports.view import whole_days
 from streamagg.tables.buckets import QUARTER_SECONDS
 
 MAX_QUERY_STRING = 2048
@@ -179,11 +178,10 @@ def _instant(name: str, text: str, report: Report, zone: Zone, wall_times: bool)
         raise BadQuery(
             name, "needs a UTC offset or Z, e.g. 2026-11-01T00:00:00Z (or give tz for wall times)"
         )
-    where = "UTC" if zone.is_utc else zone.name
     if seconds % QUARTER_SECONDS or period_start(int(seconds), zone, "hour") != seconds:
-        raise BadQuery(name, f"must fall on a whole {where} hour")
-    if whole_days(report) and period_start(int(seconds), zone, "day") != seconds:
-        raise BadQuery(name, f"must fall on a whole {where} day for {report.name}")
+        raise BadQuery(name, f"must fall on a whole {zone.name} hour")
+    if report.whole_days and period_start(int(seconds), zone, "day") != seconds:
+        raise BadQuery(name, f"must fall on a whole {zone.name} day for {report.name}")
     return _utc(int(seconds))
 
 

@@ -17,6 +17,7 @@ from streamagg.reports import REPORTS
 from streamagg.reports.base import QueryContext, Report
 from streamagg.reports.query import run_query
 from streamagg.reports.view import TimeBars, TopBars, catalogue, column_keys, describe
+from streamagg.tables.buckets import HOUR, finest
 from streamagg.tables.fold import fold_records
 from streamagg.web.params import parse_report_query
 from streamagg.web.render import rows_to_csv
@@ -93,6 +94,13 @@ def test_every_delta_has_the_declared_fields(report: Report) -> None:
         if report.group(cdr) is not None:
             assert len(report.delta(cdr)) == len(report.fields)
     assert len(set(report.fields)) == len(report.fields)
+
+
+@pytest.mark.parametrize("report", [*REPORTS.values(), ToyReport()], ids=lambda r: r.name)
+def test_the_finest_grain_is_the_hour_unless_groups_carry_it(report: Report) -> None:
+    """The query reads a finest bucket's quarters by its hour: either the bucket is an hour,
+    or (dtmf) each group starts with its own hour (reports/query.py)."""
+    assert finest(report.grains) == HOUR or report.hour_in_group
 
 
 def test_the_oracle_knows_every_report() -> None:
