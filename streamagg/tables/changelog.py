@@ -28,6 +28,9 @@ _HEADERS = [(FORMAT_HEADER, str(FORMAT_VERSION).encode())]
 _READABLE = {str(version).encode() for version in READABLE_FORMATS}
 # Changes applied to the local copy per write batch while catching up.
 CATCH_UP_CHUNK = 50_000
+# Records appended between two turns of the event loop (a backlog's transaction may carry
+# 100,000 changes: the web and the clients' heartbeats are served meanwhile).
+APPENDS_PER_TURN = 4_096
 
 
 async def send_changes(
@@ -42,7 +45,9 @@ async def send_changes(
         sent.append((await producer.send_batch(batch, topic, partition=partition), count))
 
     batch = producer.create_batch()
-    for key, value in changes.items():
+    for index, (key, value) in enumerate(changes.items()):
+        if index % APPENDS_PER_TURN == APPENDS_PER_TURN - 1:
+            await asyncio.sleep(0)
         if batch.append(key=key, value=value, timestamp=None, headers=_HEADERS) is None:
             await send(batch)
             batch = producer.create_batch()

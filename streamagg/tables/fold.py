@@ -13,7 +13,7 @@ never on the clock, so a batch replayed after a crash decides as the first run d
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import add
 from typing import ClassVar, Protocol, TypeVar
@@ -85,24 +85,55 @@ def fold_records(
     dedup_horizon_seconds: int,
 ) -> FoldOutcome:
     """Apply records (in partition order) to the state behind ``txn``."""
-    outcome = FoldOutcome()
-    horizon_ms = dedup_horizon_seconds * 1000
-    newest_ms = decode_int(txn.get(NEWEST_MS), 0)
-    expiring: list[ExpiryEntry] = []
-    for record in records:
-        if _is_duplicate(txn, record, horizon_ms):
-            outcome.duplicates += 1
-        else:
-            cdr = record.cdr
-            outcome.accepted.append(cdr)
-            expiring.append((record.timestamp_ms, cdr.customer_id, cdr.callid))
-        newest_ms = max(newest_ms, record.timestamp_ms)
-    txn.set(NEWEST_MS, encode_int(newest_ms))
-    add_expiry_groups(txn, expiring)
-    note_latest_calls(txn, outcome.accepted)
-    for report in reports.values():
-        outcome.keys_written += fold_report(txn, report, outcome.accepted)
-    return outcome
+    fold = BatchFold(txn, reports, dedup_horizon_seconds)
+    fold.add(records)
+    for _report in fold.finish():
+        pass
+    return fold.outcome
+
+
+class BatchFold:
+    """One transaction's fold, fed in slices: ``add`` decides duplicates record by record (its
+    reads and writes go to the transaction at once) and sums each report's deltas in memory;
+    ``finish`` writes the sums, one report per step. Slices sum to what one fold of all their
+    records would write: a caller may serve other work between the steps."""
+
+    def __init__(
+        self, txn: KeyValue, reports: Mapping[str, ReportFold], dedup_horizon_seconds: int
+    ) -> None:
+        self.txn = txn
+        self.outcome = FoldOutcome()
+        self._horizon_ms = dedup_horizon_seconds * 1000
+        self._newest_ms = decode_int(txn.get(NEWEST_MS), 0)
+        self._expiring: list[ExpiryEntry] = []
+        self._sums = [QuarterSums(report) for report in reports.values()]
+
+    def add(self, records: Iterable[Record]) -> None:
+        txn, horizon_ms, outcome = self.txn, self._horizon_ms, self.outcome
+        accepted: list[Cdr] = []
+        newest_ms = self._newest_ms
+        for record in records:
+            if _is_duplicate(txn, record, horizon_ms):
+                outcome.duplicates += 1
+            else:
+                cdr = record.cdr
+                accepted.append(cdr)
+                self._expiring.append((record.timestamp_ms, cdr.customer_id, cdr.callid))
+            newest_ms = max(newest_ms, record.timestamp_ms)
+        self._newest_ms = newest_ms
+        outcome.accepted.extend(accepted)
+        for sums in self._sums:
+            sums.add(accepted)
+
+    def finish(self) -> Iterator[str]:
+        """Write everything; yields each report's name once its sums are written."""
+        txn = self.txn
+        txn.set(NEWEST_MS, encode_int(self._newest_ms))
+        add_expiry_groups(txn, self._expiring)
+        note_latest_calls(txn, self.outcome.accepted)
+        for sums in self._sums:
+            self.outcome.keys_written += sums.write(txn)
+            yield sums.report.name
 
 
 def _is_duplicate(txn: KeyValue, record: Record, horizon_ms: int) -> bool:
@@ -145,49 +176,67 @@ def add_expiry_groups(txn: KeyValue, expiring: Sequence[ExpiryEntry]) -> None:
 
 
 def fold_report(txn: KeyValue, report: ReportFold, cdrs: Sequence[Cdr]) -> int:
-    """Add the calls to every bucket of the report; returns the number of keys written.
+    """Add the calls to every bucket of the report; returns the number of keys written."""
+    sums = QuarterSums(report)
+    sums.add(cdrs)
+    return sums.write(txn)
+
+
+class QuarterSums:
+    """One report's deltas summed per (customer, quarter-hour, group), then written to every
+    bucket of the report.
 
     The finest grain keeps each group's calls per quarter-hour of their start (local time zones
     cut hours there, tables/keys.py); coarser grains keep one sum per group."""
-    # Sum per (customer, quarter, group) first: per-CDR work stays one dict lookup. Then place
-    # the quarters in their hour's value, and roll the hours up grain by grain.
-    quarterly: dict[tuple[str, int, str], list[int]] = {}
-    group_of, delta_of = report.group, report.delta
-    for cdr in cdrs:
-        group = group_of(cdr)
-        if group is None:
-            continue
-        slot = (cdr.customer_id, cdr.start // QUARTER_SECONDS, group)
-        existing = quarterly.get(slot)
-        # (a new list per call, and a sum is a new list: no vector is changed in place, so one
-        # may stand for its slot in several keys)
-        quarterly[slot] = (
-            delta_of(cdr) if existing is None else list(map(add, existing, delta_of(cdr)))
-        )
-    name, fine = report.name, finest(report.grains)
-    split: dict[bytes, SplitValue] = {}
-    hourly: Level = {}
-    rolled = len(report.grains) > 1
-    prefixes: dict[tuple[str, int], bytes] = {}  # (built once per customer-hour)
-    for (customer, quarter, group), vector in quarterly.items():
-        hour, part = divmod(quarter, QUARTERS_PER_HOUR)
-        prefix = prefixes.get((customer, hour))
-        if prefix is None:
-            prefix = prefixes[(customer, hour)] = report_bucket_prefix(
-                name, fine.code, fine.bucket(hour), customer
+
+    def __init__(self, report: ReportFold) -> None:
+        self.report = report
+        self.quarterly: dict[tuple[str, int, str], list[int]] = {}
+
+    def add(self, cdrs: Iterable[Cdr]) -> None:
+        # Per-CDR work stays one dict lookup; placing quarters in hours and rolling them up
+        # happens once per slot in write().
+        quarterly = self.quarterly
+        group_of, delta_of = self.report.group, self.report.delta
+        for cdr in cdrs:
+            group = group_of(cdr)
+            if group is None:
+                continue
+            slot = (cdr.customer_id, cdr.start // QUARTER_SECONDS, group)
+            existing = quarterly.get(slot)
+            # (a new list per call, and a sum is a new list: no vector is changed in place, so
+            # one may stand for its slot in several keys)
+            quarterly[slot] = (
+                delta_of(cdr) if existing is None else list(map(add, existing, delta_of(cdr)))
             )
-        key = prefix + group.encode()
-        parts = split.get(key)
-        if parts is None:
-            parts = split[key] = [None] * QUARTERS_PER_HOUR
-        parts[part] = vector
-        if rolled:
-            slot = (customer, hour, group)
-            existing = hourly.get(slot)
-            hourly[slot] = vector if existing is None else list(map(add, existing, vector))
-    sums = roll_up(name, report.grains, hourly)
-    write_sums(txn, report, split, sums)
-    return len(split) + len(sums)
+
+    def write(self, txn: KeyValue) -> int:
+        """Add the sums to the stored values of every grain; returns the keys written."""
+        report = self.report
+        name, fine = report.name, finest(report.grains)
+        split: dict[bytes, SplitValue] = {}
+        hourly: Level = {}
+        rolled = len(report.grains) > 1
+        prefixes: dict[tuple[str, int], bytes] = {}  # (built once per customer-hour)
+        for (customer, quarter, group), vector in self.quarterly.items():
+            hour, part = divmod(quarter, QUARTERS_PER_HOUR)
+            prefix = prefixes.get((customer, hour))
+            if prefix is None:
+                prefix = prefixes[(customer, hour)] = report_bucket_prefix(
+                    name, fine.code, fine.bucket(hour), customer
+                )
+            key = prefix + group.encode()
+            parts = split.get(key)
+            if parts is None:
+                parts = split[key] = [None] * QUARTERS_PER_HOUR
+            parts[part] = vector
+            if rolled:
+                slot = (customer, hour, group)
+                existing = hourly.get(slot)
+                hourly[slot] = vector if existing is None else list(map(add, existing, vector))
+        sums = roll_up(name, report.grains, hourly)
+        write_sums(txn, report, split, sums)
+        return len(split) + len(sums)
 
 
 Level = dict[tuple[str, int, str], list[int]]  # (customer, bucket, group) → sum

@@ -46,8 +46,12 @@ RESTART_SECONDS = 5.0
 class BatchHandler(Protocol):
     """What the stage calls for each partition's batch messages of a cycle."""
 
-    def apply(self, txn: PartitionTransaction, messages: Sequence[ConsumerRecord[Any, Any]]) -> Any:
-        """Fold the messages into the transaction; returns what ``committed`` gets."""
+    async def apply(
+        self, txn: PartitionTransaction, messages: Sequence[ConsumerRecord[Any, Any]]
+    ) -> Any:
+        """Fold the messages into the transaction; returns what ``committed`` gets. It may give
+        the event loop back (queries read committed state only; rebalances wait for the
+        cycle's lock)."""
 
     def committed(self, outcome: Any) -> None:
         """The transaction of ``apply`` is committed (count what it did)."""
@@ -356,7 +360,7 @@ class StateLayer(ConsumerRebalanceListener):
                 continue
             txn = owned.transaction(self.changelog)
             try:
-                outcome = self.handler.apply(txn, fresh)
+                outcome = await self.handler.apply(txn, fresh)
                 # Expiry keeps pace with what the batch added, whatever the batch size.
                 self.sweeper.sweep(txn, time.time(), self.sweeper.budget + 2 * txn.changes)
                 txn.consumed(fresh[-1].offset + 1)

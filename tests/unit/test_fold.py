@@ -14,7 +14,7 @@ from streamagg.cdr import Cdr
 from streamagg.reports import REPORTS
 from streamagg.reports.base import QueryContext
 from streamagg.reports.query import run_query
-from streamagg.tables.fold import fold_records
+from streamagg.tables.fold import BatchFold, fold_records
 from streamagg.tables.keys import (
     EXPIRY_GROUP_IDS,
     NEWEST_MS,
@@ -211,6 +211,31 @@ def test_the_state_does_not_depend_on_how_records_were_batched(
             break
     assert _without_expiry_groups(split) == _without_expiry_groups(whole)
     assert sorted(_expiry_entries(split)) == sorted(_expiry_entries(whole))
+
+
+@settings(max_examples=150, deadline=None)
+@given(calls_strategy, st.lists(st.integers(0, 10), max_size=10), st.integers(0, 3 * 86_400_000))
+def test_one_fold_fed_in_slices_writes_what_one_fold_of_all_writes(
+    calls: list[Cdr], cuts: list[int], spread_ms: int
+) -> None:
+    """The report agent feeds a transaction's fold in slices (serving the event loop between
+    them): the writes, the expiry groups included, are those of one fold of every record."""
+    recs = [Record(i, TS0 + i * spread_ms // 40, c) for i, c in enumerate(calls)]
+    whole, sliced = MemState(), MemState()
+    expected = fold_records(whole, recs, REPORTS, HORIZON_S)
+    batch = BatchFold(sliced, REPORTS, HORIZON_S)
+    at = 0
+    for size in [*cuts, len(recs)]:
+        batch.add(recs[at : at + size])
+        at += size
+    assert all(key.startswith(b"D") for key in sliced.data), "before finish(): dedup entries only"
+    assert list(batch.finish()) == list(REPORTS)
+    assert sliced.data == whole.data
+    assert (len(batch.outcome.accepted), batch.outcome.duplicates, batch.outcome.keys_written) == (
+        len(expected.accepted),
+        expected.duplicates,
+        expected.keys_written,
+    )
 
 
 def _without_expiry_groups(state: MemState) -> dict[bytes, bytes]:
