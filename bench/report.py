@@ -324,7 +324,8 @@ def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
         "the rate between 10 % and 90 % of the messages (start-up and the tail excluded). "
         "The worker's progress is `streamagg_cdrs_total` (accepted + rejected + duplicate) "
         "polled every 0.1 s on /metrics. CPU/CDR is the CPU time of the pipeline's processes "
-        "(for the worker: all its processes) over the run, divided by the messages.",
+        "(for the worker: all its processes, from its first answer on /metrics to the last "
+        "message) divided by the messages.",
         "",
         "### Ratios",
         "",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
+from streamagg.gc_tuning import tune_collector
 from streamagg.kafka_clients import LagSeries
 from streamagg.metrics import Metrics, create_metrics
 from streamagg.settings import Settings
@@ -61,6 +62,7 @@ async def _child(settings: Settings, conn: Connection) -> None:
     metrics = create_metrics(registry)
     inventory = DidInventory(settings)
     stage = IngestStage(settings, metrics, inventory.owner)
+    tune_collector()
 
     parent = os.getppid()
 

@@ -7,6 +7,7 @@ import logging
 
 import faust
 
+from streamagg.gc_tuning import tune_collector
 from streamagg.settings import Settings
 from streamagg.topics import wait_for_broker
 
@@ -28,5 +29,6 @@ def run_worker(settings: Settings) -> int:
 
     app = create_app(settings, replication_factor=replication)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    tune_collector()
     worker.execute_from_commandline()
     return 0

@@ -14,7 +14,15 @@ PACKAGE = Path(__file__).resolve().parents[2] / "streamagg"
 LAYERS: list[tuple[str, set[str]]] = [
     (
         "foundation",
-        {"errors", "settings", "settings_doc", "failpoints", "numbers", "kafka_clients"},
+        {
+            "errors",
+            "settings",
+            "settings_doc",
+            "failpoints",
+            "numbers",
+            "kafka_clients",
+            "gc_tuning",
+        },
     ),
     ("input", {"cdr"}),
     ("messages", {"batches", "metrics", "reference", "topics"}),

@@ -1,0 +1,27 @@
+"""The cyclic garbage collector's settings in a worker's processes.
+
+A fold allocates a short-lived list or tuple per call and report, and keeps a transaction's
+sums (tens of thousands of containers) alive until they are written: with CPython's default
+thresholds (700, 10, 10) the collector ran ~4,400 times during a 360,000-CDR catch-up and
+took ~22 % of the state process's CPU, most of it in full collections walking those sums
+(BENCHMARKS.md). Nothing on the CDR path relies on the collector: its objects form no
+cycles and are freed by reference counting. So a worker collects far less often, and never
+walks what start-up made (imported modules, Faust's services), which lives as long as the
+process.
+"""
+
+from __future__ import annotations
+
+import gc
+
+# Allocations of containers between young collections; young collections per middle one;
+# middle ones per full one (CPython also waits for a full one until a quarter of the old
+# objects are new).
+THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_collector() -> None:
+    """Call once start-up has built its long-lived objects."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*THRESHOLDS)
