@@ -32,6 +32,8 @@ from streamagg.web.server import make_runner, server_tls
 
 log = logging.getLogger(__name__)
 
+LOOP_PROBE_S = 0.5  # how often the event loop's lag is measured
+
 
 class StreamaggWeb(AiohttpWeb):
     """Faust's aiohttp server without its built-in pages (/table would dump table contents),
@@ -153,6 +155,16 @@ async def _start_side_services(runtime: Runtime) -> None:
     runtime.background.append(asyncio.create_task(runtime.state.run()))
     runtime.background.append(asyncio.create_task(runtime.ingest.run()))
     runtime.background.append(asyncio.create_task(_watch_rate_centers(runtime)))
+    runtime.background.append(asyncio.create_task(watch_event_loop(runtime.metrics)))
+
+
+async def watch_event_loop(metrics: Metrics, every: float = LOOP_PROBE_S) -> None:
+    """Observe how late a timer fires: the longest time one step held the loop meanwhile."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(every)
+        metrics.event_loop_lag.observe(max(0.0, loop.time() - started - every))
 
 
 async def _watch_rate_centers(runtime: Runtime) -> None:

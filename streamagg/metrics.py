@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from streamagg.cdr import Cdr
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 OTHER_PREFIXES = "__other__"
 DEFAULT_MAX_PREFIXES = 1_000
 
@@ -48,6 +49,7 @@ class Metrics:
     batches_skipped: Counter
     tokens_file_valid: Gauge
     prefixes_folded: Counter
+    event_loop_lag: Histogram
     max_prefixes: int = DEFAULT_MAX_PREFIXES
     _prefixes: set[str] = field(default_factory=set)
 
@@ -170,6 +172,13 @@ def create_metrics(
             "streamagg_metrics_prefixes_folded",
             f"Calls counted under tech_prefix={OTHER_PREFIXES} because the worker already "
             "exports STREAMAGG_METRICS_MAX_PREFIXES prefixes.",
+            registry=registry,
+        ),
+        event_loop_lag=Histogram(
+            "streamagg_event_loop_lag_seconds",
+            "How late the worker's event loop ran a timer: how long one step held it (queries, "
+            "/readyz and Kafka heartbeats wait that long).",
+            buckets=LOOP_LAG_BUCKETS,
             registry=registry,
         ),
         max_prefixes=max_prefixes,
