@@ -218,7 +218,13 @@ def run(args: argparse.Namespace) -> dict:
             profiles = profiling.start(
                 worker_runs.process_tree(worker.process.pid), out, args.out.parent / "flamegraphs"
             )
+        loop_lag_before = worker_runs.latency_histogram(worker, worker_runs.LOOP_LAG)
         r["worker"], r["worker_counts"] = worker_runs.measure_throughput(worker, total, budget)
+        loop_lag = worker_runs.latency_histogram(worker, worker_runs.LOOP_LAG)
+        r["loop_lag"] = {
+            "p50": worker_runs.histogram_quantile(loop_lag_before, loop_lag, 0.5),
+            "p99": worker_runs.histogram_quantile(loop_lag_before, loop_lag, 0.99),
+        }
         log(f"    {r['worker'].steady_rate:,.0f} CDR/s  {r['worker_counts']}")
         if args.profile:
             r["profile"] = profiling.summarise(profiles)

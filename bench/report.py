@@ -99,6 +99,14 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str]]:
             f"{hist['p50'] * 1e3:.0f} / {hist['p99'] * 1e3:.0f} ms",
         )
     )
+    lag = r.get("loop_lag")
+    if lag:
+        rows.append(
+            (
+                "(5d) worker event loop lag during the throughput run: p50 / p99 (histogram)",
+                f"{lag['p50'] * 1e3:.0f} / {lag['p99'] * 1e3:.0f} ms",
+            )
+        )
     for key, label in (
         ("rss_throughput", "after the throughput run"),
         ("rss_end", "at the end (after queries and the live stream)"),

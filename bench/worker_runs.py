@@ -20,9 +20,8 @@ TOKEN = "bench-token"
 STUCK_503_S = 30.0
 STALL_S = 120.0  # no progress for this long (start-up included): the worker is stuck
 _COUNT_RE = re.compile(r'^streamagg_cdrs_total\{outcome="(\w+)"\} ([0-9.e+]+)$', re.M)
-_HIST_RE = re.compile(
-    r'^streamagg_processing_latency_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)$', re.M
-)
+LATENCY = "streamagg_processing_latency_seconds"
+LOOP_LAG = "streamagg_event_loop_lag_seconds"
 
 
 def start_worker(bootstrap: str, name: str, out: Path, tokens: Path, **extra: str) -> WorkerProcess:
@@ -142,13 +141,13 @@ def rss(worker: WorkerProcess) -> dict[str, int]:
     }
 
 
-def latency_histogram(worker: WorkerProcess) -> list[tuple[float, float]]:
-    """streamagg_processing_latency_seconds as cumulative (le, count) pairs."""
-    pairs = [
-        (float("inf") if le == "+Inf" else float(le), float(count))
-        for le, count in _HIST_RE.findall(metrics_text(worker))
-    ]
-    return sorted(pairs)
+def latency_histogram(worker: WorkerProcess, name: str = LATENCY) -> list[tuple[float, float]]:
+    """A histogram of the worker (default: streamagg_processing_latency_seconds) as cumulative
+    (le, count) pairs."""
+    found = re.findall(
+        rf'^{name}_bucket\{{le="([^"]+)"\}} ([0-9.e+]+)$', metrics_text(worker), re.M
+    )
+    return sorted((float("inf") if le == "+Inf" else float(le), float(n)) for le, n in found)
 
 
 def histogram_quantile(
