@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> dict:
             profiles = profiling.start(
                 worker_runs.process_tree(worker.process.pid), out, args.out.parent / "flamegraphs"
             )
-        loop_lag_before = worker_runs.latency_histogram(worker, worker_runs.LOOP_LAG)
+        loop_lag_before: list[tuple[float, float]] = []  # (the worker has just started)
         r["worker"], r["worker_counts"] = worker_runs.measure_throughput(worker, total, budget)
         loop_lag = worker_runs.latency_histogram(worker, worker_runs.LOOP_LAG)
         r["loop_lag"] = {
