@@ -122,9 +122,14 @@ def markdown(r: dict) -> str:
     mib = lambda n: f"{n / MIB:,.0f} MiB"  # noqa: E731
     minutes = r["minutes"]
     main, children = r["rss_backlog"]["main"], r["rss_backlog"]["children"]
+    settled = (
+        f"after its first {WARM_UP_S / 60:.0f} minutes"
+        if minutes * 60 > WARM_UP_S
+        else "every sample: shorter than the warm-up"
+    )
     lines = [
         BEGIN,
-        "## Memory: 10 million CDRs and a 30-minute soak",
+        f"## Memory: {t.total:,} CDRs, then a {minutes:.0f}-minute soak",
         "",
         f"`python -m bench.soak` on {r['date']} (bench/soak.py, {r['wall_minutes']:.0f} minutes;"
         f" this 2-core machine, {r['machine']['cpus']} CPUs, load at the start "
@@ -143,7 +148,7 @@ def markdown(r: dict) -> str:
         f"| soak | {minutes:.0f} minutes of a live stream at {r['rate']:,.0f} CDR/s (half the "
         f"backlog rate): {r['soak']['sent']:,} CDRs sent, input lag at the end "
         f"{r['soak']['lags'][-1]:,.0f} messages (max {max(r['soak']['lags']):,.0f}) |",
-        f"| RSS over the soak (after its first {WARM_UP_S / 60:.0f} minutes) | median "
+        f"| RSS over the soak ({settled}) | median "
         f"{mib(v['median'])}, min {mib(v['min'])}, max {mib(v['max'])}; first sample "
         f"{mib(v['first'])} |",
         f"| flat (every sample within ±{BAND:.0%} of the median) | "
