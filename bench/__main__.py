@@ -213,13 +213,16 @@ def run(args: argparse.Namespace) -> dict:
             tokens,
             **worker_settings,
         )
+        since = worker_runs.baseline(worker)
+        loop_lag_before = worker_runs.latency_histogram(worker, worker_runs.LOOP_LAG)
         if args.profile:
             worker_runs.wait_first(worker)
             profiles = profiling.start(
                 worker_runs.process_tree(worker.process.pid), out, args.out.parent / "flamegraphs"
             )
-        loop_lag_before: list[tuple[float, float]] = []  # (the worker has just started)
-        r["worker"], r["worker_counts"] = worker_runs.measure_throughput(worker, total, budget)
+        r["worker"], r["worker_counts"] = worker_runs.measure_throughput(
+            worker, total, budget, since
+        )
         loop_lag = worker_runs.latency_histogram(worker, worker_runs.LOOP_LAG)
         r["loop_lag"] = {
             "p50": worker_runs.histogram_quantile(loop_lag_before, loop_lag, 0.5),

@@ -103,7 +103,8 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str]]:
     if lag:
         rows.append(
             (
-                "(5d) worker event loop lag during the throughput run: p50 / p99 (histogram)",
+                "(5d) worker event loop lag from its first /metrics answer to the end of the "
+                "throughput run: p50 / p99 (histogram)",
                 f"{lag['p50'] * 1e3:.0f} / {lag['p99'] * 1e3:.0f} ms",
             )
         )

@@ -24,6 +24,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+
 from bench import data as bench_data
 from bench import worker_runs
 from bench.env import REPO, Broker, machine
@@ -87,11 +89,20 @@ def soak(
             if worker.process is None or worker.process.poll() is not None:
                 raise RuntimeError(f"the worker exited during the soak:\n{worker.tail()}")
             samples.append((time.monotonic() - began, total_rss(worker)))
-            lags.append(sum(worker_runs.lag_by_topic(worker_runs.metrics_text(worker)).values()))
+            try:  # (a slow answer costs one lag sample, not the run)
+                text = worker_runs.metrics_text(worker)
+            except httpx.HTTPError:
+                continue
+            lags.append(sum(worker_runs.lag_by_topic(text).values()))
     finally:
         if live.poll() is None:
             live.terminate()
             live.wait(timeout=30)
+    if live.returncode != 0 or not samples or not lags:
+        raise RuntimeError(
+            f"the live stream ended after {time.monotonic() - began:.0f} s with exit code "
+            f"{live.returncode} ({len(samples)} samples); see {log}"
+        )
     sent = re.findall(r"sent ([0-9,]+) messages", log.read_text(errors="replace"))
     return {
         "samples": samples,
@@ -132,7 +143,7 @@ def markdown(r: dict) -> str:
         f"## Memory: {t.total:,} CDRs, then a {minutes:.0f}-minute soak",
         "",
         f"`python -m bench.soak` on {r['date']} (bench/soak.py, {r['wall_minutes']:.0f} minutes;"
-        f" this 2-core machine, {r['machine']['cpus']} CPUs, load at the start "
+        f" {r['machine']['cpus']} CPUs, load at the start "
         f"{r['machine']['load average at the start (1/5/15 min)']}): one worker, "
         "default settings (8 partitions, as in `python -m bench`).",
         "",

@@ -85,18 +85,38 @@ def processed(worker: WorkerProcess) -> int:
         return 0
 
 
+Baseline = tuple[float, float, float]  # (the worker's CPU seconds, machine busy seconds, time)
+
+
+def baseline(worker: WorkerProcess, timeout: float = 180.0) -> Baseline:
+    """Where CPU counting starts: once the worker answers /metrics (start-up done; recovery,
+    the DID inventory and every CDR's work still to come)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"worker exited:\n{worker.tail()}")
+        try:
+            metrics_text(worker)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    pid = worker.process.pid
+    return cpu_seconds(process_tree(pid)), machine_busy_seconds(), time.time()
+
+
 def measure_throughput(
-    worker: WorkerProcess, total: int, timeout: float
+    worker: WorkerProcess, total: int, timeout: float, since: Baseline | None = None
 ) -> tuple[Throughput, dict]:
     """Poll /metrics until accepted + rejected + duplicate reaches total.
 
-    CPU counts from the first answer of /metrics (start-up done; recovery, the DID inventory
-    and every CDR's work included): counting from the first progress instead would leave out
-    the first state cycle's work while counting its CDRs, and a backlog's first cycle can be
-    a large share of the run."""
+    CPU counts from ``since`` (default: ``baseline()`` now): counting from the first progress
+    instead would leave out the first state cycle's work while counting its CDRs, and a
+    backlog's first cycle can be a large share of the run."""
     pid = worker.process.pid
+    cpu_at_start, machine_at_start, started = since or baseline(worker)
     samples: list[tuple[float, int]] = []
-    cpu_at_start = None
     deadline = time.monotonic() + timeout
     last_progress = time.monotonic()
     done = 0
@@ -105,15 +125,8 @@ def measure_throughput(
             raise TimeoutError(f"worker processed {done:,} of {total:,} in {timeout:.0f} s")
         if worker.process.poll() is not None:
             raise RuntimeError(f"worker exited:\n{worker.tail()}")
-        try:
-            done = int(sum(counts(metrics_text(worker)).values()))
-        except httpx.HTTPError:
-            time.sleep(0.1)
-            continue
+        done = processed(worker)
         now = time.time()
-        if cpu_at_start is None:
-            cpu_at_start = cpu_seconds(process_tree(pid))
-            machine_at_start, started = machine_busy_seconds(), now
         if samples and done > samples[-1][1]:
             last_progress = time.monotonic()
         elif time.monotonic() - last_progress > STALL_S:
@@ -122,7 +135,7 @@ def measure_throughput(
             )
         samples.append((now, done))
         time.sleep(0.1)
-    cpu_used = cpu_seconds(process_tree(pid)) - (cpu_at_start or 0.0)
+    cpu_used = cpu_seconds(process_tree(pid)) - cpu_at_start
     machine = {
         "cores_busy": (machine_busy_seconds() - machine_at_start) / (time.time() - started),
         "worker_cores": cpu_used / (time.time() - started),

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from streamagg.agents.aggregate import ReportAgent
 from streamagg.agents.ingest_modes import Ingest, create_ingest
+from streamagg.gc_tuning import tune_collector
 from streamagg.metrics import Metrics, create_metrics
 from streamagg.reference.ratecenters import RateCenterSource
 from streamagg.reports import REPORTS
@@ -152,6 +153,7 @@ def create_app(
 
 
 async def _start_side_services(runtime: Runtime) -> None:
+    tune_collector()  # (Faust's services and the web app are built by now)
     runtime.background.append(asyncio.create_task(runtime.state.run()))
     runtime.background.append(asyncio.create_task(runtime.ingest.run()))
     runtime.background.append(asyncio.create_task(_watch_rate_centers(runtime)))

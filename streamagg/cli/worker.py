@@ -7,7 +7,6 @@ import logging
 
 import faust
 
-from streamagg.gc_tuning import tune_collector
 from streamagg.settings import Settings
 from streamagg.topics import wait_for_broker
 
@@ -29,6 +28,5 @@ def run_worker(settings: Settings) -> int:
 
     app = create_app(settings, replication_factor=replication)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
-    tune_collector()
     worker.execute_from_commandline()
     return 0
