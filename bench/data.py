@@ -97,6 +97,26 @@ def streamagg(args: list[str], env: dict[str, str], log: Path) -> None:
         raise RuntimeError(f"streamagg {' '.join(args)} failed, see {log}")
 
 
+def live_stream(
+    env: dict[str, str], rate: float, seconds: float, seed: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """Start `streamagg generate --rate` (event time = now) for ``seconds``, output to log."""
+    command = [
+        sys.executable,
+        "-m",
+        "streamagg.cli",
+        "generate",
+        "--rate",
+        f"{rate:.0f}",
+        "--duration",
+        f"{seconds:.0f}",
+        "--seed",
+        str(seed),
+    ]
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
 async def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +17,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from bench.data import live_stream
 from tests.support.worker import WorkerProcess
 
 _LAG_RE = re.compile(r"^streamagg_consumer_lag_messages\{[^}]*\} ([0-9.e+]+)$", re.M)
@@ -115,20 +114,8 @@ def measure(
     log: Path,
 ) -> dict[str, object]:
     """Run the live stream and the probe together; the probe starts once the stream runs."""
-    command = [
-        sys.executable,
-        "-m",
-        "streamagg.cli",
-        "generate",
-        "--rate",
-        f"{rate:.0f}",
-        "--duration",
-        f"{seconds * 3 + 15:.0f}",  # outlasts the probing (slow probes stretch it); stopped after
-        "--seed",
-        str(seed),
-    ]
-    with log.open("ab") as out:
-        live = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    # (outlasts the probing, which slow probes stretch; stopped after it)
+    live = live_stream(env, rate, seconds * 3 + 15, seed, log)
     try:
         time.sleep(5)  # the generator's start-up, then its steady rate
         probes = int(seconds / PROBE_INTERVAL_S)

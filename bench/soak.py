@@ -18,8 +18,6 @@ import argparse
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,20 +64,7 @@ def soak(
 ) -> dict:
     """Run a live stream at ``rate`` for ``seconds``; RSS and progress every SAMPLE_S."""
     log = ds.out / "live.log"
-    command = [
-        sys.executable,
-        "-m",
-        "streamagg.cli",
-        "generate",
-        "--rate",
-        f"{rate:.0f}",
-        "--duration",
-        f"{seconds:.0f}",
-        "--seed",
-        str(bench_data.SEED_LIVE),
-    ]
-    with log.open("ab") as out:
-        live = subprocess.Popen(command, env=ds.env(), stdout=out, stderr=subprocess.STDOUT)
+    live = bench_data.live_stream(ds.env(), rate, seconds, bench_data.SEED_LIVE, log)
     began = time.monotonic()
     samples: list[tuple[float, int]] = []
     lags: list[float] = []
