@@ -3,7 +3,8 @@
 A consumer of the batch topic in the group ``{app_id}-state`` (assignor: tables/assignor.py)
 gets partitions. Each owned partition recovers (tables/partition.py), then the stage reads
 batches in cycles: for each active partition, a transaction is filled by the handler (the
-report agent) and the retention sweeper, and all transactions of the cycle commit at once.
+report agent) and the retention sweeper, and its commit starts at once: it runs while the
+stage folds the next partitions (tables/commits.py), one commit in flight per partition.
 A failure of one partition stops that partition only. Queries read the local copy of active
 partitions; the owner map from the assignment says where the others are.
 """
@@ -26,6 +27,7 @@ from streamagg.kafka_clients import SESSION_TIMEOUT_MS, LagSeries, group_reader
 from streamagg.metrics import Metrics
 from streamagg.settings import Settings
 from streamagg.tables.assignor import OwnershipAssignor
+from streamagg.tables.commits import CommitChains
 from streamagg.tables.partition import OwnedPartition, Status, recover
 from streamagg.tables.retention import RetentionSweeper
 from streamagg.tables.standby import StandbyFollower
@@ -91,6 +93,7 @@ class StateLayer(ConsumerRebalanceListener):
         )
         self.owned: dict[int, OwnedPartition] = {}
         self.stores: dict[int, PartitionStore] = {}
+        self.commits = CommitChains()
         self.lock = asyncio.Lock()
         self.epoch = 0  # bumped by every rebalance: a poll from an older epoch is dropped
         self.rebalancing = True
@@ -332,6 +335,7 @@ class StateLayer(ConsumerRebalanceListener):
         asyncio.get_running_loop().create_task(owned.drop_producer())
 
     async def _release_all(self) -> None:
+        await self.commits.settle_all()  # (a partition's producer is in use until then)
         owned, self.owned = self.owned, {}
         await asyncio.gather(*(o.release() for o in owned.values()), return_exceptions=True)
         for number in owned:
@@ -342,8 +346,10 @@ class StateLayer(ConsumerRebalanceListener):
     # -- cycles -----------------------------------------------------------------------------
 
     async def _cycle(self, polled: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
-        work: list[tuple[OwnedPartition, PartitionTransaction, Any, int]] = []
+        """Fold each partition's batches into a transaction and start its commit, which runs
+        while the next partitions fold (tables/commits.py)."""
         for tp, messages in polled.items():
+            await self.commits.settled(tp.partition)
             owned = self.owned.get(tp.partition)
             if owned is None or owned.status is not Status.ACTIVE:
                 continue
@@ -370,26 +376,36 @@ class StateLayer(ConsumerRebalanceListener):
                     owned, f"applying batch {tp.topic}/{tp.partition}/{fresh[0].offset}: {exc!r}"
                 )
                 continue
-            work.append((owned, txn, outcome, fresh[-1].offset + 1))
-        results = await asyncio.gather(
-            *(txn.commit(COMMIT_TIMEOUT_S) for _, txn, _, _ in work), return_exceptions=True
-        )
-        for (owned, _txn, outcome, next_offset), result in zip(work, results, strict=True):
-            if isinstance(result, BaseException):
-                self._stop(owned, f"its transaction did not commit: {result!r}")
-                continue
-            owned.next_offset = next_offset
-            owned.failures = 0
-            owned.last_commit = time.monotonic()
-            self.metrics.state_transactions.labels(outcome="committed").inc()
-            self.handler.committed(outcome)
+            self.commits.start(
+                owned.number, self._commit(owned, txn, outcome, fresh[-1].offset + 1)
+            )
         await self._set_lag()
+
+    async def _commit(
+        self, owned: OwnedPartition, txn: PartitionTransaction, outcome: Any, next_offset: int
+    ) -> None:
+        try:
+            await txn.commit(COMMIT_TIMEOUT_S)
+        except BaseException as exc:
+            # (cancelled too: the batches it consumed must be read again, after a recovery)
+            self._stop(owned, f"its transaction did not commit: {exc!r}")
+            if not isinstance(exc, Exception):
+                raise
+            return
+        owned.next_offset = next_offset
+        owned.failures = 0
+        owned.last_commit = time.monotonic()
+        self.metrics.state_transactions.labels(outcome="committed").inc()
+        self.handler.committed(outcome)
 
     async def _maintenance(self, consumer: AIOKafkaConsumer) -> None:
         """Sweep partitions that had no batch for a while; publish the group's offsets."""
         now = time.monotonic()
         for owned in list(self.owned.values()):
             if owned.status is not Status.ACTIVE or now - owned.last_commit < MAINTENANCE_EVERY_S:
+                continue
+            await self.commits.settled(owned.number)
+            if owned.status is not Status.ACTIVE:
                 continue
             owned.last_commit = now
             txn = owned.transaction(self.changelog)
