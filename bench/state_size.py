@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,6 +61,14 @@ def fold_all(
         @staticmethod
         def set(key: bytes, value: bytes) -> None:
             state[key] = value
+
+        @staticmethod
+        def scan(low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+            return iter(sorted((k, v) for k, v in state.items() if low <= k < high))
+
+        @staticmethod
+        def last(low: bytes, high: bytes) -> bytes | None:
+            return max((k for k in state if low <= k < high), default=None)
 
     did_owner = owners()
     records = []

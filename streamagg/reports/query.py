@@ -1,8 +1,9 @@
 """Answer a report for any range of whole quarter-hours from its bucketed state.
 
 A range is covered by the fewest buckets (tables/buckets.py). Each bucket is read whole in one
-step; between buckets the query gives the event loop back, so a long answer never holds up
-the worker. The finest grain keeps each group per quarter-hour: its quarters outside the range
+step (a day or month bucket with the hours it spans that are not in it yet: tables/rollup.py);
+between buckets the query gives the event loop back, so a long answer never holds up the
+worker. The finest grain keeps each group per quarter-hour: its quarters outside the range
 are left out, and for reports whose rows are periods (dtmf), each quarter goes to the local
 hour, day or month that holds it (reports/periods.py). Such rows stream period by period, in
 order, without the whole answer in memory. The other reports sum their groups over the
@@ -17,15 +18,18 @@ from operator import add
 
 from streamagg.reports.base import Groups, QueryContext, Report, Row
 from streamagg.reports.periods import hour_periods, period_start
-from streamagg.tables.buckets import QUARTER_SECONDS, QUARTERS_PER_HOUR, cover, finest
+from streamagg.tables.buckets import HOUR, QUARTER_SECONDS, QUARTERS_PER_HOUR, Grain, cover, finest
 from streamagg.tables.fold import add_vector
 from streamagg.tables.keys import (
+    ROLLED_UP_TO,
     SEP,
     SplitValue,
+    decode_int,
     decode_report_value,
     decode_split_value,
     report_bucket_prefix,
 )
+from streamagg.tables.rollup import hour_total
 
 ROWS_PER_STEP = 200  # rows yielded between two returns to the event loop
 
@@ -49,6 +53,7 @@ def bucket_groups(
         if grain != fine:  # (a coarser bucket is used only inside the range)
             for key, raw in rows:
                 groups[key[len(prefix) :].decode()] = decode_report_value(raw, name, fields)
+            _add_open_hours(groups, report, grain, bucket, customer, scan)
         elif report.hour_in_group:
             for key, raw in rows:
                 hour, rest = key[len(prefix) :].decode().split(SEP, 1)
@@ -60,6 +65,25 @@ def bucket_groups(
                 if total is not None:
                     groups[key[len(prefix) :].decode()] = total
         yield min(last * QUARTERS_PER_HOUR, end), groups
+
+
+def _add_open_hours(
+    groups: Groups, report: Report, grain: Grain, bucket: int, customer: str, scan: Scan
+) -> None:
+    """A day or month bucket holds its closed hours only (tables/rollup.py): add the hours it
+    spans from the partition's first open hour on, read in the same step as the bucket (no
+    commit can close an hour in between)."""
+    found = next(iter(scan(ROLLED_UP_TO, ROLLED_UP_TO + b"\x00")), None)
+    if found is None:  # (every hour is closed)
+        return
+    first, end = grain.span(bucket)
+    name, fields = report.name, report.fields
+    for hour in range(max(first, decode_int(found[1], 0)), end):
+        prefix = report_bucket_prefix(name, HOUR.code, hour, customer)
+        for key, raw in scan(prefix, _after(prefix)):
+            total = hour_total(decode_split_value(raw, name, fields))
+            if total is not None:
+                add_vector(groups, key[len(prefix) :].decode(), total)
 
 
 def _quarters_in_range(hour: int, start: int, end: int) -> range:

@@ -20,14 +20,7 @@ from typing import ClassVar, Protocol, TypeVar
 
 from streamagg.batches import Record
 from streamagg.cdr import Cdr
-from streamagg.tables.buckets import (
-    HOUR,
-    QUARTER_SECONDS,
-    QUARTERS_PER_HOUR,
-    Grain,
-    coarser,
-    finest,
-)
+from streamagg.tables.buckets import QUARTER_SECONDS, QUARTERS_PER_HOUR, Grain, finest
 from streamagg.tables.keys import (
     EXPIRY_GROUP_IDS,
     NEWEST_MS,
@@ -46,6 +39,16 @@ from streamagg.tables.keys import (
     encode_vector,
     expiry_group_key,
     report_bucket_prefix,
+)
+from streamagg.tables.rollup import (
+    Level,
+    RolledState,
+    close_hours,
+    next_rolled_hour,
+    roll_up,
+    rolled_hour,
+    rolls_up,
+    set_rolled_hour,
 )
 
 K = TypeVar("K", bound=Hashable)
@@ -79,7 +82,7 @@ class FoldOutcome:
 
 
 def fold_records(
-    txn: KeyValue,
+    txn: RolledState,
     records: Iterable[Record],
     reports: Mapping[str, ReportFold],
     dedup_horizon_seconds: int,
@@ -99,13 +102,14 @@ class BatchFold:
     records would write: a caller may serve other work between the steps."""
 
     def __init__(
-        self, txn: KeyValue, reports: Mapping[str, ReportFold], dedup_horizon_seconds: int
+        self, txn: RolledState, reports: Mapping[str, ReportFold], dedup_horizon_seconds: int
     ) -> None:
         self.txn = txn
         self.outcome = FoldOutcome()
         self._horizon_ms = dedup_horizon_seconds * 1000
         self._newest_ms = decode_int(txn.get(NEWEST_MS), 0)
         self._expiring: list[ExpiryEntry] = []
+        self._reports = reports
         self._sums = [QuarterSums(report) for report in reports.values()]
 
     def add(self, records: Iterable[Record]) -> None:
@@ -126,14 +130,23 @@ class BatchFold:
             sums.add(accepted)
 
     def finish(self) -> Iterator[str]:
-        """Write everything; yields each report's name once its sums are written."""
+        """Write everything; yields each report's name once its sums are written. Hours that
+        the newest message time closes go to their days and months first (tables/rollup.py)."""
         txn = self.txn
+        rolled = rolled_hour(txn)
+        open_from = next_rolled_hour(txn, self._reports, self._newest_ms)
         txn.set(NEWEST_MS, encode_int(self._newest_ms))
         add_expiry_groups(txn, self._expiring)
         note_latest_calls(txn, self.outcome.accepted)
         for sums in self._sums:
-            self.outcome.keys_written += sums.write(txn)
+            if rolled is not None and open_from > rolled and rolls_up(sums.report):
+                closed = close_hours(txn, sums.report, rolled, open_from)
+                write_sums(txn, sums.report, {}, closed)
+                self.outcome.keys_written += len(closed)
+            self.outcome.keys_written += sums.write(txn, open_from)
             yield sums.report.name
+        if open_from != rolled:
+            set_rolled_hour(txn, open_from)
 
 
 def _is_duplicate(txn: KeyValue, record: Record, horizon_ms: int) -> bool:
@@ -210,8 +223,10 @@ class QuarterSums:
                 delta_of(cdr) if existing is None else list(map(add, existing, delta_of(cdr)))
             )
 
-    def write(self, txn: KeyValue) -> int:
-        """Add the sums to the stored values of every grain; returns the keys written."""
+    def write(self, txn: KeyValue, open_from: int | None = None) -> int:
+        """Add the sums to the stored values of every grain, except the hours from
+        ``open_from`` on to their days and months (tables/rollup.py); returns the keys
+        written."""
         report = self.report
         name, fine = report.name, finest(report.grains)
         split: dict[bytes, SplitValue] = {}
@@ -230,37 +245,13 @@ class QuarterSums:
             if parts is None:
                 parts = split[key] = [None] * QUARTERS_PER_HOUR
             parts[part] = vector
-            if rolled:
+            if rolled and (open_from is None or hour < open_from):
                 slot = (customer, hour, group)
                 existing = hourly.get(slot)
                 hourly[slot] = vector if existing is None else list(map(add, existing, vector))
         sums = roll_up(name, report.grains, hourly)
         write_sums(txn, report, split, sums)
         return len(split) + len(sums)
-
-
-Level = dict[tuple[str, int, str], list[int]]  # (customer, bucket, group) → sum
-
-
-def roll_up(name: str, grains: tuple[Grain, ...], hourly: Level) -> dict[bytes, list[int]]:
-    """The sums of every grain coarser than the hour, by key: each level is summed from the one
-    below (hours into days, days into months), so a sum is added once per group below it."""
-    sums: dict[bytes, list[int]] = {}
-    level, below = hourly, HOUR
-    for grain in coarser(grains):
-        above: Level = {}
-        parents: dict[int, int] = {}  # bucket below → the bucket of this grain holding it
-        for (customer, bucket, group), vector in level.items():
-            parent = parents.get(bucket)
-            if parent is None:
-                parent = parents[bucket] = grain.bucket(below.span(bucket)[0])
-            slot = (customer, parent, group)
-            existing = above.get(slot)
-            above[slot] = vector if existing is None else list(map(add, existing, vector))
-        for (customer, bucket, group), vector in above.items():
-            sums[report_bucket_prefix(name, grain.code, bucket, customer) + group.encode()] = vector
-        level, below = above, grain
-    return sums
 
 
 def write_sums(

@@ -20,7 +20,8 @@ names cannot contain control characters; the last field may hold anything):
   index as written before groups (still expired, never written).
 - ``C␟customer`` → the start (epoch seconds) of the customer's latest accepted call: the
   customer list of the API (``GET /api/v1/customers``) is one key range per partition.
-- ``M␟name`` → partition metadata kept in the changelog (next batch offset, newest message time).
+- ``M␟name`` → partition metadata kept in the changelog (next batch offset, newest message time,
+  the first hour whose groups are not in their day and month buckets yet: tables/rollup.py).
 - ``\\x00name`` → local-only bookkeeping of the RocksDB copy (never in the changelog).
 
 One group per key keeps every value small (a few integers), whatever the data, and makes a
@@ -44,6 +45,8 @@ SEP = "\x1f"
 
 NEXT_OFFSET = b"M\x1fnext-batch-offset"  # next offset of the batch partition to apply
 NEWEST_MS = b"M\x1fnewest-message-ms"  # newest CDR message timestamp applied
+# Hours before it are in their day and month buckets, the others not yet (tables/rollup.py).
+ROLLED_UP_TO = b"M\x1frolled-up-to-hour"
 LOCAL_CHECKPOINT = b"\x00checkpoint"  # next changelog offset to read into this copy
 LOCAL_FORMAT = b"\x00format"
 LOCAL_PREFIX = b"\x00"
@@ -63,6 +66,12 @@ def report_expiry_range(report: str, grain: str, first_kept_bucket: int) -> tupl
     """Keys of the buckets before ``first_kept_bucket`` of one report grain: [low, high)."""
     low = f"R{SEP}{report}{SEP}{grain}".encode()
     return low, low + f"{first_kept_bucket:08d}".encode()
+
+
+def report_buckets_range(report: str, grain: str, first: int, end: int) -> tuple[bytes, bytes]:
+    """Keys of the buckets [first, end) of one report grain, every customer: [low, high)."""
+    low = f"R{SEP}{report}{SEP}{grain}".encode()
+    return low + f"{first:08d}".encode(), low + f"{end:08d}".encode()
 
 
 def group_of(key: bytes, prefix: bytes) -> str:

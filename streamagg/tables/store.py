@@ -114,6 +114,17 @@ class PartitionStore:
         bound.set_iterate_upper_bound(high)
         yield from self._db.items(from_key=low, read_opt=bound)
 
+    def last(self, low: bytes, high: bytes) -> bytes | None:
+        """The greatest key with low <= key < high, or None."""
+        bound = ReadOptions()
+        bound.set_iterate_upper_bound(high)
+        cursor = self._db.iter(bound)
+        cursor.seek_to_last()
+        if not cursor.valid():
+            return None
+        key: bytes = cursor.key()
+        return key if key >= low else None
+
     def apply(self, writes: Mapping[bytes, bytes | None], checkpoint: int) -> None:
         """Write every change (None deletes) and the new checkpoint, all or nothing."""
         batch = WriteBatch(raw_mode=True)

@@ -55,6 +55,10 @@ class PartitionTransaction:
         """Committed keys in [low, high) (this transaction's own writes are not included)."""
         return self._store.scan(low, high)
 
+    def last(self, low: bytes, high: bytes) -> bytes | None:
+        """The greatest committed key in [low, high) (as scan: not this transaction's own)."""
+        return self._store.last(low, high)
+
     def consumed(self, next_offset: int) -> None:
         """Record that the batch partition is applied up to (not including) next_offset."""
         self._changes[NEXT_OFFSET] = encode_int(next_offset)

@@ -24,3 +24,7 @@ class MemState:
     def scan(self, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) with low <= key < high, in key order (a snapshot)."""
         return iter([(k, self.data[k]) for k in sorted(k for k in self.data if low <= k < high)])
+
+    def last(self, low: bytes, high: bytes) -> bytes | None:
+        """The greatest key with low <= key < high, or None."""
+        return max((k for k in self.data if low <= k < high), default=None)

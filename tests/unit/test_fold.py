@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -148,15 +149,24 @@ def test_each_group_is_its_own_small_key() -> None:
     are 30,000 keys of three integers each, not one value."""
     state = MemState()
     calls = [cdr(nanp_number=f"2{n:06d}555") for n in range(30_000)]
-    fold(state, records(*calls))
+    fold(state, records(*calls, stamp_ms=TS0 + 3 * HOUR_MS))  # (their hour is closed)
     keys = [k for k in state.data if k.startswith(b"R\x1frate-center\x1fm")]
     assert len(keys) == len({c.nanp_number[:7] for c in calls})
     assert max(len(state.data[k]) for k in keys) < 64
 
 
-def test_a_batch_writes_only_the_groups_it_touches() -> None:
+@pytest.mark.parametrize(
+    ("hours_later", "buckets"),
+    [
+        (0, ["h"]),  # an open hour (tables/rollup.py): its day and month get it when it closes
+        (1, ["h"]),
+        (2, ["h", "d", "m"]),  # a closed hour: its day and month at once
+    ],
+)
+def test_a_batch_writes_only_the_groups_it_touches(hours_later: int, buckets: list[str]) -> None:
     state = MemState()
-    fold(state, records(*[cdr(tech_prefix=f"{p}#") for p in range(500)]))
+    stamp = TS0 + hours_later * HOUR_MS
+    fold(state, records(*[cdr(tech_prefix=f"{p}#") for p in range(500)], stamp_ms=stamp))
     touched: list[bytes] = []
 
     class Recording(MemState):
@@ -165,9 +175,9 @@ def test_a_batch_writes_only_the_groups_it_touches() -> None:
             super().set(key, value)
 
     recording = Recording(state.data)
-    fold(recording, records(cdr(tech_prefix="7#")))
+    fold(recording, records(cdr(tech_prefix="7#"), stamp_ms=stamp))
     tech = [k for k in touched if k.startswith(b"R\x1ftech-prefix")]
-    assert len(tech) == 3  # one group in the hour, day and month buckets
+    assert sorted(k.split(b"\x1f")[2][:1].decode() for k in tech) == sorted(buckets)
 
 
 def test_sums_pass_64_bits_exactly() -> None:

@@ -25,6 +25,7 @@ from streamagg.reports.rate_center import RateCenterReport
 from streamagg.reports.tech_prefix import TechPrefixReport
 from streamagg.reports.view import column_keys
 from streamagg.tables.fold import fold_records
+from streamagg.tables.rollup import OPEN_HOURS
 from tests.support.common import without_margin
 from tests.support.memstore import MemState
 
@@ -378,10 +379,17 @@ def test_tech_prefix_sorted_by_total_then_prefix() -> None:
 # ---------------------------------------------------------------- queries over buckets
 
 
-def build_tables(cdrs: list[Cdr]) -> MemState:
-    """A partition's state as the fold writes it, one batch per 25 CDRs."""
+def build_tables(cdrs: list[Cdr], closed_hours: int = 0) -> MemState:
+    """A partition's state as the fold writes it, one batch per 25 CDRs, with message times
+    that close ``closed_hours`` of the span by the last batch, hour by hour as they come: some
+    calls go to their day and month at once, some when their hour closes, the rest stay in
+    open hours (tables/rollup.py)."""
     state = MemState()
-    records = [Record(i, 0, cdr) for i, cdr in enumerate(cdrs)]
+    first_ms = (SPAN_START_H + OPEN_HOURS - 1) * 3_600_000
+    records = [
+        Record(i, first_ms + closed_hours * 3_600_000 * (i + 1) // len(cdrs), cdr)
+        for i, cdr in enumerate(cdrs)
+    ]
     for first in range(0, len(records), 25):
         outcome = fold_records(state, records[first : first + 25], REPORTS, 48 * 3600)
         assert outcome.duplicates == 0
@@ -451,7 +459,7 @@ def local_ranges(
 @settings(max_examples=100, deadline=None)
 @given(random_cdrs(), st.data())
 def test_query_over_buckets_equals_the_fold_of_the_range(cdrs: list[Cdr], data: Any) -> None:
-    stores = build_tables(cdrs)
+    stores = build_tables(cdrs, data.draw(st.integers(0, SPAN_HOURS + 1), label="closed hours"))
     for name, report in REPORTS.items():
         zone = data.draw(st.sampled_from(ZONES), label=f"{name} zone")
         start, end = data.draw(local_ranges(zone, report.whole_days), label=name)

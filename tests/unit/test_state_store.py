@@ -108,3 +108,22 @@ def test_a_folder_of_a_newer_format_is_refused(tmp_path: Path) -> None:
     newer.close()
     with pytest.raises(StateError, match="holds format 3; this streamagg reads format 2"):
         PartitionStore(tmp_path / "p")
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    keys=st.sets(st.binary(min_size=1, max_size=3), max_size=12),
+    low=st.binary(max_size=2),
+    high=st.binary(min_size=1, max_size=3),
+)
+def test_last_is_the_greatest_key_of_a_range(
+    tmp_path: Path, keys: set[bytes], low: bytes, high: bytes
+) -> None:
+    store = PartitionStore(tmp_path / f"last-{abs(hash((frozenset(keys), low, high)))}")
+    store.apply(dict.fromkeys(keys, b"v"), 0)
+    # (the store's own bookkeeping keys start with 0x00)
+    held = [k for k in keys | {b"\x00checkpoint", b"\x00format"} if low <= k < high]
+    assert store.last(low, high) == max(held, default=None)
+    store.close()

@@ -1,0 +1,105 @@
+"""Day and month sums hold the closed hours only (tables/rollup.py).
+
+Invariants checked here and in test_reports.py's query property (whose message times close the
+span's hours batch by batch):
+- every call is in its day and month once: directly when its hour was closed at its fold,
+  otherwise when the hour closes; the hour of the newest message and the one before stay open;
+- the first open hour (W) never moves back, whatever the message times;
+- a state written before W existed (every transaction rolled its hours up) gets a W past every
+  hour it holds: nothing in it is added to a day or month again;
+- a query answers the same whatever W is: it adds the open hours a day or month bucket spans.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamagg.batches import Record
+from streamagg.cdr import Cdr
+from streamagg.reports import REPORTS
+from streamagg.reports.base import QueryContext
+from streamagg.reports.query import run_query
+from streamagg.tables.fold import fold_records, fold_report
+from streamagg.tables.keys import ROLLED_UP_TO, decode_int, decode_vector
+from streamagg.tables.rollup import HOUR_MS, OPEN_HOURS
+from tests.support.memstore import MemState
+from tests.unit.test_fold import T0, cdr
+
+HORIZON_S = 48 * 3600
+DAY_OF_T0 = T0 // 86400
+TECH = REPORTS["tech-prefix"]
+
+
+def fold_at(state: MemState, calls: list[Cdr], stamp_ms: int) -> None:
+    fold_records(state, [Record(i, stamp_ms, c) for i, c in enumerate(calls)], REPORTS, HORIZON_S)
+
+
+def rolled(state: MemState) -> int:
+    return decode_int(state.get(ROLLED_UP_TO), -1)
+
+
+def day_attempts(state: MemState, day: int = DAY_OF_T0, group: str = "1#") -> int:
+    raw = state.get(f"R\x1ftech-prefix\x1fd{day:08d}\x1f42\x1f{group}".encode())
+    return 0 if raw is None else decode_vector(raw)[0]
+
+
+def answered_per_prefix(state: MemState, start_q: int, end_q: int) -> dict[str, Any]:
+    rows = run_query(TECH, start_q, end_q, state.scan, QueryContext("42"))
+    return {row["tech_prefix"]: row["total"] for row in rows}
+
+
+def test_an_open_hour_goes_to_its_day_when_the_newest_message_closes_it() -> None:
+    state = MemState()
+    hour = T0 // 3600
+    fold_at(state, [cdr(tech_prefix="1#") for _ in range(3)], T0 * 1000 + 60_000)
+    assert rolled(state) == hour - OPEN_HOURS + 1  # the calls' hour is open
+    assert day_attempts(state) == 0
+    fold_at(state, [cdr(tech_prefix="1#")], (hour + 1) * HOUR_MS)  # still open
+    assert day_attempts(state) == 0
+    later = cdr(tech_prefix="2#", start=T0 + OPEN_HOURS * 3600)
+    fold_at(state, [later], (hour + OPEN_HOURS) * HOUR_MS)
+    assert rolled(state) == hour + 1
+    assert day_attempts(state) == 4  # the closed hour, once
+    fold_at(state, [cdr(tech_prefix="1#")], (hour + OPEN_HOURS) * HOUR_MS)  # a late call
+    assert day_attempts(state) == 5  # to a closed hour's day at once
+    assert day_attempts(state, group="2#") == 0  # (its hour is open)
+
+
+def test_the_first_open_hour_never_moves_back() -> None:
+    state = MemState()
+    hour = T0 // 3600
+    fold_at(state, [cdr()], (hour + 10) * HOUR_MS)
+    fold_at(state, [cdr()], (hour - 100) * HOUR_MS)  # an old message time (a replay)
+    assert rolled(state) == hour + 10 - OPEN_HOURS + 1
+
+
+def test_a_state_rolled_up_by_every_transaction_is_not_added_again() -> None:
+    """State written before W: its days and months hold every hour. Its first fold with W puts
+    W past the last hour it holds, even when the message times say earlier."""
+    state = MemState()
+    old = [cdr(tech_prefix="1#", start=T0 + h * 3600) for h in range(5)]
+    for report in REPORTS.values():
+        fold_report(state, report, old)  # (every hour to its day and month, no W)
+    assert state.get(ROLLED_UP_TO) is None and day_attempts(state) == 5
+    fold_at(state, [cdr(tech_prefix="1#", start=T0 - 3 * 86400)], T0 * 1000)
+    assert rolled(state) == T0 // 3600 + 5
+    assert day_attempts(state) == 5
+    assert day_attempts(state, DAY_OF_T0 - 3) == 1
+    fold_at(state, [cdr(tech_prefix="1#", start=T0 + 4 * 3600)], (T0 + 20 * 3600) * 1000)
+    assert day_attempts(state) == 6  # the hours it held, once; the new call once
+    whole_days = (DAY_OF_T0 - 3) * 96, (DAY_OF_T0 + 1) * 96  # (days: quarters)
+    assert answered_per_prefix(state, *whole_days) == {"1#": 7}
+
+
+def test_a_day_of_open_hours_answers_as_a_day_of_closed_ones() -> None:
+    calls = [cdr(tech_prefix=f"{h % 3}#", start=T0 - 12 * 3600 + h * 1800) for h in range(40)]
+    day = DAY_OF_T0 * 96, (DAY_OF_T0 + 1) * 96
+    month = (DAY_OF_T0 - 30) * 96, (DAY_OF_T0 + 31) * 96
+    answers = []
+    for newest_hour in (T0 // 3600 - 13, T0 // 3600, T0 // 3600 + 30):
+        state = MemState()
+        for first in range(0, len(calls), 7):
+            fold_at(state, calls[first : first + 7], newest_hour * HOUR_MS)
+        answers.append((answered_per_prefix(state, *day), answered_per_prefix(state, *month)))
+    assert answers[0] == answers[1] == answers[2]
+    assert sum(answers[0][1].values()) == len(calls)
