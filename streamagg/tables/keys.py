@@ -1,4 +1,4 @@
-"""The key layout and value encodings of the state (format 2), shared by RocksDB and changelog.
+"""The key layout and value encodings of the state (format 3), shared by RocksDB and changelog.
 
 Every key starts with a one-letter kind and fields separated by 0x1f (customer ids and report
 names cannot contain control characters; the last field may hold anything):
@@ -39,8 +39,11 @@ import msgspec
 from streamagg.errors import FormatError
 from streamagg.tables.buckets import QUARTERS_PER_HOUR
 
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)  # format 1 differs only in its hour values (read as above)
+FORMAT_VERSION = 3
+# Format 1 differs only in its hour values (read as above); format 2 in its day and month
+# values, which hold every hour (read as such: tables/rollup.py). A version that knows 2 only
+# must refuse 3, whose days and months leave the open hours out.
+READABLE_FORMATS = (1, 2, 3)
 SEP = "\x1f"
 
 NEXT_OFFSET = b"M\x1fnext-batch-offset"  # next offset of the batch partition to apply

@@ -178,16 +178,16 @@ async def test_an_aborted_transaction_is_never_read(
 async def test_a_changelog_record_of_another_format_is_refused_by_name(
     settings: Settings, changelog: TopicPartition, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    """Formats carry versions: a record of format 3 (newer) stops recovery, the versions named."""
+    """Formats carry versions: a record of format 4 (newer) stops recovery, the versions named."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(
-            changelog.topic, b"1", key=b"R\x1fa", partition=0, headers=[("streamagg-format", b"3")]
+            changelog.topic, b"1", key=b"R\x1fa", partition=0, headers=[("streamagg-format", b"4")]
         )
     finally:
         await producer.stop()
-    with pytest.raises(FormatError, match="has format 3; this streamagg reads formats 1, 2"):
+    with pytest.raises(FormatError, match="has format 4; this streamagg reads formats 1, 2, 3"):
         await recovered_copy(settings, changelog, tmp_path / "a")
 
 

@@ -88,25 +88,28 @@ def test_a_failed_write_leaves_no_value_in_memory(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_folder_of_format_1_is_read_and_marked_format_2(tmp_path: Path) -> None:
-    """Format 2 changed only the hour values, which read format-1 ones: no rebuild needed."""
+@pytest.mark.parametrize("older", [b"1", b"2"])
+def test_a_folder_of_an_older_format_is_read_and_marked_current(
+    tmp_path: Path, older: bytes
+) -> None:
+    """Formats 2 and 3 changed hour, day and month values, which read older ones: no rebuild."""
     old = Rdict(str(tmp_path / "p"), options=Options(raw_mode=True))
-    old.put(LOCAL_FORMAT, b"1")
+    old.put(LOCAL_FORMAT, older)
     old.put(b"R\x1fx", b"1,2")
     old.close()
     store = PartitionStore(tmp_path / "p")
     assert store.get(b"R\x1fx") == b"1,2"
     store.close()
     reopened = Rdict(str(tmp_path / "p"), options=Options(raw_mode=True))
-    assert reopened.get(LOCAL_FORMAT) == b"2"
+    assert reopened.get(LOCAL_FORMAT) == b"3"
     reopened.close()
 
 
 def test_a_folder_of_a_newer_format_is_refused(tmp_path: Path) -> None:
     newer = Rdict(str(tmp_path / "p"), options=Options(raw_mode=True))
-    newer.put(LOCAL_FORMAT, b"3")
+    newer.put(LOCAL_FORMAT, b"4")
     newer.close()
-    with pytest.raises(StateError, match="holds format 3; this streamagg reads format 2"):
+    with pytest.raises(StateError, match="holds format 4; this streamagg reads format 3"):
         PartitionStore(tmp_path / "p")
 
 
