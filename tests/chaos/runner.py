@@ -156,6 +156,7 @@ class Run:
             chunks,
             pause=pauses,
             gates={start: gates[i] for i, start in enumerate([0, *ends[:-1]])},
+            timestamps_ms=message_clock(scenario, len(chunks)),
         )
         background = [
             threading.Thread(target=self._supervise, daemon=True),
@@ -433,3 +434,15 @@ def run_scenario(scenario: S.Scenario, tmp_path: Path, replay: Callable[[], str]
             f"replay: {replay()}"
         ) from exc
     return run.events
+
+
+def message_clock(scenario: S.Scenario, chunks: int) -> list[int] | None:
+    """Message times that run from ``message_clock_hours`` ago to now over the stream, chunk
+    by chunk (None: the broker's clock). The newest message time then closes hour after hour
+    while the faults happen, moving the state's first open hour (tables/rollup.py), and stays
+    within the dedup horizon of every duplicate."""
+    if not scenario.message_clock_hours:
+        return None
+    now_ms = int(time.time() * 1000)
+    span_ms = scenario.message_clock_hours * 3_600_000
+    return [now_ms - span_ms + span_ms * i // max(1, chunks - 1) for i in range(chunks)]

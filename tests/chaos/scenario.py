@@ -79,6 +79,9 @@ class Scenario:
     failpoint_chance: float = 0.0  # chance that a worker (re)start carries a failpoint
     wait_ready_first: bool = True  # False: the stream starts while the workers start up
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Message times from this many hours ago to now over the stream (0: the broker's clock): the
+    # state's open hours close during the faults (tables/rollup.py). Within the dedup horizon.
+    message_clock_hours: int = 0
 
     @property
     def messages(self) -> int:
@@ -89,9 +92,10 @@ class Scenario:
         faults = ", ".join(f.describe() for f in self.faults) or "no faults"
         fp = f" failpoints {self.failpoint_chance:.0%}" if self.failpoint_chance else ""
         early = "" if self.wait_ready_first else " early"
+        clock = f" clock-{self.message_clock_hours}h" if self.message_clock_hours else ""
         return (
             f"{self.workers}w {self.partitions}p {self.ingest_mode} {self.customers}c "
-            f"{shape}{early}{fp}: {faults}"
+            f"{shape}{early}{fp}{clock}: {faults}"
         )
 
 
@@ -135,4 +139,6 @@ def draw(seed: int) -> Scenario:
         ingest_mode=rng.choice(("inline", "inline", "process")),
         failpoint_chance=rng.choice((0.0, 0.0, 0.3)),
         wait_ready_first=rng.random() < 0.7,
+        # (drawn last: the scenarios of seeds run before it existed are unchanged otherwise)
+        message_clock_hours=rng.choice((0, 6, 30)),
     )

@@ -57,8 +57,10 @@ class ResilientProducer(threading.Thread):
         chunks: Sequence[Sequence[bytes]],
         pause: float | Sequence[float],
         gates: dict[int, threading.Event] | None = None,
+        timestamps_ms: Sequence[int] | None = None,
     ) -> None:
         super().__init__(name="resilient-producer", daemon=True)
+        self.timestamps_ms = timestamps_ms  # one per chunk (None: the broker's clock)
         self.bootstrap = bootstrap
         self.topic = topic
         self.chunks = chunks
@@ -144,9 +146,12 @@ class ResilientProducer(threading.Thread):
                         self.resent += len(pending)
                     attempt += 1
                     futures: list[asyncio.Future[Any]] = []
+                    stamp = None if self.timestamps_ms is None else self.timestamps_ms[index]
                     try:
                         for value in pending:
-                            futures.append(await producer.send(self.topic, value))
+                            futures.append(
+                                await producer.send(self.topic, value, timestamp_ms=stamp)
+                            )
                     except Exception as exc:
                         self.errors.append(f"send: {exc!r}")
                     results = await asyncio.gather(*futures, return_exceptions=True)
