@@ -130,8 +130,9 @@ class BatchFold:
             sums.add(accepted)
 
     def finish(self) -> Iterator[str]:
-        """Write everything; yields each report's name once its sums are written. Hours that
-        the newest message time closes go to their days and months first (tables/rollup.py)."""
+        """Write everything, step by step: yields each report's name once its sums are written.
+        Hours that the newest message time closes go to their days and months first, in parts
+        (tables/rollup.py), each followed by a step ``{report}: hours closed``."""
         txn = self.txn
         rolled = rolled_hour(txn)
         open_from = next_rolled_hour(txn, self._reports, self._newest_ms)
@@ -140,9 +141,10 @@ class BatchFold:
         note_latest_calls(txn, self.outcome.accepted)
         for sums in self._sums:
             if rolled is not None and open_from > rolled and rolls_up(sums.report):
-                closed = close_hours(txn, sums.report, rolled, open_from)
-                write_sums(txn, sums.report, {}, closed)
-                self.outcome.keys_written += len(closed)
+                for closed in close_hours(txn, sums.report, rolled, open_from):
+                    write_sums(txn, sums.report, {}, closed)
+                    self.outcome.keys_written += len(closed)
+                    yield f"{sums.report.name}: hours closed"
             self.outcome.keys_written += sums.write(txn, open_from)
             yield sums.report.name
         if open_from != rolled:

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from streamagg.batches import Record
 from streamagg.cdr import Cdr
 from streamagg.reports import REPORTS
 from streamagg.reports.base import QueryContext
 from streamagg.reports.query import run_query
-from streamagg.tables.fold import fold_records, fold_report
+from streamagg.tables import rollup
+from streamagg.tables.fold import BatchFold, fold_records, fold_report
 from streamagg.tables.keys import ROLLED_UP_TO, decode_int, decode_vector
 from streamagg.tables.rollup import HOUR_MS, OPEN_HOURS
 from tests.support.memstore import MemState
@@ -103,3 +106,27 @@ def test_a_day_of_open_hours_answers_as_a_day_of_closed_ones() -> None:
         answers.append((answered_per_prefix(state, *day), answered_per_prefix(state, *month)))
     assert answers[0] == answers[1] == answers[2]
     assert sum(answers[0][1].values()) == len(calls)
+
+
+@pytest.mark.parametrize("step", [1, 7, 5_000])
+def test_hours_close_in_parts_that_add_up_to_the_whole(
+    monkeypatch: pytest.MonkeyPatch, step: int
+) -> None:
+    """A busy hour closes in parts, with the event loop served between them: the state is the
+    same whatever the part size, and each part is a step of the fold."""
+    monkeypatch.setattr(rollup, "CLOSE_STEP_KEYS", step)
+    hour = T0 // 3600
+    calls = [cdr(tech_prefix=f"{p % 13}#", start=T0 + p * 97 % 7200) for p in range(60)]
+    state = MemState()
+    fold_at(state, calls, (hour + 1) * HOUR_MS)  # (hours T0 and T0+1 open)
+    fold = BatchFold(state, REPORTS, HORIZON_S)
+    fold.add([Record(0, (hour + 3) * HOUR_MS, cdr(tech_prefix="x#", start=T0 - 86400))])
+    steps = list(fold.finish())
+    closing = [s for s in steps if s.endswith("hours closed")]
+    groups = {(c.tech_prefix, c.start // 3600) for c in calls}
+    assert len(closing) >= (len(groups) + step - 1) // step  # tech-prefix's parts alone
+    reference = MemState()
+    fold_at(reference, calls, (hour + 3) * HOUR_MS)  # (all closed at once)
+    fold_at(reference, [cdr(tech_prefix="x#", start=T0 - 86400)], (hour + 3) * HOUR_MS)
+    tech = {k: v for k, v in state.data.items() if b"tech-prefix" in k}
+    assert tech == {k: v for k, v in reference.data.items() if b"tech-prefix" in k}
