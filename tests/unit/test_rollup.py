@@ -130,3 +130,14 @@ def test_hours_close_in_parts_that_add_up_to_the_whole(
     fold_at(reference, [cdr(tech_prefix="x#", start=T0 - 86400)], (hour + 3) * HOUR_MS)
     tech = {k: v for k, v in state.data.items() if b"tech-prefix" in k}
     assert tech == {k: v for k, v in reference.data.items() if b"tech-prefix" in k}
+
+
+def test_messages_without_a_time_keep_every_hour_closed() -> None:
+    """Kafka's "no timestamp" (-1) must not leave every hour open for good (queries would read
+    days and months hour by hour): such a partition rolls every hour up at once, as before."""
+    state = MemState()
+    fold_at(state, [cdr(tech_prefix="1#")], -1)
+    assert day_attempts(state) == 1
+    fold_at(state, [cdr(tech_prefix="1#")], T0 * 1000)  # (W never moves back)
+    assert day_attempts(state) == 2
+    assert answered_per_prefix(state, DAY_OF_T0 * 96, (DAY_OF_T0 + 1) * 96) == {"1#": 2}
