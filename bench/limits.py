@@ -111,7 +111,8 @@ def explain(r: dict[str, Any]) -> list[str]:
                 + ", ".join(f"{t:.1f}" for t in sorted(f["latencies"])[-5:])
                 + " s). Less CPU per CDR moves this figure, and so would shorter cycles: each "
                 "poll and each state cycle waits for its Kafka transaction; the ingest stage's "
-                "linger (it waits up to 200 ms for bigger batches) sets the floor seen at low load."
+                "linger (it waits up to STREAMAGG_INGEST_LINGER_MS, 50 ms by default, for "
+                "bigger batches) sets the floor seen at low load."
             )
         if fresh > TARGETS["freshness_p99_s"] and behind:
             text += (
