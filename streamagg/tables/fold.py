@@ -135,7 +135,7 @@ class BatchFold:
         (tables/rollup.py), each followed by a step ``{report}: hours closed``."""
         txn = self.txn
         rolled = rolled_hour(txn)
-        open_from = next_rolled_hour(txn, self._reports, self._newest_ms)
+        open_from = next_rolled_hour(txn, self._reports, self._newest_ms, rolled)
         txn.set(NEWEST_MS, encode_int(self._newest_ms))
         add_expiry_groups(txn, self._expiring)
         note_latest_calls(txn, self.outcome.accepted)

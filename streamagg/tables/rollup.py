@@ -66,15 +66,17 @@ def rolls_up(report: ReportFold) -> bool:
     return HOUR in report.grains and len(report.grains) > 1
 
 
-def next_rolled_hour(txn: RolledState, reports: Mapping[str, ReportFold], newest_ms: int) -> int:
-    """W once the transaction's records are in: never back, OPEN_HOURS behind the newest
-    message. Reads only committed state (call it before the reports' sums are written)."""
+def next_rolled_hour(
+    txn: RolledState, reports: Mapping[str, ReportFold], newest_ms: int, rolled: int | None
+) -> int:
+    """W once the transaction's records are in, from ``rolled`` (W as committed: rolled_hour):
+    never back, OPEN_HOURS behind the newest message. Reads only committed state (call it
+    before the reports' sums are written)."""
     # Messages without a time (Kafka's -1) would leave every hour open for good, and every
     # query would read days and months hour by hour: their partition keeps every hour closed.
     wanted = newest_ms // HOUR_MS - OPEN_HOURS + 1 if newest_ms > 0 else NO_OPEN_HOURS
-    raw = txn.get(ROLLED_UP_TO)
-    if raw is not None:
-        return max(decode_int(raw, 0), wanted)
+    if rolled is not None:
+        return max(rolled, wanted)
     # No W yet: every hour held so far is in its day and month already.
     for report in reports.values():
         if rolls_up(report):
