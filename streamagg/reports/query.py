@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from operator import add
 
 from streamagg.reports.base import Groups, QueryContext, Report, Row
 from streamagg.reports.periods import hour_periods, period_start
@@ -93,12 +92,7 @@ def _quarters_in_range(hour: int, start: int, end: int) -> range:
 
 
 def _sum_in_range(parts: SplitValue, hour: int, start: int, end: int) -> list[int] | None:
-    total: list[int] | None = None
-    for quarter in _quarters_in_range(hour, start, end):
-        vector = parts[quarter]
-        if vector is not None:
-            total = vector if total is None else list(map(add, total, vector))
-    return total
+    return hour_total(parts, _quarters_in_range(hour, start, end))
 
 
 def _add_periods(

@@ -67,8 +67,7 @@ def report_key(report: str, grain: str, bucket: int, customer: str, group: str) 
 
 def report_expiry_range(report: str, grain: str, first_kept_bucket: int) -> tuple[bytes, bytes]:
     """Keys of the buckets before ``first_kept_bucket`` of one report grain: [low, high)."""
-    low = f"R{SEP}{report}{SEP}{grain}".encode()
-    return low, low + f"{first_kept_bucket:08d}".encode()
+    return report_buckets_range(report, grain, 0, first_kept_bucket)
 
 
 def report_buckets_range(report: str, grain: str, first: int, end: int) -> tuple[bytes, bytes]:

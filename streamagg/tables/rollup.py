@@ -20,11 +20,11 @@ written by a version that rolled every transaction up) gets a W past every hour 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from operator import add
 from typing import TYPE_CHECKING, Protocol
 
-from streamagg.tables.buckets import HOUR, Grain, coarser
+from streamagg.tables.buckets import HOUR, QUARTERS_PER_HOUR, Grain, coarser
 from streamagg.tables.keys import (
     ROLLED_UP_TO,
     SEP,
@@ -114,10 +114,13 @@ def close_hours(
         yield roll_up(report.name, report.grains, hourly)
 
 
-def hour_total(parts: SplitValue) -> list[int] | None:
-    """The sum of an hour's quarters."""
+def hour_total(
+    parts: SplitValue, quarters: Iterable[int] = range(QUARTERS_PER_HOUR)
+) -> list[int] | None:
+    """The sum of an hour's quarters (of those given); None when none of them has calls."""
     total: list[int] | None = None
-    for vector in parts:
+    for quarter in quarters:
+        vector = parts[quarter]
         if vector is not None:
             total = vector if total is None else list(map(add, total, vector))
     return total
