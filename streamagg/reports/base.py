@@ -73,10 +73,24 @@ def margin(customer_micros: int, provider_micros: int) -> Row:
     }
 
 
+# Below this, an integer and its quotient by a power of ten are exact as floats' operands.
+_EXACT_FLOAT_INT = 2**53
+
+
 def ratio(numerator: int, denominator: int, places: int) -> float:
     """numerator / denominator rounded half-up (half away from zero for a negative value) to
     places decimals; 0 when denominator is 0."""
     if denominator == 0:
         return 0.0
-    exact = Decimal(numerator) / Decimal(denominator)
-    return float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    # In integers: the rounded value times 10**places, then one correctly rounded division,
+    # which gives the float nearest the decimal, as float(Decimal) does (a few times faster: a
+    # large answer computes this for every row).
+    scale: int = 10**places  # (places >= 0)
+    units, rest = divmod(abs(numerator) * scale, abs(denominator))
+    if 2 * rest >= abs(denominator):
+        units += 1
+    if units >= _EXACT_FLOAT_INT:  # (beyond exact float operands: decimal arithmetic)
+        exact = Decimal(numerator) / Decimal(denominator)
+        return float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    negative = (numerator < 0) != (denominator < 0)
+    return (-units if negative else units) / scale

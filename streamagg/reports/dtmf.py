@@ -74,9 +74,10 @@ class DtmfReport:
             periods.append((int(start), provider, vector))
         periods.sort(key=lambda period: (period[0], period[1]))
         zone = context.zone
+        labels = {start: label(start, zone) for start in {period[0] for period in periods}}
         return [
             {
-                "dt": label(start, zone),
+                "dt": labels[start],
                 "provider_id": provider,
                 "customer_charge": money(v[CUSTOMER_CHARGE]),
                 "provider_charge": money(v[PROVIDER_CHARGE]),

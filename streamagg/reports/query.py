@@ -165,8 +165,11 @@ async def _stream_periods(
     is complete."""
     pending: Groups = {}
     for reached, groups in buckets:
-        for group, vector in groups.items():
-            add_vector(pending, group, vector)
+        if not pending:  # (the usual case: a bucket's periods were all complete at its end)
+            pending = groups  # (each bucket's groups are a new dict of new vectors)
+        else:
+            for group, vector in groups.items():
+                add_vector(pending, group, vector)
         if reached < end:
             boundary = period_start(reached * QUARTER_SECONDS, context.zone, context.granularity)
             done: Groups = {}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -122,6 +123,43 @@ def test_money_and_ratio_helpers() -> None:
     assert ratio(1, 3, 2) == 0.33
     assert ratio(2, 3, 1) == 0.7
     assert ratio(5, 0, 2) == 0.0
+    assert ratio(-1, 8, 2) == -0.13  # half away from zero
+    assert ratio(-1, 1000, 2) == 0.0 and str(ratio(-1, 1000, 2)) == "0.0"  # never "-0.0"
+
+
+@given(
+    numerator=st.integers(min_value=-(10**22), max_value=10**22),
+    denominator=st.integers(min_value=-(10**20), max_value=10**20).filter(bool),
+    places=st.integers(min_value=0, max_value=3),
+)
+@settings(max_examples=2000)
+def test_ratio_is_the_decimal_rounded_half_up(
+    numerator: int, denominator: int, places: int
+) -> None:
+    """The integer arithmetic of ratio() gives the float of the decimal rounded half away from
+    zero, for any sizes (huge ones take the decimal road)."""
+    exact = Decimal(numerator) / Decimal(denominator)
+    expected = float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    assert ratio(numerator, denominator, places) == expected
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "places", "expected"),
+    [
+        (1, 200, 2, 0.01),
+        (-1, 200, 2, -0.01),
+        (1, -200, 2, -0.01),
+        (5, 2, 0, 3.0),
+        (-5, 2, 0, -3.0),
+        (3, 8, 2, 0.38),
+        (-3, -8, 2, 0.38),
+        (1, 2000, 3, 0.001),
+    ],
+)
+def test_ratio_rounds_ties_away_from_zero(
+    numerator: int, denominator: int, places: int, expected: float
+) -> None:
+    assert ratio(numerator, denominator, places) == expected
 
 
 # ---------------------------------------------------------------- dtmf
