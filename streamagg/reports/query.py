@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from operator import add
 
 from streamagg.reports.base import Groups, QueryContext, Report, Row
 from streamagg.reports.periods import hour_periods, period_start
@@ -50,8 +51,12 @@ def bucket_groups(
         groups: Groups = {}
         rows = scan(prefix, _after(prefix))
         if grain != fine:  # (a coarser bucket is used only inside the range)
+            width, cut = len(fields), len(prefix)
             for key, raw in rows:
-                groups[key[len(prefix) :].decode()] = decode_report_value(raw, name, fields)
+                vector = list(map(int, raw.split(b",")))
+                if len(vector) != width:  # (written by another version: its rules)
+                    vector = decode_report_value(raw, name, fields)
+                groups[key[cut:].decode()] = vector
             _add_open_hours(groups, report, grain, bucket, customer, scan)
         elif report.hour_in_group:
             for key, raw in rows:
@@ -124,9 +129,17 @@ def merged_groups(
     """Sum of every group over the epoch quarters [start, end), read from the fewest buckets."""
     merged: Groups = {}
     for _, groups in bucket_groups(report, start, end, scan, context):
-        for group, vector in groups.items():
-            add_vector(merged, group, vector)
+        merge_groups(merged, groups)
     return merged
+
+
+def merge_groups(merged: Groups, groups: Groups) -> None:
+    """merged += groups, group by group. Takes the vectors of ``groups`` (new lists, one
+    bucket's, used once) into ``merged`` without copying them; a sum is a new list."""
+    get = merged.get
+    for group, vector in groups.items():
+        existing = get(group)
+        merged[group] = vector if existing is None else list(map(add, existing, vector))
 
 
 def _after(prefix: bytes) -> bytes:
@@ -150,8 +163,7 @@ async def stream_rows(
         return
     merged: Groups = {}
     for _, groups in buckets:
-        for group, vector in groups.items():
-            add_vector(merged, group, vector)
+        merge_groups(merged, groups)
         await asyncio.sleep(0)
     for row in report.rows(merged, context):
         yield row
@@ -165,11 +177,10 @@ async def _stream_periods(
     is complete."""
     pending: Groups = {}
     for reached, groups in buckets:
-        if not pending:  # (the usual case: a bucket's periods were all complete at its end)
-            pending = groups  # (each bucket's groups are a new dict of new vectors)
-        else:
-            for group, vector in groups.items():
-                add_vector(pending, group, vector)
+        if pending:
+            merge_groups(pending, groups)
+        else:  # (the usual case: a bucket's periods were all complete at its end)
+            pending = groups
         if reached < end:
             boundary = period_start(reached * QUARTER_SECONDS, context.zone, context.granularity)
             done: Groups = {}
