@@ -57,9 +57,11 @@ class Report(Protocol):
 
 def money(micros: int) -> str:
     """Micro-units as the API writes money: a string with exactly 6 decimals."""
-    sign = "-" if micros < 0 else ""
-    whole, fraction = divmod(abs(micros), 1_000_000)
-    return f"{sign}{whole}.{fraction:06d}"
+    # One %-format of divmod's pair: 234 ns against an f-string's 379 (a large answer writes
+    # three of these per row), hence the percent formats.
+    if micros < 0:
+        return "-%d.%06d" % divmod(-micros, 1_000_000)  # noqa: UP031
+    return "%d.%06d" % divmod(micros, 1_000_000)  # noqa: UP031
 
 
 def margin(customer_micros: int, provider_micros: int) -> Row:

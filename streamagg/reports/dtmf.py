@@ -72,7 +72,7 @@ class DtmfReport:
         for group, vector in groups.items():
             start, provider = group.split("\x1f", 1)
             periods.append((int(start), provider, vector))
-        periods.sort(key=lambda period: (period[0], period[1]))
+        periods.sort()  # (by start, then provider: a group is unique, vectors never compared)
         zone = context.zone
         labels = {start: label(start, zone) for start in {period[0] for period in periods}}
         return [

@@ -127,6 +127,11 @@ def test_money_and_ratio_helpers() -> None:
     assert ratio(-1, 1000, 2) == 0.0 and str(ratio(-1, 1000, 2)) == "0.0"  # never "-0.0"
 
 
+@given(st.integers(min_value=-(10**24), max_value=10**24))
+def test_money_is_the_exact_decimal_with_six_places(micros: int) -> None:
+    assert money(micros) == f"{Decimal(micros).scaleb(-6):.6f}"
+
+
 @given(
     numerator=st.integers(min_value=-(10**22), max_value=10**22),
     denominator=st.integers(min_value=-(10**20), max_value=10**20).filter(bool),
