@@ -59,10 +59,7 @@ def bucket_groups(
                 groups[key[cut:].decode()] = vector
             _add_open_hours(groups, report, grain, bucket, customer, scan)
         elif report.hour_in_group:
-            for key, raw in rows:
-                hour, rest = key[len(prefix) :].decode().split(SEP, 1)
-                parts = decode_split_value(raw, name, fields)
-                _add_periods(groups, int(hour), rest, parts, start, end, context)
+            _add_periods(groups, rows, len(prefix), report, start, end, context)
         else:  # (the finest grain of the others is the hour: the bucket is its hour)
             for key, raw in rows:
                 total = _sum_in_range(decode_split_value(raw, name, fields), bucket, start, end)
@@ -102,25 +99,39 @@ def _sum_in_range(parts: SplitValue, hour: int, start: int, end: int) -> list[in
 
 def _add_periods(
     groups: Groups,
-    hour: int,
-    rest: str,
-    parts: SplitValue,
+    rows: Iterable[tuple[bytes, bytes]],
+    cut: int,
+    report: Report,
     start: int,
     end: int,
     context: QueryContext,
 ) -> None:
-    """Add an hour's quarters in the range to the periods (of the context's zone and
-    granularity) that hold them."""
-    periods = hour_periods(hour, context.zone, context.granularity)
-    if periods[0] == periods[-1]:  # the whole hour is in one period (always, in UTC)
-        total = _sum_in_range(parts, hour, start, end)
-        if total is not None:
-            add_vector(groups, f"{periods[0]}{SEP}{rest}", total)
-        return
-    for quarter in _quarters_in_range(hour, start, end):
-        vector = parts[quarter]
-        if vector is not None:
-            add_vector(groups, f"{periods[quarter]}{SEP}{rest}", vector)
+    """Add each key's quarters in the range (``{hour}␟{rest}`` after ``cut`` bytes) to the
+    periods (of the context's zone and granularity) that hold them. An hour's keys come
+    together (key order): what depends on the hour alone is worked out once per hour."""
+    name, fields = report.name, report.fields
+    last_hour = -1
+    periods: tuple[int, int, int, int] = (0, 0, 0, 0)
+    quarters = range(0)
+    whole = ""  # the hour's one period, when its quarters all fall in one (always in UTC)
+    for key, raw in rows:
+        hour_text, rest = key[cut:].decode().split(SEP, 1)
+        hour = int(hour_text)
+        if hour != last_hour:
+            last_hour = hour
+            periods = hour_periods(hour, context.zone, context.granularity)
+            quarters = _quarters_in_range(hour, start, end)
+            whole = f"{periods[0]}{SEP}" if periods[0] == periods[-1] else ""
+        parts = decode_split_value(raw, name, fields)
+        if whole:
+            total = hour_total(parts, quarters)
+            if total is not None:
+                add_vector(groups, whole + rest, total)
+            continue
+        for quarter in quarters:
+            vector = parts[quarter]
+            if vector is not None:
+                add_vector(groups, f"{periods[quarter]}{SEP}{rest}", vector)
 
 
 def merged_groups(
@@ -181,15 +192,20 @@ async def _stream_periods(
             merge_groups(pending, groups)
         else:  # (the usual case: a bucket's periods were all complete at its end)
             pending = groups
-        if reached < end:
-            boundary = period_start(reached * QUARTER_SECONDS, context.zone, context.granularity)
-            done: Groups = {}
+        zone, granularity = context.zone, context.granularity
+        boundary = period_start(reached * QUARTER_SECONDS, zone, granularity)
+        # (every pending period starts at or before the one holding the last quarter read)
+        if (
+            reached >= end
+            or period_start((reached - 1) * QUARTER_SECONDS, zone, granularity) < boundary
+        ):
+            done, pending = pending, {}
+        else:
+            done = {}
             later: Groups = {}
             for group, vector in pending.items():
                 (done if int(group.split(SEP, 1)[0]) < boundary else later)[group] = vector
             pending = later
-        else:
-            done, pending = pending, {}
         for n, row in enumerate(report.rows(done, context), 1):
             yield row
             if n % ROWS_PER_STEP == 0:
