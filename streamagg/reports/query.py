@@ -51,12 +51,9 @@ def bucket_groups(
         groups: Groups = {}
         rows = scan(prefix, _after(prefix))
         if grain != fine:  # (a coarser bucket is used only inside the range)
-            width, cut = len(fields), len(prefix)
+            cut = len(prefix)
             for key, raw in rows:
-                vector = list(map(int, raw.split(b",")))
-                if len(vector) != width:  # (written by another version: its rules)
-                    vector = decode_report_value(raw, name, fields)
-                groups[key[cut:].decode()] = vector
+                groups[key[cut:].decode()] = decode_report_value(raw, name, fields)
             _add_open_hours(groups, report, grain, bucket, customer, scan)
         elif report.hour_in_group:
             _add_periods(groups, rows, len(prefix), report, start, end, context)
@@ -186,13 +183,13 @@ async def _stream_periods(
     """Rows of the periods that no later bucket can add to, after each bucket: buckets and
     periods both follow time, so a period that starts before the one holding a bucket's end
     is complete."""
+    zone, granularity = context.zone, context.granularity
     pending: Groups = {}
     for reached, groups in buckets:
         if pending:
             merge_groups(pending, groups)
         else:  # (the usual case: a bucket's periods were all complete at its end)
             pending = groups
-        zone, granularity = context.zone, context.granularity
         boundary = period_start(reached * QUARTER_SECONDS, zone, granularity)
         # (every pending period starts at or before the one holding the last quarter read)
         if (
