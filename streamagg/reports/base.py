@@ -23,6 +23,10 @@ class QueryContext:
     resolve_rate_center: Any = None  # Callable[[str], RateCenterRow | None]
     granularity: str = "hour"  # the period of a row, for reports that have one (dtmf)
     zone: Zone = UTC_ZONE  # the time zone of the range and of the periods of rows
+    # The first epoch quarter from which no bucket has lost finer buckets to retention: a
+    # range's edges may read a coarser bucket less its part outside the range from here on
+    # (tables/buckets.py, signed_cover). None: only buckets inside the range are read.
+    intact_from: int | None = None
 
 
 class Report(Protocol):

@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from operator import add
+from operator import add, sub
 
 from streamagg.reports.base import Groups, QueryContext, Report, Row
 from streamagg.reports.periods import hour_periods, period_start
-from streamagg.tables.buckets import HOUR, QUARTER_SECONDS, QUARTERS_PER_HOUR, Grain, cover, finest
+from streamagg.tables.buckets import (
+    HOUR,
+    QUARTER_SECONDS,
+    QUARTERS_PER_HOUR,
+    Grain,
+    Tile,
+    cover,
+    finest,
+    signed_cover,
+)
 from streamagg.tables.fold import add_vector
 from streamagg.tables.keys import (
     ROLLED_UP_TO,
@@ -44,25 +53,51 @@ def bucket_groups(
     time order, each with the quarter where its part of the range ends. A report whose groups
     carry their hour gets them per period instead: ``{period start}␟{rest of the group}``."""
     fine = finest(report.grains)
-    name, fields, customer = report.name, report.fields, context.customer_id
     for grain, bucket in cover(start, end, report.grains):
-        prefix = report_bucket_prefix(name, grain.code, bucket, customer)
         last = grain.span(bucket)[1]
-        groups: Groups = {}
-        rows = scan(prefix, _after(prefix))
-        if grain != fine:  # (a coarser bucket is used only inside the range)
-            cut = len(prefix)
-            for key, raw in rows:
-                groups[key[cut:].decode()] = decode_report_value(raw, name, fields)
-            _add_open_hours(groups, report, grain, bucket, customer, scan)
-        elif report.hour_in_group:
+        if grain == fine and report.hour_in_group:
+            prefix = report_bucket_prefix(report.name, grain.code, bucket, context.customer_id)
+            groups: Groups = {}
+            rows = scan(prefix, _after(prefix))
             _add_periods(groups, rows, len(prefix), report, start, end, context)
-        else:  # (the finest grain of the others is the hour: the bucket is its hour)
-            for key, raw in rows:
-                total = _sum_in_range(decode_split_value(raw, name, fields), bucket, start, end)
-                if total is not None:
-                    groups[key[len(prefix) :].decode()] = total
+        else:
+            groups = _tile_groups(report, (1, grain, bucket, start, end), scan, context)
         yield min(last * QUARTERS_PER_HOUR, end), groups
+
+
+def range_groups(
+    report: Report, start: int, end: int, scan: Scan, context: QueryContext
+) -> Iterator[Groups]:
+    """What each step of the range's signed cover adds (a report without periods in its
+    groups): a bucket read whole, or a bucket less its part outside the range, read at one
+    moment. A group may come out at zero (its calls all outside the range)."""
+    safe_from = end if context.intact_from is None else context.intact_from
+    for step in signed_cover(start, end, report.grains, safe_from):
+        net: Groups = {}
+        for tile in step:
+            merge_groups(net, _tile_groups(report, tile, scan, context), tile[0])
+        yield net
+
+
+def _tile_groups(report: Report, tile: Tile, scan: Scan, context: QueryContext) -> Groups:
+    """The groups of one bucket: a coarser one whole (with the open hours it spans), one of the
+    finest grain (an hour) for its quarters in the tile's [first, end) only."""
+    _, grain, bucket, first, end = tile
+    name, fields, customer = report.name, report.fields, context.customer_id
+    prefix = report_bucket_prefix(name, grain.code, bucket, customer)
+    cut = len(prefix)
+    groups: Groups = {}
+    rows = scan(prefix, _after(prefix))
+    if grain != finest(report.grains):
+        for key, raw in rows:
+            groups[key[cut:].decode()] = decode_report_value(raw, name, fields)
+        _add_open_hours(groups, report, grain, bucket, customer, scan)
+    else:  # (the finest grain of the reports without periods is the hour: the bucket is one)
+        for key, raw in rows:
+            total = _sum_in_range(decode_split_value(raw, name, fields), bucket, first, end)
+            if total is not None:
+                groups[key[cut:].decode()] = total
+    return groups
 
 
 def _add_open_hours(
@@ -136,18 +171,33 @@ def merged_groups(
 ) -> Groups:
     """Sum of every group over the epoch quarters [start, end), read from the fewest buckets."""
     merged: Groups = {}
-    for _, groups in bucket_groups(report, start, end, scan, context):
+    if report.hour_in_group:
+        for _, groups in bucket_groups(report, start, end, scan, context):
+            merge_groups(merged, groups)
+        return merged
+    for groups in range_groups(report, start, end, scan, context):
         merge_groups(merged, groups)
-    return merged
+    return _with_calls(merged)
 
 
-def merge_groups(merged: Groups, groups: Groups) -> None:
-    """merged += groups, group by group. Takes the vectors of ``groups`` (new lists, one
-    bucket's, used once) into ``merged`` without copying them; a sum is a new list."""
+def _with_calls(groups: Groups) -> Groups:
+    """The groups with calls in the range: a bucket less its part outside the range leaves
+    a group whose calls were all outside at zero (a group with a call has a count above 0)."""
+    return {group: vector for group, vector in groups.items() if any(vector)}
+
+
+def merge_groups(merged: Groups, groups: Groups, sign: int = 1) -> None:
+    """merged += groups (or -= when sign is -1), group by group. Takes the vectors of
+    ``groups`` (new lists, one bucket's, used once) into ``merged`` without copying them; a sum
+    is a new list."""
     get = merged.get
+    combine = add if sign > 0 else sub
     for group, vector in groups.items():
         existing = get(group)
-        merged[group] = vector if existing is None else list(map(add, existing, vector))
+        if existing is not None:
+            merged[group] = list(map(combine, existing, vector))
+        else:
+            merged[group] = vector if sign > 0 else [-value for value in vector]
 
 
 def _after(prefix: bytes) -> bytes:
@@ -164,16 +214,16 @@ async def stream_rows(
     report: Report, start: int, end: int, scan: Scan, context: QueryContext
 ) -> AsyncIterator[Row]:
     """The rows of run_query, in the same order, giving the event loop back between buckets."""
-    buckets = bucket_groups(report, start, end, scan, context)
     if report.hour_in_group:
+        buckets = bucket_groups(report, start, end, scan, context)
         async for row in _stream_periods(report, end, buckets, context):
             yield row
         return
     merged: Groups = {}
-    for _, groups in buckets:
+    for groups in range_groups(report, start, end, scan, context):
         merge_groups(merged, groups)
         await asyncio.sleep(0)
-    for row in report.rows(merged, context):
+    for row in report.rows(_with_calls(merged), context):
         yield row
 
 

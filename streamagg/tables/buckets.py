@@ -79,6 +79,71 @@ def cover(start: int, end: int, grains: tuple[Grain, ...]) -> list[tuple[Grain, 
     return buckets
 
 
+# A bucket read for a range: (+1 or -1, grain, bucket, first quarter, end quarter). Of a bucket
+# of the finest grain only its quarters in [first, end) count; a coarser one counts whole.
+Tile = tuple[int, Grain, int, int, int]
+# Tiles read in one step (a bucket less the parts of it outside the range: one moment's state).
+Step = list[Tile]
+
+
+def signed_cover(start: int, end: int, grains: tuple[Grain, ...], safe_from: int) -> list[Step]:
+    """Steps whose tiles sum to exactly the epoch quarters [start, end), with the fewest tiles:
+    the cover above, or at an edge of the range a coarser bucket less its part outside the
+    range (a local month that ends at 18:15 UTC: its UTC month less 6 hours, instead of 29
+    days and 18 hours). Sums are exact integers, so a difference is exact when the bucket and
+    what is taken from it are read at one moment (one step). Only buckets that start at or
+    after the quarter ``safe_from`` are taken apart: before it, retention may have deleted
+    finer buckets that a coarser one still holds."""
+    best: list[Step] | None = None
+    for head in _edges(start, end, grains, safe_from, at_start=True):
+        for tail in _edges(start, end, grains, safe_from, at_start=False):
+            if head.stop > tail.start:
+                continue  # (they overlap: each alone already reads the whole range)
+            middle = [[tile] for tile in _tiles(head.stop, tail.start, grains, +1)]
+            steps = head.steps + middle + tail.steps
+            if best is None or sum(map(len, steps)) < sum(map(len, best)):
+                best = steps  # (the plain cover comes first: it wins ties)
+    assert best is not None
+    return best
+
+
+@dataclass(frozen=True)
+class _Edge:
+    """How one edge of the range is read: ``steps`` cover the quarters [start, stop)."""
+
+    start: int
+    stop: int
+    steps: list[Step]
+
+
+def _edges(
+    start: int, end: int, grains: tuple[Grain, ...], safe_from: int, at_start: bool
+) -> list[_Edge]:
+    """The ways to read one edge: nothing special (an empty edge), or a coarser bucket holding
+    the edge, less its part outside the range."""
+    edges = [_Edge(start, start, []) if at_start else _Edge(end, end, [])]  # (plain)
+    quarter = start if at_start else end - 1
+    for grain in coarser(grains):
+        bucket = grain.bucket(quarter // QUARTERS_PER_HOUR)
+        first, last = (hour * QUARTERS_PER_HOUR for hour in grain.span(bucket))
+        if first < safe_from or (first >= start and last <= end):
+            continue  # (not safe to take apart, or inside the range: the plain cover uses it)
+        outside = _tiles(first, max(first, start), grains, -1)
+        outside += _tiles(min(last, end), last, grains, -1)
+        step = [(+1, grain, bucket, first, last), *outside]
+        edges.append(_Edge(max(first, start), min(last, end), [step]))
+    return edges
+
+
+def _tiles(start: int, end: int, grains: tuple[Grain, ...], sign: int) -> list[Tile]:
+    """The plain cover of [start, end) as tiles of one sign."""
+    tiles: list[Tile] = []
+    for grain, bucket in cover(start, end, grains):
+        first, last = (hour * QUARTERS_PER_HOUR for hour in grain.span(bucket))
+        tiles.append((sign, grain, bucket, max(first, start), min(last, end)))
+    return tiles
+
+
 def finest(grains: tuple[Grain, ...]) -> Grain:
     return min(grains, key=_size_rank)
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from streamagg.tables.buckets import QUARTERS_PER_HOUR
 from streamagg.tables.fold import ReportFold
 from streamagg.tables.keys import (
     NEWEST_MS,
@@ -39,6 +40,18 @@ class SweptState(Protocol):
     def scan(self, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]: ...
 
 
+def oldest_kept_hour(now: float, retention_days: int) -> int:
+    """The epoch hour from which buckets are kept: the sweep deletes each grain's buckets
+    before the one holding this hour (a coarser bucket may so keep hours its finer ones lost)."""
+    return int(now // 3600) - retention_days * 24
+
+
+def intact_from_quarter(now: float, retention_days: int) -> int:
+    """The first epoch quarter of buckets no sweep has taken finer buckets from, with a day to
+    spare (another worker's clock, or a sweep that ran before this moment's hour began)."""
+    return (oldest_kept_hour(now, retention_days) + 24) * QUARTERS_PER_HOUR
+
+
 @dataclass(frozen=True)
 class RetentionSweeper:
     reports: Mapping[str, ReportFold]
@@ -49,7 +62,7 @@ class RetentionSweeper:
     def sweep(self, txn: SweptState, now: float, budget: int | None = None) -> int:
         """Delete up to ``budget`` (default: self.budget) expired keys; returns how many."""
         left = self.budget if budget is None else budget
-        oldest_hour = int(now // 3600) - self.retention_days * 24
+        oldest_hour = oldest_kept_hour(now, self.retention_days)
         deleted = 0
         for report in self.reports.values():
             for grain in report.grains:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain, cover
+from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain, cover, finest, signed_cover
 
 PROPS = settings(max_examples=200, deadline=None)
 
@@ -219,3 +220,39 @@ def test_cover_of_an_empty_range_is_empty() -> None:
     h = hour_of(2026, 11, 25)
     assert cover_hours(h, h, (HOUR, DAY, MONTH)) == []
     assert cover_hours(h, h - 5, (DAY,)) == []
+
+
+@PROPS
+@given(
+    quarters_2020s,
+    st.integers(min_value=0, max_value=96 * 500),
+    st.sampled_from(GRAIN_SETS),
+    st.integers(min_value=-96 * 40, max_value=96 * 40),
+)
+def test_signed_cover_counts_each_quarter_of_the_range_once(
+    start: int, length: int, grains: tuple[Grain, ...], safe_shift: int
+) -> None:
+    """Added and taken-away tiles net to exactly the range's quarters, never in more tiles than
+    the plain cover, and only buckets from ``safe_from`` on are taken apart."""
+    end = start + length
+    safe_from = start + safe_shift
+    steps = signed_cover(start, end, grains, safe_from)
+    net: collections.Counter[int] = collections.Counter()
+    fine = finest(grains)
+    for step in steps:
+        for sign, grain, bucket, first, last in step:
+            span = tuple(4 * hour for hour in grain.span(bucket))
+            if grain != fine:
+                assert (first, last) == span  # (a coarser bucket counts whole)
+            assert span[0] <= first <= last <= span[1]
+            for quarter in range(first, last):
+                net[quarter] += sign
+            if sign > 0 and grain != fine and (span[0] < start or span[1] > end):
+                assert span[0] >= safe_from, "a bucket before safe_from taken apart"
+    assert +net == collections.Counter(range(start, end))
+    assert -net == collections.Counter()
+    assert sum(map(len, steps)) <= len(cover(start, end, grains))
+    if safe_from >= end:  # (nothing may be taken apart: the plain cover, tile by tile)
+        assert [[(grain, bucket) for _, grain, bucket, _, _ in step] for step in steps] == [
+            [tile] for tile in cover(start, end, grains)
+        ]

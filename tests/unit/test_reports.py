@@ -26,6 +26,7 @@ from streamagg.reports.rate_center import RateCenterReport
 from streamagg.reports.tech_prefix import TechPrefixReport
 from streamagg.reports.view import column_keys
 from streamagg.tables.fold import fold_records
+from streamagg.tables.retention import RetentionSweeper, intact_from_quarter, oldest_kept_hour
 from streamagg.tables.rollup import OPEN_HOURS
 from tests.support.common import without_margin
 from tests.support.memstore import MemState
@@ -507,7 +508,14 @@ def test_query_over_buckets_equals_the_fold_of_the_range(cdrs: list[Cdr], data: 
         zone = data.draw(st.sampled_from(ZONES), label=f"{name} zone")
         start, end = data.draw(local_ranges(zone, report.whole_days), label=name)
         customer = data.draw(st.sampled_from(["42", "43", "44"]), label=f"{name} customer")
-        context = QueryContext(customer, resolve_rate_center=fake_resolve, zone=find_zone(zone))
+        # (0: every bucket intact, so edges may read a bucket less its part outside the range)
+        intact_from = data.draw(st.sampled_from([None, 0]), label=f"{name} intact from")
+        context = QueryContext(
+            customer,
+            resolve_rate_center=fake_resolve,
+            zone=find_zone(zone),
+            intact_from=intact_from,
+        )
         expected = brute_force(report, cdrs, customer, start, end, zone=zone)
         assert merged_groups(report, start, end, stores.scan, context) == expected, name
         expected_rows = report.rows(expected, context)
@@ -670,3 +678,24 @@ def test_margin_share_rounds_half_away_from_zero_both_ways() -> None:
     )
     assert (up["margin"], up["margin_pct"]) == ("0.010000", 0.13)
     assert (down["margin"], down["margin_pct"]) == ("-0.010000", -0.13)
+
+
+def test_a_range_at_the_retention_edge_never_counts_calls_outside_it() -> None:
+    """Retention deletes each grain's buckets before the one holding its oldest kept hour, so
+    the day and month holding that hour keep calls of hours that are gone on their own. A range
+    in that month must not be read as the month less those hours (the month would bring their
+    calls back): intact_from_quarter keeps such buckets out of any subtraction."""
+    retention_days = 30
+    now = at(2026, 10, 31, 12)
+    assert oldest_kept_hour(now, retention_days) == at(2026, 10, 1, 12) // 3600
+    early, late = at(2026, 10, 1, 5), at(2026, 10, 20, 9)  # its hour deleted / in range
+    state = build_tables([call(start=early), call(start=late)])
+    RetentionSweeper(REPORTS, retention_days, 48 * 3600).sweep(state, now)
+    report = REPORTS["tech-prefix"]
+    start, end = at(2026, 10, 1, 13) // 900, at(2026, 10, 31, 18) // 900
+    safe = QueryContext("42", intact_from=intact_from_quarter(now, retention_days))
+    assert merged_groups(report, start, end, state.scan, safe) == fold(report, [call(start=late)])
+    # (October less its first 13 hours, read with every bucket deemed intact, brings back the
+    # call of the deleted 05:00 hour: the guard is what keeps the answer exact)
+    unsafe = QueryContext("42", intact_from=0)
+    assert merged_groups(report, start, end, state.scan, unsafe)[""][0] == 2
