@@ -54,7 +54,7 @@ def bucket_groups(
     carry their hour gets them per period instead: ``{period start}␟{rest of the group}``."""
     fine = finest(report.grains)
     for grain, bucket in cover(start, end, report.grains):
-        last = grain.span(bucket)[1]
+        last = grain.quarters(bucket)[1]
         if grain == fine and report.hour_in_group:
             prefix = report_bucket_prefix(report.name, grain.code, bucket, context.customer_id)
             groups: Groups = {}
@@ -62,7 +62,7 @@ def bucket_groups(
             _add_periods(groups, rows, len(prefix), report, start, end, context)
         else:
             groups = _tile_groups(report, (1, grain, bucket, start, end), scan, context)
-        yield min(last * QUARTERS_PER_HOUR, end), groups
+        yield min(last, end), groups
 
 
 def range_groups(

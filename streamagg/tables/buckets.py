@@ -33,6 +33,11 @@ class Grain:
             return bucket * 24, bucket * 24 + 24
         return _month_start_hour(bucket), _month_start_hour(bucket + 1)
 
+    def quarters(self, bucket: int) -> tuple[int, int]:
+        """Epoch quarters [start, end) that a bucket covers."""
+        first, last = self.span(bucket)
+        return first * QUARTERS_PER_HOUR, last * QUARTERS_PER_HOUR
+
 
 QUARTER_SECONDS = 900
 QUARTERS_PER_HOUR = 4
@@ -69,13 +74,13 @@ def cover(start: int, end: int, grains: tuple[Grain, ...]) -> list[tuple[Grain, 
         hour = quarter // QUARTERS_PER_HOUR
         for grain in coarse_to_fine:
             bucket = grain.bucket(hour)
-            first, last = grain.span(bucket)
-            if first * QUARTERS_PER_HOUR == quarter and last * QUARTERS_PER_HOUR <= end:
+            first, last = grain.quarters(bucket)
+            if first == quarter and last <= end:
                 break
         else:
             grain, bucket = fine, fine.bucket(hour)
         buckets.append((grain, bucket))
-        quarter = grain.span(bucket)[1] * QUARTERS_PER_HOUR
+        quarter = grain.quarters(bucket)[1]
     return buckets
 
 
@@ -125,7 +130,7 @@ def _edges(
     quarter = start if at_start else end - 1
     for grain in coarser(grains):
         bucket = grain.bucket(quarter // QUARTERS_PER_HOUR)
-        first, last = (hour * QUARTERS_PER_HOUR for hour in grain.span(bucket))
+        first, last = grain.quarters(bucket)
         if first < safe_from or (first >= start and last <= end):
             continue  # (not safe to take apart, or inside the range: the plain cover uses it)
         outside = _tiles(first, max(first, start), grains, -1)
@@ -139,7 +144,7 @@ def _tiles(start: int, end: int, grains: tuple[Grain, ...], sign: int) -> list[T
     """The plain cover of [start, end) as tiles of one sign."""
     tiles: list[Tile] = []
     for grain, bucket in cover(start, end, grains):
-        first, last = (hour * QUARTERS_PER_HOUR for hour in grain.span(bucket))
+        first, last = grain.quarters(bucket)
         tiles.append((sign, grain, bucket, max(first, start), min(last, end)))
     return tiles
 

@@ -48,7 +48,7 @@ def oldest_kept_hour(now: float, retention_days: int) -> int:
 
 def intact_from_quarter(now: float, retention_days: int) -> int:
     """The first epoch quarter of buckets no sweep has taken finer buckets from, with a day to
-    spare (another worker's clock, or a sweep that ran before this moment's hour began)."""
+    spare for a sweep by a worker whose clock runs ahead of this one's."""
     return (oldest_kept_hour(now, retention_days) + 24) * QUARTERS_PER_HOUR
 
 
