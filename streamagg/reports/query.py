@@ -1,8 +1,9 @@
 """Answer a report for any range of whole quarter-hours from its bucketed state.
 
 A range is covered by the fewest buckets (tables/buckets.py). Each bucket is read whole in one
-step (a day or month bucket with the hours it spans that are not in it yet: tables/rollup.py);
-between buckets the query gives the event loop back, so a long answer never holds up the
+step (a day or month bucket with the hours it spans that are not in it yet: tables/rollup.py;
+at an edge of the range, a bucket less its part outside the range); between steps the query
+gives the event loop back, so a long answer never holds up the
 worker. The finest grain keeps each group per quarter-hour: its quarters outside the range
 are left out, and for reports whose rows are periods (dtmf), each quarter goes to the local
 hour, day or month that holds it (reports/periods.py). Such rows stream period by period, in
@@ -46,23 +47,20 @@ ROWS_PER_STEP = 200  # rows yielded between two returns to the event loop
 Scan = Callable[[bytes, bytes], Iterable[tuple[bytes, bytes]]]
 
 
-def bucket_groups(
+def period_groups(
     report: Report, start: int, end: int, scan: Scan, context: QueryContext
 ) -> Iterator[tuple[int, Groups]]:
-    """The groups of each bucket covering the epoch quarters [start, end), bucket by bucket in
-    time order, each with the quarter where its part of the range ends. A report whose groups
-    carry their hour gets them per period instead: ``{period start}␟{rest of the group}``."""
+    """For a report whose groups carry their hour (dtmf): the groups of each bucket of its
+    finest grain covering the epoch quarters [start, end), per period of the context's zone
+    and granularity (``{period start}␟{rest of the group}``), bucket by bucket in time order,
+    each with the quarter where its part of the range ends. (Coarser buckets no longer know
+    the hours of their calls: periods are read from the finest grain only.)"""
     fine = finest(report.grains)
-    for grain, bucket in cover(start, end, report.grains):
-        last = grain.quarters(bucket)[1]
-        if grain == fine and report.hour_in_group:
-            prefix = report_bucket_prefix(report.name, grain.code, bucket, context.customer_id)
-            groups: Groups = {}
-            rows = scan(prefix, _after(prefix))
-            _add_periods(groups, rows, len(prefix), report, start, end, context)
-        else:
-            groups = _tile_groups(report, (1, grain, bucket, start, end), scan, context)
-        yield min(last, end), groups
+    for grain, bucket in cover(start, end, (fine,)):
+        prefix = report_bucket_prefix(report.name, grain.code, bucket, context.customer_id)
+        groups: Groups = {}
+        _add_periods(groups, scan(prefix, _after(prefix)), len(prefix), report, start, end, context)
+        yield min(grain.quarters(bucket)[1], end), groups
 
 
 def range_groups(
@@ -172,7 +170,7 @@ def merged_groups(
     """Sum of every group over the epoch quarters [start, end), read from the fewest buckets."""
     merged: Groups = {}
     if report.hour_in_group:
-        for _, groups in bucket_groups(report, start, end, scan, context):
+        for _, groups in period_groups(report, start, end, scan, context):
             merge_groups(merged, groups)
         return merged
     for groups in range_groups(report, start, end, scan, context):
@@ -215,7 +213,7 @@ async def stream_rows(
 ) -> AsyncIterator[Row]:
     """The rows of run_query, in the same order, giving the event loop back between buckets."""
     if report.hour_in_group:
-        buckets = bucket_groups(report, start, end, scan, context)
+        buckets = period_groups(report, start, end, scan, context)
         async for row in _stream_periods(report, end, buckets, context):
             yield row
         return
