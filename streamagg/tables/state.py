@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from streamagg.errors import NotOwner, Unavailable
+from streamagg.gc_tuning import collector_paused
 from streamagg.kafka_clients import SESSION_TIMEOUT_MS, LagSeries, group_reader
 from streamagg.metrics import Metrics
 from streamagg.settings import Settings
@@ -224,7 +225,8 @@ class StateLayer(ConsumerRebalanceListener):
                         # recovered and sought to the state's offset; nothing read here counts.
                         continue
                     if polled:
-                        await self._cycle(polled)
+                        with collector_paused():
+                            await self._cycle(polled)
                     await self._maintenance(consumer)
         finally:
             async with self.lock:
