@@ -2,10 +2,9 @@
 
 A consumer of the batch topic in the group ``{app_id}-state`` (assignor: tables/assignor.py)
 gets partitions. Each owned partition recovers (tables/partition.py), then the stage reads
-batches in cycles: for each active partition, a transaction is filled by the handler (the
-report agent) and the retention sweeper, and its commit starts at once: it runs while the
-stage folds the next partitions (tables/commits.py), one commit in flight per partition.
-A failure of one partition stops that partition only. Queries read the local copy of active
+batches in cycles (tables/cycles.py): one transaction per active partition, its commit running
+while the next partitions fold. A failure of one partition stops that partition only, and it
+is recovered again after a backoff. Queries read the local copy of active
 partitions; the owner map from the assignment says where the others are.
 """
 
@@ -15,49 +14,30 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from streamagg.errors import NotOwner, Unavailable
-from streamagg.gc_tuning import collector_paused
 from streamagg.kafka_clients import SESSION_TIMEOUT_MS, LagSeries, group_reader
 from streamagg.metrics import Metrics
 from streamagg.settings import Settings
 from streamagg.tables.assignor import OwnershipAssignor
-from streamagg.tables.commits import CommitChains
+from streamagg.tables.cycles import MAINTENANCE_EVERY_S, BatchHandler, Cycles
 from streamagg.tables.partition import OwnedPartition, Status, recover
 from streamagg.tables.retention import RetentionSweeper
 from streamagg.tables.standby import StandbyFollower
 from streamagg.tables.store import PartitionStore
-from streamagg.tables.transaction import PartitionTransaction
 
 log = logging.getLogger(__name__)
 
-COMMIT_TIMEOUT_S = 30.0
 PREDECESSOR = (
     "is still assigned to this worker's previous instance, until the group drops it "
     "(at most the 10 s session timeout)"
 )
-MAINTENANCE_EVERY_S = 30.0
 RESTART_SECONDS = 5.0
-
-
-class BatchHandler(Protocol):
-    """What the stage calls for each partition's batch messages of a cycle."""
-
-    async def apply(
-        self, txn: PartitionTransaction, messages: Sequence[ConsumerRecord[Any, Any]]
-    ) -> Any:
-        """Fold the messages into the transaction; returns what ``committed`` gets. It may give
-        the event loop back (queries read committed state only; rebalances wait for the
-        cycle's lock)."""
-
-    def committed(self, outcome: Any) -> None:
-        """The transaction of ``apply`` is committed (count what it did)."""
 
 
 class PartitionReader:
@@ -85,8 +65,6 @@ class StateLayer(ConsumerRebalanceListener):
         self.settings = settings
         self.metrics = metrics
         self.lag = LagSeries(metrics.consumer_lag)
-        self.handler = handler
-        self.sweeper = sweeper
         self.topic = settings.batches_topic
         self.changelog = settings.changelog_topic
         self.assignor = OwnershipAssignor(
@@ -94,7 +72,7 @@ class StateLayer(ConsumerRebalanceListener):
         )
         self.owned: dict[int, OwnedPartition] = {}
         self.stores: dict[int, PartitionStore] = {}
-        self.commits = CommitChains()
+        self.cycles = Cycles(self.changelog, metrics, handler, sweeper, self._stop)
         self.lock = asyncio.Lock()
         self.epoch = 0  # bumped by every rebalance: a poll from an older epoch is dropped
         self.rebalancing = True
@@ -225,8 +203,8 @@ class StateLayer(ConsumerRebalanceListener):
                         # recovered and sought to the state's offset; nothing read here counts.
                         continue
                     if polled:
-                        with collector_paused():
-                            await self._cycle(polled)
+                        await self.cycles.run(self.owned, polled)
+                        await self._set_lag()
                     await self._maintenance(consumer)
         finally:
             async with self.lock:
@@ -337,7 +315,7 @@ class StateLayer(ConsumerRebalanceListener):
         asyncio.get_running_loop().create_task(owned.drop_producer())
 
     async def _release_all(self) -> None:
-        await self.commits.settle_all()  # (a partition's producer is in use until then)
+        await self.cycles.commits.settle_all()  # (a partition's producer is in use until then)
         owned, self.owned = self.owned, {}
         await asyncio.gather(*(o.release() for o in owned.values()), return_exceptions=True)
         for number in owned:
@@ -345,78 +323,10 @@ class StateLayer(ConsumerRebalanceListener):
             with contextlib.suppress(KeyError):
                 self.metrics.partition_stopped.remove(str(number))
 
-    # -- cycles -----------------------------------------------------------------------------
-
-    async def _cycle(self, polled: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
-        """Fold each partition's batches into a transaction and start its commit, which runs
-        while the next partitions fold (tables/commits.py)."""
-        for tp, messages in polled.items():
-            await self.commits.settled(tp.partition)
-            owned = self.owned.get(tp.partition)
-            if owned is None or owned.status is not Status.ACTIVE:
-                continue
-            fresh = [m for m in messages if m.offset >= owned.next_offset]
-            if len(fresh) < len(messages):
-                log.warning(
-                    "partition %d: %d batch messages before offset %d read again, skipped",
-                    tp.partition,
-                    len(messages) - len(fresh),
-                    owned.next_offset,
-                )
-                self.metrics.batches_skipped.inc(len(messages) - len(fresh))
-            if not fresh:
-                continue
-            txn = owned.transaction(self.changelog)
-            try:
-                outcome = await self.handler.apply(txn, fresh)
-                # Expiry keeps pace with what the batch added, whatever the batch size.
-                self.sweeper.sweep(txn, time.time(), self.sweeper.budget + 2 * txn.changes)
-                txn.consumed(fresh[-1].offset + 1)
-            except Exception as exc:
-                log.exception("partition %d: applying batches failed", tp.partition)
-                self._stop(
-                    owned, f"applying batch {tp.topic}/{tp.partition}/{fresh[0].offset}: {exc!r}"
-                )
-                continue
-            self.commits.start(
-                owned.number, self._commit(owned, txn, outcome, fresh[-1].offset + 1)
-            )
-        await self._set_lag()
-
-    async def _commit(
-        self, owned: OwnedPartition, txn: PartitionTransaction, outcome: Any, next_offset: int
-    ) -> None:
-        try:
-            await txn.commit(COMMIT_TIMEOUT_S)
-        except BaseException as exc:
-            # (cancelled too: the batches it consumed must be read again, after a recovery)
-            self._stop(owned, f"its transaction did not commit: {exc!r}")
-            if not isinstance(exc, Exception):
-                raise
-            return
-        owned.next_offset = next_offset
-        owned.failures = 0
-        owned.last_commit = time.monotonic()
-        self.metrics.state_transactions.labels(outcome="committed").inc()
-        self.handler.committed(outcome)
-
     async def _maintenance(self, consumer: AIOKafkaConsumer) -> None:
         """Sweep partitions that had no batch for a while; publish the group's offsets."""
+        await self.cycles.sweep_idle(self.owned)
         now = time.monotonic()
-        for owned in list(self.owned.values()):
-            if owned.status is not Status.ACTIVE or now - owned.last_commit < MAINTENANCE_EVERY_S:
-                continue
-            await self.commits.settled(owned.number)
-            if owned.status is not Status.ACTIVE:
-                continue
-            owned.last_commit = now
-            txn = owned.transaction(self.changelog)
-            if not self.sweeper.sweep(txn, time.time()):
-                continue
-            try:
-                await txn.commit(COMMIT_TIMEOUT_S)
-            except Exception as exc:
-                self._stop(owned, f"its retention transaction did not commit: {exc!r}")
         if now - self._last_offsets_commit >= MAINTENANCE_EVERY_S / 6:
             self._last_offsets_commit = now
             # For operators' tools only (lag per group): the state's own offsets rule.

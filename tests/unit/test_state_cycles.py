@@ -93,7 +93,7 @@ class Stage:
         messages = {
             TopicPartition(TOPIC, p): [Message(o) for o in offs] for p, offs in polled.items()
         }
-        await self.layer._cycle(messages)  # type: ignore[arg-type]
+        await self.layer.cycles.run(self.layer.owned, messages)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -132,10 +132,10 @@ async def test_a_partitions_commit_runs_while_the_next_partition_folds(stage: St
     assert (
         journal.index("applied 0") < journal.index("commit 0 begins") < journal.index("applied 1")
     )
-    assert len(stage.layer.commits) == 2  # both still in flight: the cycle did not wait
+    assert len(stage.layer.cycles.commits) == 2  # both still in flight: the cycle did not wait
     stage.gates[0].set()
     stage.gates[1].set()
-    await stage.layer.commits.settle_all()
+    await stage.layer.cycles.commits.settle_all()
     assert [stage.layer.owned[p].next_offset for p in (0, 1)] == [2, 1]
     assert sorted(stage.handler.committed_outcomes) == [1, 2]
 
@@ -160,7 +160,7 @@ async def test_the_next_transaction_of_a_partition_waits_for_the_commit_before_i
         "commit 0 begins",
     ]
     stage.gates[0].set()
-    await stage.layer.commits.settle_all()
+    await stage.layer.cycles.commits.settle_all()
     assert stage.layer.owned[0].next_offset == 4
 
 
@@ -177,7 +177,7 @@ async def test_batches_after_a_failed_commit_are_not_applied(stage: Stage) -> No
     assert not any(line.startswith("apply 0 at 2") for line in stage.handler.journal)
     assert "apply 1 at 1" in stage.handler.journal  # the other partition goes on
     stage.gates[1].set()
-    await stage.layer.commits.settle_all()
+    await stage.layer.cycles.commits.settle_all()
 
 
 async def test_a_rebalance_waits_for_every_commit_in_flight(stage: Stage) -> None:
@@ -190,4 +190,4 @@ async def test_a_rebalance_waits_for_every_commit_in_flight(stage: Stage) -> Non
     stage.gates[1].set()
     await revoked
     assert sorted(stage.handler.committed_outcomes) == [1, 3]
-    assert stage.layer.owned == {} and len(stage.layer.commits) == 0
+    assert stage.layer.owned == {} and len(stage.layer.cycles.commits) == 0
