@@ -34,6 +34,7 @@ from streamagg.tables.keys import (
     ROLLED_UP_TO,
     SEP,
     SplitValue,
+    customer_key,
     decode_int,
     decode_report_value,
     decode_split_value,
@@ -103,18 +104,33 @@ def _add_open_hours(
 ) -> None:
     """A day or month bucket holds its closed hours only (tables/rollup.py): add the hours it
     spans from the partition's first open hour on, read in the same step as the bucket (no
-    commit can close an hour in between)."""
-    found = next(iter(scan(ROLLED_UP_TO, ROLLED_UP_TO + b"\x00")), None)
+    commit can close an hour in between).
+
+    The hours end at the customer's latest call (``C␟customer``, raised by the fold that
+    accepts a call, in the same transaction): early in a month, "this month" would otherwise
+    look up every empty hour to its end, ~700 of them. An open hour holds only calls folded by
+    a version that keeps that key (state of older versions has every hour closed)."""
+    found = _one(scan, ROLLED_UP_TO)
     if found is None:  # (every hour is closed)
         return
+    latest = _one(scan, customer_key(customer))
+    if latest is None:  # (no call of this customer)
+        return
     first, end = grain.span(bucket)
+    end = min(end, decode_int(latest, 0) // 3600 + 1)  # (the hour of that call, included)
     name, fields = report.name, report.fields
-    for hour in range(max(first, decode_int(found[1], 0)), end):
+    for hour in range(max(first, decode_int(found, 0)), end):
         prefix = report_bucket_prefix(name, HOUR.code, hour, customer)
         for key, raw in scan(prefix, _after(prefix)):
             total = hour_total(decode_split_value(raw, name, fields))
             if total is not None:
                 add_vector(groups, key[len(prefix) :].decode(), total)
+
+
+def _one(scan: Scan, key: bytes) -> bytes | None:
+    """The value of one key, through the scan (a query reads nothing else)."""
+    found = next(iter(scan(key, key + b"\x00")), None)
+    return None if found is None else found[1]
 
 
 def _quarters_in_range(hour: int, start: int, end: int) -> range:

@@ -141,3 +141,35 @@ def test_messages_without_a_time_keep_every_hour_closed() -> None:
     fold_at(state, [cdr(tech_prefix="1#")], T0 * 1000)  # (W never moves back)
     assert day_attempts(state) == 2
     assert answered_per_prefix(state, DAY_OF_T0 * 96, (DAY_OF_T0 + 1) * 96) == {"1#": 2}
+
+
+class CountingState(MemState):
+    """Counts the scans that look up one hour bucket of a report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hour_scans = 0
+
+    def scan(self, low: bytes, high: bytes) -> Any:
+        if low.startswith(b"R\x1ftech-prefix\x1fh"):
+            self.hour_scans += 1
+        return super().scan(low, high)
+
+
+def test_a_month_reads_its_open_hours_up_to_the_customers_latest_call_only() -> None:
+    """Early in a month "this month" spans hundreds of empty future hours: the query stops at
+    the customer's latest call (its hour included, to its last second)."""
+    hour = T0 // 3600
+    state = CountingState()
+    last_second = hour * 3600 + 3599
+    calls = [cdr(tech_prefix="1#", start=T0 - 3600), cdr(tech_prefix="2#", start=last_second)]
+    fold_at(state, calls, T0 * 1000 + 60_000)
+    fold_at(state, [cdr(customer="43", tech_prefix="9#", start=T0 + 40 * 3600)], T0 * 1000)
+    open_from = rolled(state)
+    assert open_from <= hour - 1  # (both calls' hours are open)
+    month = (DAY_OF_T0 - 24) * 96, (DAY_OF_T0 + 6) * 96  # 2026-11-01 … 2026-12-01
+    assert answered_per_prefix(state, *month) == {"1#": 1, "2#": 1}
+    assert state.hour_scans == hour - open_from + 1  # (not the month's ~130 hours to its end)
+    state.hour_scans = 0
+    rows = run_query(TECH, *month, state.scan, QueryContext("44"))  # (no call: nothing to read)
+    assert rows == [] and state.hour_scans == 0
