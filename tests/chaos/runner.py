@@ -94,7 +94,12 @@ class Run:
         self._stop = threading.Event()
         self.now = utc_now_hour()
         self.mix = CdrMix(
-            seed=scenario.seed, now=self.now, customers=scenario.customers, invalid_fraction=0.003
+            seed=scenario.seed,
+            now=self.now,
+            customers=scenario.customers,
+            invalid_fraction=0.003,
+            recent_fraction=scenario.recent_calls,
+            recent_hours=scenario.message_clock_hours,
         )
 
     # -- the run ------------------------------------------------------------------------------

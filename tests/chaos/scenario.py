@@ -8,7 +8,7 @@ broker run at their own pace).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Fault kinds (see runner.py for what each does).
 SIGKILL = "sigkill"  # a worker and its children, then restart it
@@ -82,6 +82,10 @@ class Scenario:
     # Message times from this many hours ago to now over the stream (0: the broker's clock): the
     # state's open hours close during the faults (tables/rollup.py). Within the dedup horizon.
     message_clock_hours: int = 0
+    # The share of calls that start within the message clock's span instead of over 13 months:
+    # the hours that close during the faults hold many calls, some arriving while their hour is
+    # open, some after it closed.
+    recent_calls: float = 0.0
 
     @property
     def messages(self) -> int:
@@ -93,6 +97,8 @@ class Scenario:
         fp = f" failpoints {self.failpoint_chance:.0%}" if self.failpoint_chance else ""
         early = "" if self.wait_ready_first else " early"
         clock = f" clock-{self.message_clock_hours}h" if self.message_clock_hours else ""
+        if self.recent_calls:
+            clock += f" recent-{self.recent_calls:.0%}"
         return (
             f"{self.workers}w {self.partitions}p {self.ingest_mode} {self.customers}c "
             f"{shape}{early}{fp}{clock}: {faults}"
@@ -129,7 +135,7 @@ def draw(seed: int) -> Scenario:
             )
         )
     faults.sort(key=lambda f: (f.after_phase, f.delay))
-    return Scenario(
+    scenario = Scenario(
         seed=seed,
         workers=workers,
         partitions=rng.choice((4, 8)),
@@ -142,3 +148,7 @@ def draw(seed: int) -> Scenario:
         # (drawn last: the scenarios of seeds run before it existed are unchanged otherwise)
         message_clock_hours=rng.choice((0, 6, 30)),
     )
+    # (drawn after everything else, as the clock was: earlier seeds' draws are unchanged)
+    if scenario.message_clock_hours and rng.random() < 0.5:
+        scenario = replace(scenario, recent_calls=0.6)
+    return scenario

@@ -35,6 +35,9 @@ class CdrMix:
     duplicate_fraction: float = 0.02
     invalid_fraction: float = 0.0
     dids: dict[str, str] = field(default_factory=dict)  # DID -> owner account
+    # This share of the calls starts in the last recent_hours before now (a dense recent stream).
+    recent_fraction: float = 0.0
+    recent_hours: int = 0
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -62,6 +65,8 @@ class CdrMix:
 
     def _start(self) -> datetime:
         rng = self.rng
+        if self.recent_fraction and rng.random() < self.recent_fraction:
+            return self.now - timedelta(seconds=rng.randint(1, self.recent_hours * 3600))
         if rng.random() < 0.3:
             # Near a month boundary (including the turn of the year): the last and first hours.
             months_back = rng.randrange(0, self.span_days // 31)
