@@ -4,8 +4,8 @@ A consumer of the batch topic in the group ``{app_id}-state`` (assignor: tables/
 gets partitions. Each owned partition recovers (tables/partition.py), then the stage reads
 batches in cycles (tables/cycles.py): one transaction per active partition, its commit running
 while the next partitions fold. A failure of one partition stops that partition only, and it
-is recovered again after a backoff. Queries read the local copy of active
-partitions; the owner map from the assignment says where the others are.
+is recovered again after a backoff. Queries read the local copy of active partitions; the
+owner map from the assignment says where the others are.
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ def draw(seed: int) -> Scenario:
         # (drawn last: the scenarios of seeds run before it existed are unchanged otherwise)
         message_clock_hours=rng.choice((0, 6, 30)),
     )
-    # (drawn after everything else, as the clock was: earlier seeds' draws are unchanged)
+    # (drawn after everything else, as the clock was: a seed's other fields are unchanged)
     if scenario.message_clock_hours and rng.random() < 0.5:
         scenario = replace(scenario, recent_calls=0.6)
     return scenario
