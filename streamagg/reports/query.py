@@ -3,10 +3,10 @@
 A range is covered by the fewest buckets (tables/buckets.py). Each bucket is read whole in one
 step (a day or month bucket with the hours it spans that are not in it yet: tables/rollup.py;
 at an edge of the range, a bucket less its part outside the range); between steps the query
-gives the event loop back, so a long answer never holds up the
-worker. The finest grain keeps each group per quarter-hour: its quarters outside the range
-are left out, and for reports whose rows are periods (dtmf), each quarter goes to the local
-hour, day or month that holds it (reports/periods.py). Such rows stream period by period, in
+gives the event loop back, so a long answer never holds up the worker. The finest grain keeps
+each group per quarter-hour: its quarters outside the range are left out, and for reports
+whose rows are periods (dtmf), each quarter goes to the local hour, day or month that holds
+it (reports/periods.py). Such rows stream period by period, in
 order, without the whole answer in memory. The other reports sum their groups over the
 buckets first (their groups are few: prefixes, DIDs).
 """
