@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -246,6 +247,16 @@ class Run:
             self._signal_tree(index, signal.SIGSTOP)
             time.sleep(fault.hold)
             self._signal_tree(index, signal.SIGCONT)
+        elif kind == S.LOST_DISK:
+            self._kill(index)
+            data_dir = self.crew.workers[index].data_dir
+            shutil.rmtree(data_dir)
+            data_dir.mkdir()
+            self.note(f"w{index} data directory deleted")
+            time.sleep(fault.hold)
+            self._start(index)
+        elif kind == S.KILL_INGEST_CHILD:
+            self._kill_ingest_child(index)
         else:
             raise AssertionError(f"unknown fault {kind}")
         self.note(f"fault {kind} done")
@@ -284,6 +295,17 @@ class Run:
             worker.start()
             self.crew.down.discard(index)
         self.note(f"w{index} started {worker.env.get('STREAMAGG_FAILPOINTS', '')}".rstrip())
+
+    def _kill_ingest_child(self, index: int) -> None:
+        """SIGKILL the worker's ingest child alone (an OOM kill may pick it): the worker must
+        start a new one, and the new one take over its input partitions' transactions."""
+        process = self.crew.workers[index].process
+        if process is None or process.poll() is not None:
+            self.note(f"w{index} not running: no ingest child to kill")
+            return
+        children = [pid for pid in descendants(process.pid) if _is_ingest_child(pid)]
+        kill_pids(children)
+        self.note(f"w{index} ingest child {children} SIGKILLed")
 
     def _signal_tree(self, index: int, sig: signal.Signals) -> None:
         process = self.crew.workers[index].process
@@ -426,6 +448,17 @@ class Run:
             ]
             logs.append(f"--- w{index} ({worker.log_path}):\n" + "\n".join(hits[-lines:]))
         return "events:\n" + "\n".join(self.events) + "\n" + "\n".join(logs)
+
+
+def _is_ingest_child(pid: int) -> bool:
+    """A multiprocessing child of the worker (not its resource tracker, if it has one)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().split(b"\0")
+    except OSError:
+        return False
+    text = b" ".join(words)
+    return b"spawn_main" in text and b"resource_tracker" not in text
 
 
 def run_scenario(scenario: S.Scenario, tmp_path: Path, replay: Callable[[], str]) -> list[str]:

@@ -20,6 +20,9 @@ BROKER_RESTART = "broker-restart"  # broker stop/start with the workers up
 BROKER_RESTART_WORKERS_DOWN = "broker-restart-workers-down"
 BROKER_PAUSE = "broker-pause"  # SIGSTOP the broker, SIGCONT after hold
 WORKER_PAUSE = "worker-pause"  # SIGSTOP a worker past the session timeout: it comes back a zombie
+# Drawn after everything else (a seed's earlier draws are unchanged by them):
+LOST_DISK = "lost-disk"  # SIGKILL, its data directory deleted, restart: a new machine or volume
+KILL_INGEST_CHILD = "kill-ingest-child"  # SIGKILL of the ingest child only (process mode)
 
 SINGLE_WORKER_FAULTS = (
     SIGKILL,
@@ -151,4 +154,17 @@ def draw(seed: int) -> Scenario:
     # (drawn after everything else, as the clock was: a seed's other fields are unchanged)
     if scenario.message_clock_hours and rng.random() < 0.5:
         scenario = replace(scenario, recent_calls=0.6)
+    # (drawn after that: the faults drawn above stay as they were, one more may join them)
+    if rng.random() < 0.4:
+        process_mode = scenario.ingest_mode == "process"
+        kinds = (LOST_DISK, KILL_INGEST_CHILD) if process_mode else (LOST_DISK,)
+        extra = Fault(
+            after_phase=rng.randrange(len(phases)),
+            delay=rng.uniform(0, 3),
+            kind=rng.choice(kinds),
+            worker=rng.randrange(workers),
+            hold=rng.uniform(0, 3),
+        )
+        faults = sorted((*scenario.faults, extra), key=lambda f: (f.after_phase, f.delay))
+        scenario = replace(scenario, faults=tuple(faults))
     return scenario

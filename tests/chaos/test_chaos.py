@@ -95,3 +95,31 @@ def test_a_worker_paused_past_its_session_timeout_comes_back_fenced(
         faults=(S.Fault(0, 0.0, S.WORKER_PAUSE, worker=0, hold=20.0),),
     )
     _run(scenario, "fencing", tmp_path, record_outcome, "pytest tests/chaos -k paused_past")
+
+
+def test_a_lost_ingest_child_and_a_lost_disk_mid_stream(
+    tmp_path: Path, record_outcome: list[Outcome]
+) -> None:
+    """Two faults an operator meets without asking: a worker comes back on a new machine or
+    volume with an empty data directory (every partition rebuilt from its changelog while the
+    stream goes on, no 503 once it says ready), and the kernel's OOM killer picks the ingest
+    child alone (the worker must start a new one, which fences the dead one's transactions and
+    goes on from the committed input offsets: the last burst is sent after that kill, and no
+    fault restarts the whole worker after it)."""
+    scenario = S.Scenario(
+        seed=13_006,
+        workers=1,
+        partitions=4,
+        customers=6,
+        phases=(
+            S.Phase("burst", 12_000),
+            S.Phase("trickle", 6_000, rate=1_000, wait_for_faults=True),
+            S.Phase("burst", 6_000, wait_for_faults=True),
+        ),
+        faults=(
+            S.Fault(0, 0.5, S.LOST_DISK, hold=1.0),
+            S.Fault(1, 0.1, S.KILL_INGEST_CHILD),
+        ),
+        ingest_mode="process",
+    )
+    _run(scenario, "lost", tmp_path, record_outcome, "pytest tests/chaos -k lost_ingest_child")
