@@ -68,3 +68,8 @@ class RateCenterLoadError(ReferenceDataError):
         super().__init__("rate centers not loaded: " + "; ".join(failures))
         self.failures = failures  # one line per file or path that failed the load
         self.problems = problems  # rejected rows of the files that could be read
+
+
+class InjectedFault(StreamaggError, OSError):
+    """A failpoint's error (streamagg/failpoints.py): stands for a full disk or a lost
+    connection at that moment; only the fault-injection suite sets failpoints."""

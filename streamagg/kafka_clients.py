@@ -21,6 +21,7 @@ from aiokafka.errors import (
     IllegalSaslStateError,
     KafkaConnectionError,
     KafkaError,
+    KafkaTimeoutError,
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
@@ -51,6 +52,15 @@ def unreachable(address: str, exc: BaseException) -> str:
     else:
         detail = str(exc).strip() or type(exc).__name__
     return f"cannot reach Kafka at {address} ({detail})"
+
+
+def kafka_failure(address: str, exc: BaseException) -> str:
+    """What went wrong in a stage's talk with Kafka: "cannot reach" only when the connection
+    is what failed; anything else (a refused request, an I/O error) by its own name."""
+    if isinstance(exc, KafkaConnectionError | KafkaTimeoutError | ConnectionError | TimeoutError):
+        return unreachable(address, exc)
+    detail = str(exc).strip()
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 # A refused login is told apart from a broker that is down by one connection per address.

@@ -27,7 +27,7 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaError
 from prometheus_client import Gauge
 
 from streamagg.batches import BATCH_HEADERS, Batch, Record, split_into_batches
@@ -38,8 +38,8 @@ from streamagg.kafka_clients import (
     LagSeries,
     fencing_producer,
     group_reader,
+    kafka_failure,
     stop_quietly,
-    unreachable,
 )
 from streamagg.metrics import Metrics
 from streamagg.settings import Settings
@@ -188,11 +188,11 @@ class IngestStage:
         while not self._stopping:
             try:
                 await self._run_once()
-            except (KafkaConnectionError, KafkaError, OSError) as exc:
+            except (KafkaError, OSError) as exc:
                 self.running.clear()
                 log.warning(
                     "ingest: %s; retrying in %.0f s",
-                    unreachable(self.settings.bootstrap_servers, exc),
+                    kafka_failure(self.settings.bootstrap_servers, exc),
                     RETRY_SECONDS,
                 )
                 await asyncio.sleep(RETRY_SECONDS)

@@ -37,13 +37,20 @@ SINGLE_WORKER_FAULTS = (
 )
 MULTI_WORKER_FAULTS = (*SINGLE_WORKER_FAULTS, KILL_TWO, WORKER_PAUSE)
 
-# Failpoints a worker start may carry (streamagg/failpoints.py), with their probability.
+# Failpoints a worker start may carry (streamagg/failpoints.py): name=probability, a SIGKILL
+# there; with ":error" an OSError (a full disk, a lost connection) that the worker lives
+# through, stopping and recovering the partition (state) or restarting the stage (ingest).
 FAILPOINTS = (
-    ("state.before-kafka-commit", 0.03),
-    ("state.after-kafka-commit", 0.03),
-    ("state.catching-up", 0.3),
-    ("ingest.before-commit", 0.02),
-    ("ingest.after-commit", 0.02),
+    "state.before-kafka-commit=0.03",
+    "state.after-kafka-commit=0.03",
+    "state.catching-up=0.3",
+    "ingest.before-commit=0.02",
+    "ingest.after-commit=0.02",
+    "state.before-kafka-commit=0.03:error",
+    "state.after-kafka-commit=0.03:error",
+    "state.catching-up=0.2:error",
+    "ingest.before-commit=0.02:error",
+    "ingest.after-commit=0.02:error",
 )
 
 
