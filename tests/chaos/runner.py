@@ -256,7 +256,16 @@ class Run:
             time.sleep(fault.hold)
             self._start(index)
         elif kind == S.KILL_INGEST_CHILD:
-            self._kill_ingest_child(index)
+            for pid in self._ingest_children(index):
+                os.kill(pid, signal.SIGKILL)
+        elif kind == S.PAUSE_INGEST_CHILD:
+            paused = self._ingest_children(index)
+            for pid in paused:
+                os.kill(pid, signal.SIGSTOP)
+            time.sleep(fault.hold)
+            for pid in paused:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
         else:
             raise AssertionError(f"unknown fault {kind}")
         self.note(f"fault {kind} done")
@@ -295,16 +304,16 @@ class Run:
             self.crew.down.discard(index)
         self.note(f"w{index} started {worker.env.get('STREAMAGG_FAILPOINTS', '')}".rstrip())
 
-    def _kill_ingest_child(self, index: int) -> None:
-        """SIGKILL the worker's ingest child alone (an OOM kill may pick it): the worker must
-        start a new one, and the new one take over its input partitions' transactions."""
+    def _ingest_children(self, index: int) -> list[int]:
+        """The worker's ingest child, if it runs one (an OOM kill may pick it alone; a stall
+        may freeze it alone)."""
         process = self.crew.workers[index].process
         if process is None or process.poll() is not None:
-            self.note(f"w{index} not running: no ingest child to kill")
-            return
+            self.note(f"w{index} not running: no ingest child")
+            return []
         children = [pid for pid in descendants(process.pid) if _is_ingest_child(pid)]
-        kill_pids(children)
-        self.note(f"w{index} ingest child {children} SIGKILLed")
+        self.note(f"w{index} ingest child {children}")
+        return children
 
     def _signal_tree(self, index: int, sig: signal.Signals) -> None:
         process = self.crew.workers[index].process

@@ -23,6 +23,7 @@ WORKER_PAUSE = "worker-pause"  # SIGSTOP a worker past the session timeout: it c
 # Drawn after everything else (a seed's earlier draws are unchanged by them):
 LOST_DISK = "lost-disk"  # SIGKILL, its data directory deleted, restart: a new machine or volume
 KILL_INGEST_CHILD = "kill-ingest-child"  # SIGKILL of the ingest child only (process mode)
+PAUSE_INGEST_CHILD = "pause-ingest-child"  # SIGSTOP of the ingest child only, past its session
 
 SINGLE_WORKER_FAULTS = (
     SIGKILL,
@@ -164,13 +165,16 @@ def draw(seed: int) -> Scenario:
     # (drawn after that: the faults drawn above stay as they were, one more may join them)
     if rng.random() < 0.4:
         process_mode = scenario.ingest_mode == "process"
-        kinds = (LOST_DISK, KILL_INGEST_CHILD) if process_mode else (LOST_DISK,)
+        kinds = (LOST_DISK, KILL_INGEST_CHILD, PAUSE_INGEST_CHILD) if process_mode else (LOST_DISK,)
+        after_phase, delay, kind = rng.randrange(len(phases)), rng.uniform(0, 3), rng.choice(kinds)
         extra = Fault(
-            after_phase=rng.randrange(len(phases)),
-            delay=rng.uniform(0, 3),
-            kind=rng.choice(kinds),
+            after_phase=after_phase,
+            delay=delay,
+            kind=kind,
             worker=rng.randrange(workers),
-            hold=rng.uniform(0, 3),
+            # (a paused child outlives its consumer session: its partitions move, if another
+            # worker's child is there to take them, and its producers are fenced)
+            hold=rng.uniform(12, 20) if kind == PAUSE_INGEST_CHILD else rng.uniform(0, 3),
         )
         faults = sorted((*scenario.faults, extra), key=lambda f: (f.after_phase, f.delay))
         scenario = replace(scenario, faults=tuple(faults))
