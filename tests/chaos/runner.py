@@ -7,7 +7,10 @@ The invariants checked at the end of every scenario (docs/exactly-once.md names 
   input topic as it stands at the end), to the last decimal — no CDR lost, none counted twice;
 - the committed dead-letter topic holds every rejected message exactly once;
 - no answer during the run was a 5xx other than 503, and a single worker that has just said it
-  is ready answered every query (no 503 after readiness).
+  is ready answered every query (no 503 after readiness);
+- no answer during the run showed more than the final truth: every row it held is in the
+  oracle's answer, with counts at most the oracle's (late is allowed, ahead never: no call
+  counted twice even for a while, no aborted transaction read).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -36,6 +40,7 @@ from tests.support.chaos import (
     REPORTS,
     Check,
     ResilientProducer,
+    above_final,
     check_ranges,
     descendants,
     full_range,
@@ -91,6 +96,8 @@ class Run:
         self.events: list[str] = []
         self.violations: list[str] = []
         self.statuses: Counter[str] = Counter()
+        # The prober's answers (report, customer, rows over the full range), while it all ran.
+        self.answers: list[tuple[str, str, list[dict[str, Any]]]] = []
         self.t0 = time.monotonic()
         self._stop = threading.Event()
         self.now = utc_now_hour()
@@ -345,12 +352,15 @@ class Run:
         while not self._stop.wait(0.3):
             worker = rng.choice(self.crew.workers)
             customer = rng.choice(self.mix.customer_ids)
+            report = rng.choice(REPORTS)
             try:
-                response = self._query(worker, rng.choice(REPORTS), customer)
+                response = self._query(worker, report, customer)
             except httpx.HTTPError as exc:
                 self.statuses[type(exc).__name__] += 1
                 continue
             self.statuses[str(response.status_code)] += 1
+            if response.status_code == 200:
+                self.answers.append((report, customer, response.json()["rows"]))
             if response.status_code >= 500 and response.status_code != 503:
                 self.violation(
                     f"{worker.base_url} answered {response.status_code}: {response.text[:300]}"
@@ -432,8 +442,18 @@ class Run:
             f"the committed DLQ holds {len(dlq)} messages, {len(oracle.rejected())} were rejected"
         )
         self._stop.set()
+        start, end = full_range(self.now)
+        ahead = above_final(
+            self.answers, lambda report, customer: oracle.report(report, customer, start, end)
+        )
+        assert not ahead, "answers during the run showed more than the final truth:\n" + (
+            "\n".join(ahead)
+        )
         assert not self.violations, "\n".join(self.violations[:10])
-        self.note(f"verdict: equal ({len(checks)} checks, {len(dlq)} DLQ, {dict(self.statuses)})")
+        self.note(
+            f"verdict: equal ({len(checks)} checks, {len(dlq)} DLQ, {len(self.answers)} answers "
+            f"during the run never above the final ones, {dict(self.statuses)})"
+        )
 
     def _no_worker_gone(self) -> None:
         if self.violations:

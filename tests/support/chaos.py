@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -434,3 +435,54 @@ def kill_tree(worker: WorkerProcess) -> list[int]:
     worker.kill()
     kill_pids(below)
     return below
+
+
+# The columns of each report that only grow as calls are added (averages and ratios do not).
+GROWING = {
+    "dtmf": ("dtmf_count", "calls"),
+    "rate-center": ("call_count",),
+    "did-cli": ("count",),
+    "tech-prefix": ("total", "answered_calls"),
+    "routes": ("attempts", "answered_calls"),
+}
+_MONEY = re.compile(r"-?[0-9]+\.[0-9]{6}")
+
+
+def row_identity(row: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The columns that name a row (its text, not its amounts)."""
+    return tuple(
+        (name, value)
+        for name, value in row.items()
+        if isinstance(value, str) and not _MONEY.fullmatch(value)
+    )
+
+
+def above_final(
+    answers: Sequence[tuple[str, str, list[dict[str, Any]]]],
+    final: Callable[[str, str], list[dict[str, Any]]],
+    limit: int = 10,
+) -> list[str]:
+    """Answers given while the stream and the faults ran that show more than the final truth:
+    a row the final answer lacks, or a count above the final one. A worker may answer late
+    (less), never ahead (a call counted twice, even for a while, or an aborted transaction
+    read)."""
+    found: list[str] = []
+    truths: dict[tuple[str, str], dict[Any, dict[str, Any]]] = {}
+    for report, customer, rows in answers:
+        truth = truths.get((report, customer))
+        if truth is None:
+            truth = {row_identity(r): r for r in final(report, customer)}
+            truths[(report, customer)] = truth
+        for row in rows:
+            expected = truth.get(row_identity(row))
+            if expected is None:
+                found.append(f"{report} {customer}: {row} is not in the final answer")
+            else:
+                found += [
+                    f"{report} {customer}: {name} {row[name]} > {expected[name]} finally, in {row}"
+                    for name in GROWING[report]
+                    if row[name] > expected[name]
+                ]
+            if len(found) >= limit:
+                return found[:limit]
+    return found
