@@ -39,6 +39,9 @@ SESSION_TIMEOUT_MS = 10_000
 TRANSACTION_TIMEOUT_MS = 60_000
 # How long an admin or producer request may take before it counts as "cannot reach Kafka".
 REQUEST_TIMEOUT_MS = 15_000
+# How often the ingest stage's group looks for partitions added to the input topic (the
+# softswitch side may add some while workers run); a new partition is read from its first CDR.
+INPUT_METADATA_MAX_AGE_MS = 10_000
 # Stages read in large polls: fetch up to this much per partition and per request.
 PARTITION_FETCH_BYTES = 8 * 1024 * 1024
 FETCH_BYTES = 32 * 1024 * 1024

@@ -34,6 +34,7 @@ from streamagg.batches import BATCH_HEADERS, Batch, Record, split_into_batches
 from streamagg.cdr import Rejection, TimePolicy, decode_cdr
 from streamagg.failpoints import failpoint
 from streamagg.kafka_clients import (
+    INPUT_METADATA_MAX_AGE_MS,
     MAX_BATCH_BYTES,
     LagSeries,
     fencing_producer,
@@ -207,7 +208,7 @@ class IngestStage:
 
     async def _run_once(self) -> None:
         s = self.settings
-        consumer = group_reader(s, self.group_id)
+        consumer = group_reader(s, self.group_id, metadata_max_age_ms=INPUT_METADATA_MAX_AGE_MS)
         partitions = TransactionalPartitions(self, consumer)
         self.lag_listener = partitions
         consumer.subscribe([s.topic], listener=partitions)
