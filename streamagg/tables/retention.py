@@ -30,6 +30,11 @@ from streamagg.tables.keys import (
 # the newest message of the partition: the dedup state is at most (horizon + slack) of traffic.
 EXPIRY_SLACK_SECONDS = 4 * 3600
 DELETES_PER_TRANSACTION = 5_000
+# Report buckets expire by the worker's clock, but never by more than this past the partition's
+# newest message time (the producers' or the broker's clock): a worker clock that jumps ahead (a
+# bad time source, a VM restored with a wrong clock) must not delete months of history, which
+# no replay of the changelog could bring back.
+CLOCK_AHEAD_SLACK_SECONDS = 24 * 3600
 
 
 class SweptState(Protocol):
@@ -44,6 +49,14 @@ def oldest_kept_hour(now: float, retention_days: int) -> int:
     """The epoch hour from which buckets are kept: the sweep deletes each grain's buckets
     before the one holding this hour (a coarser bucket may so keep hours its finer ones lost)."""
     return int(now // 3600) - retention_days * 24
+
+
+def sweep_time(now: float, newest_ms: int) -> float:
+    """The time report buckets expire by: the wall clock, held within a day of the partition's
+    newest message time (none yet: the wall clock)."""
+    if not newest_ms:
+        return now
+    return min(now, newest_ms / 1000 + CLOCK_AHEAD_SLACK_SECONDS)
 
 
 def intact_from_quarter(now: float, retention_days: int) -> int:
@@ -62,7 +75,8 @@ class RetentionSweeper:
     def sweep(self, txn: SweptState, now: float, budget: int | None = None) -> int:
         """Delete up to ``budget`` (default: self.budget) expired keys; returns how many."""
         left = self.budget if budget is None else budget
-        oldest_hour = oldest_kept_hour(now, self.retention_days)
+        newest_ms = decode_int(txn.get(NEWEST_MS), 0)
+        oldest_hour = oldest_kept_hour(sweep_time(now, newest_ms), self.retention_days)
         deleted = 0
         for report in self.reports.values():
             for grain in report.grains:
@@ -72,7 +86,6 @@ class RetentionSweeper:
                         return deleted
                     txn.delete(key)
                     deleted += 1
-        newest_ms = decode_int(txn.get(NEWEST_MS), 0)
         if not newest_ms:
             return deleted
         first_kept_ms = newest_ms - (self.dedup_horizon_seconds + EXPIRY_SLACK_SECONDS) * 1000

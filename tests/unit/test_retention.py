@@ -20,7 +20,12 @@ from streamagg.tables.keys import (
     expiry_key,
     report_key,
 )
-from streamagg.tables.retention import EXPIRY_SLACK_SECONDS, RetentionSweeper
+from streamagg.tables.retention import (
+    CLOCK_AHEAD_SLACK_SECONDS,
+    EXPIRY_SLACK_SECONDS,
+    RetentionSweeper,
+    sweep_time,
+)
 from tests.support.memstore import MemState
 
 NOW = 1_795_608_000.0  # 2026-11-25T12:00:00Z
@@ -46,6 +51,33 @@ def test_buckets_past_retention_go_and_the_rest_stay() -> None:
     sweeper().sweep(state, NOW)
     assert set(state.data) == set(kept)
     assert gone, "the example must expire something"
+
+
+def test_a_worker_clock_that_jumps_ahead_deletes_no_history_within_retention() -> None:
+    """Buckets expire by the wall clock held within a day of the newest message time: a clock
+    two years ahead deletes what a clock a day ahead would (and messages that are two years
+    newer let the sweep go that far)."""
+    oldest = NOW_H - RETENTION_DAYS * 24
+    keys = {}
+    for hour in (oldest - 24 * 40, oldest - 1, oldest, oldest + 24, oldest + 48, NOW_H - 24 * 30):
+        for grain in (HOUR, DAY, MONTH):
+            keys[report_key("tech-prefix", grain.code, grain.bucket(hour), "42", "1#")] = hour
+
+    def kept_after(sweep_at: float, newest: float) -> set[bytes]:
+        state = MemState({NEWEST_MS: encode_int(int(newest * 1000))})
+        for key in keys:
+            state.set(key, b"1,1,1")
+        sweeper().sweep(state, sweep_at)
+        return {key for key in state.data if key != NEWEST_MS}
+
+    two_years = 2 * 365 * 86400
+    assert kept_after(NOW + two_years, NOW) == kept_after(NOW + CLOCK_AHEAD_SLACK_SECONDS, NOW)
+    assert kept_after(NOW + two_years, NOW) > kept_after(NOW + two_years, NOW + two_years)
+    assert kept_after(NOW + two_years, NOW + two_years) == set()
+    # Within the slack, the wall clock rules, as without any message time.
+    assert kept_after(NOW, NOW) < set(keys)
+    assert sweep_time(NOW, int((NOW - 3600) * 1000)) == NOW
+    assert sweep_time(NOW + two_years, 0) == NOW + two_years
 
 
 def test_call_ids_older_than_horizon_and_slack_go_and_newer_stay() -> None:
