@@ -53,6 +53,14 @@ RETRY_SECONDS = 5.0
 DLQ_HEADROOM = 2_000  # bytes for the headers and the record's framing
 
 
+# A message's Kafka time drives the dedup horizon and the closing of hours in the state. One
+# stamped far ahead (a producer with a broken clock, or a hostile one) would move the newest
+# message time of its partition past every id within the horizon and expire them: it is held
+# to at most this much past the ingest's clock (less than the slack the state keeps ids for
+# beyond the horizon, tables/retention.py, so no id within the horizon expires early).
+MESSAGE_TIME_AHEAD_MAX_S = 3600
+
+
 @dataclass
 class Triage:
     """What one poll of one partition turned into."""
@@ -68,8 +76,10 @@ def triage(
     policy: TimePolicy,
     did_owner: Callable[[str], str],
 ) -> Triage:
-    """Decode every message; accepted CDRs get their DID owner as of now."""
+    """Decode every message; accepted CDRs get their DID owner as of now, and their message
+    time held to at most MESSAGE_TIME_AHEAD_MAX_S past now."""
     result = Triage()
+    latest_ms = int((now + MESSAGE_TIME_AHEAD_MAX_S) * 1000)
     for message in messages:
         value = message.value if message.value is not None else b""
         decoded = decode_cdr(value, now=now, policy=policy)
@@ -78,7 +88,8 @@ def triage(
             continue
         if decoded.cli:
             decoded.did_owner = did_owner(decoded.cli)
-        result.records.append(Record(message.offset, message.timestamp, decoded))
+        stamp = min(message.timestamp, latest_ms)
+        result.records.append(Record(message.offset, stamp, decoded))
     return result
 
 

@@ -169,7 +169,7 @@ class Run:
             chunks,
             pause=pauses,
             gates={start: gates[i] for i, start in enumerate([0, *ends[:-1]])},
-            timestamps_ms=message_clock(scenario, len(chunks)),
+            timestamps_ms=message_times(scenario, len(chunks)),
         )
         background = [
             threading.Thread(target=self._supervise, daemon=True),
@@ -507,6 +507,20 @@ def run_scenario(scenario: S.Scenario, tmp_path: Path, replay: Callable[[], str]
             f"replay: {replay()}"
         ) from exc
     return run.events
+
+
+YEAR_2100_MS = 4_102_444_800_000
+
+
+def message_times(scenario: S.Scenario, chunks: int) -> list[int | None] | None:
+    """Each chunk's message time (None: the broker's clock): the scenario's message clock, and
+    with ``stamped_ahead`` one chunk in the middle of the stream stamped in the year 2100."""
+    clock = message_clock(scenario, chunks)
+    if not scenario.stamped_ahead:
+        return list(clock) if clock is not None else None
+    times: list[int | None] = list(clock) if clock is not None else [None] * chunks
+    times[chunks // 2] = YEAR_2100_MS
+    return times
 
 
 def message_clock(scenario: S.Scenario, chunks: int) -> list[int] | None:

@@ -97,6 +97,9 @@ class Scenario:
     # the hours that close during the faults hold many calls, some arriving while their hour is
     # open, some after it closed.
     recent_calls: float = 0.0
+    # One chunk of the stream sent with a message time in the year 2100 (a producer with a
+    # broken clock): the dedup horizon and the hours' closing run on message times.
+    stamped_ahead: bool = False
 
     @property
     def messages(self) -> int:
@@ -110,6 +113,8 @@ class Scenario:
         clock = f" clock-{self.message_clock_hours}h" if self.message_clock_hours else ""
         if self.recent_calls:
             clock += f" recent-{self.recent_calls:.0%}"
+        if self.stamped_ahead:
+            clock += " stamped-2100"
         return (
             f"{self.workers}w {self.partitions}p {self.ingest_mode} {self.customers}c "
             f"{shape}{early}{fp}{clock}: {faults}"
@@ -178,4 +183,7 @@ def draw(seed: int) -> Scenario:
         )
         faults = sorted((*scenario.faults, extra), key=lambda f: (f.after_phase, f.delay))
         scenario = replace(scenario, faults=tuple(faults))
+    # (drawn last of all, from seed 359 on)
+    if rng.random() < 0.3:
+        scenario = replace(scenario, stamped_ahead=True)
     return scenario

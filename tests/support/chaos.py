@@ -58,7 +58,7 @@ class ResilientProducer(threading.Thread):
         chunks: Sequence[Sequence[bytes]],
         pause: float | Sequence[float],
         gates: dict[int, threading.Event] | None = None,
-        timestamps_ms: Sequence[int] | None = None,
+        timestamps_ms: Sequence[int | None] | None = None,
     ) -> None:
         super().__init__(name="resilient-producer", daemon=True)
         self.timestamps_ms = timestamps_ms  # one per chunk (None: the broker's clock)
