@@ -77,9 +77,10 @@ def triage(
     did_owner: Callable[[str], str],
 ) -> Triage:
     """Decode every message; accepted CDRs get their DID owner as of now, and their message
-    time held to at most MESSAGE_TIME_AHEAD_MAX_S past now."""
+    time held to at most MESSAGE_TIME_AHEAD_MAX_S past now (now when they have none)."""
     result = Triage()
-    latest_ms = int((now + MESSAGE_TIME_AHEAD_MAX_S) * 1000)
+    now_ms = int(now * 1000)
+    latest_ms = now_ms + MESSAGE_TIME_AHEAD_MAX_S * 1000
     for message in messages:
         value = message.value if message.value is not None else b""
         decoded = decode_cdr(value, now=now, policy=policy)
@@ -88,7 +89,8 @@ def triage(
             continue
         if decoded.cli:
             decoded.did_owner = did_owner(decoded.cli)
-        stamp = min(message.timestamp, latest_ms)
+        # (-1: a message without a time, as producers of the oldest message format send)
+        stamp = min(message.timestamp, latest_ms) if message.timestamp > 0 else now_ms
         result.records.append(Record(message.offset, stamp, decoded))
     return result
 

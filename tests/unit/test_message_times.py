@@ -66,3 +66,19 @@ def test_one_message_stamped_far_ahead_leaves_a_resend_within_the_horizon_a_dupl
         duplicates += fold_records(state, records, REPORTS, HORIZON_S).duplicates
         sweeper.sweep(state, NOW)  # (as every state transaction does)
     assert duplicates == 1
+
+
+def test_a_message_without_a_time_counts_as_sent_now() -> None:
+    """The oldest message format has no time (-1): such a CDR must still be a duplicate of
+    its re-sends, and they of it."""
+    assert ingest(message(0, -1, "a"), message(1, 0, "b")) == [NOW_MS, NOW_MS]
+    state = MemState()
+    polls = [
+        [message(0, -1, "first"), message(1, NOW_MS - 3_600_000, "second")],
+        [message(2, NOW_MS, "first"), message(3, -1, "second")],
+    ]
+    duplicates = 0
+    for poll in polls:
+        records = triage(poll, now=NOW, policy=TimePolicy(), did_owner=lambda _: "").records
+        duplicates += fold_records(state, records, REPORTS, HORIZON_S).duplicates
+    assert duplicates == 2
