@@ -38,6 +38,7 @@ from tests.support.cdr_mix import CdrMix, rate_center_table, resolver, utc_now_h
 from tests.support.chaos import (
     LOCAL_ZONE,
     REPORTS,
+    YEAR_2100_MS,
     Check,
     ResilientProducer,
     above_final,
@@ -507,9 +508,6 @@ def run_scenario(scenario: S.Scenario, tmp_path: Path, replay: Callable[[], str]
             f"replay: {replay()}"
         ) from exc
     return run.events
-
-
-YEAR_2100_MS = 4_102_444_800_000
 
 
 def message_times(scenario: S.Scenario, chunks: int) -> list[int | None] | None:

@@ -437,6 +437,9 @@ def kill_tree(worker: WorkerProcess) -> list[int]:
     return below
 
 
+# A message time a producer with a broken clock may send (the fault suite's `stamped-2100`).
+YEAR_2100_MS = 4_102_444_800_000
+
 # The columns of each report that only grow as calls are added (averages and ratios do not).
 GROWING = {
     "dtmf": ("dtmf_count", "calls"),

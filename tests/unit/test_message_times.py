@@ -9,16 +9,17 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 
 from streamagg.agents.ingest import MESSAGE_TIME_AHEAD_MAX_S, triage
+from streamagg.batches import Record
 from streamagg.cdr import TimePolicy
 from streamagg.reports import REPORTS
 from streamagg.tables.fold import fold_records
 from streamagg.tables.retention import EXPIRY_SLACK_SECONDS, RetentionSweeper
+from tests.support.chaos import YEAR_2100_MS
 from tests.support.memstore import MemState
 
 NOW = 1_795_608_000.0  # 2026-11-25T12:00:00Z
 NOW_MS = int(NOW * 1000)
 HORIZON_S = 48 * 3600
-YEAR_2100_MS = 4_102_444_800_000
 
 
 def message(offset: int, stamp_ms: int, callid: str) -> ConsumerRecord[bytes, bytes]:
@@ -28,17 +29,31 @@ def message(offset: int, stamp_ms: int, callid: str) -> ConsumerRecord[bytes, by
     return ConsumerRecord("cdrs", 0, offset, stamp_ms, 0, None, value, None, 0, len(value), [])
 
 
-def ingest(*messages: ConsumerRecord[bytes, bytes]) -> list[int]:
-    return [
-        r.timestamp_ms
-        for r in triage(messages, now=NOW, policy=TimePolicy(), did_owner=lambda _: "").records
-    ]
+def ingest(*messages: ConsumerRecord[bytes, bytes]) -> list[Record]:
+    return triage(messages, now=NOW, policy=TimePolicy(), did_owner=lambda _: "").records
+
+
+def stamps(*messages: ConsumerRecord[bytes, bytes]) -> list[int]:
+    return [record.timestamp_ms for record in ingest(*messages)]
+
+
+def duplicates(polls: list[list[ConsumerRecord[bytes, bytes]]], sweep: bool = False) -> int:
+    """The duplicates one partition's state finds, each poll ingested and folded in turn (and
+    swept after, as every state transaction does, when ``sweep``)."""
+    state = MemState()
+    sweeper = RetentionSweeper(REPORTS, 400, HORIZON_S)
+    found = 0
+    for poll in polls:
+        found += fold_records(state, ingest(*poll), REPORTS, HORIZON_S).duplicates
+        if sweep:
+            sweeper.sweep(state, NOW)
+    return found
 
 
 def test_a_message_time_is_held_to_an_hour_past_the_clock() -> None:
     ahead = MESSAGE_TIME_AHEAD_MAX_S * 1000
-    stamps = [NOW_MS - 5_000, NOW_MS + ahead - 1, NOW_MS + ahead + 1, YEAR_2100_MS]
-    assert ingest(*(message(i, s, f"c{i}") for i, s in enumerate(stamps))) == [
+    times = [NOW_MS - 5_000, NOW_MS + ahead - 1, NOW_MS + ahead + 1, YEAR_2100_MS]
+    assert stamps(*(message(i, s, f"c{i}") for i, s in enumerate(times))) == [
         NOW_MS - 5_000,
         NOW_MS + ahead - 1,
         NOW_MS + ahead,
@@ -53,32 +68,20 @@ def test_the_hold_is_within_the_slack_the_dedup_state_keeps_ids_for() -> None:
 
 
 def test_one_message_stamped_far_ahead_leaves_a_resend_within_the_horizon_a_duplicate() -> None:
-    state = MemState()
-    sweeper = RetentionSweeper(REPORTS, 400, HORIZON_S)
     polls = [
         [message(0, NOW_MS - 30 * 3600 * 1000, "first")],
         [message(1, YEAR_2100_MS, "poisoned")],
         [message(2, NOW_MS, "first")],  # resent 30 h after the first: a duplicate
     ]
-    duplicates = 0
-    for poll in polls:
-        records = triage(poll, now=NOW, policy=TimePolicy(), did_owner=lambda _: "").records
-        duplicates += fold_records(state, records, REPORTS, HORIZON_S).duplicates
-        sweeper.sweep(state, NOW)  # (as every state transaction does)
-    assert duplicates == 1
+    assert duplicates(polls, sweep=True) == 1
 
 
 def test_a_message_without_a_time_counts_as_sent_now() -> None:
     """The oldest message format has no time (-1): such a CDR must still be a duplicate of
     its re-sends, and they of it."""
-    assert ingest(message(0, -1, "a"), message(1, 0, "b")) == [NOW_MS, NOW_MS]
-    state = MemState()
+    assert stamps(message(0, -1, "a"), message(1, 0, "b")) == [NOW_MS, NOW_MS]
     polls = [
         [message(0, -1, "first"), message(1, NOW_MS - 3_600_000, "second")],
         [message(2, NOW_MS, "first"), message(3, -1, "second")],
     ]
-    duplicates = 0
-    for poll in polls:
-        records = triage(poll, now=NOW, policy=TimePolicy(), did_owner=lambda _: "").records
-        duplicates += fold_records(state, records, REPORTS, HORIZON_S).duplicates
-    assert duplicates == 2
+    assert duplicates(polls) == 2
