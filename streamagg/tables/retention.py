@@ -59,10 +59,20 @@ def sweep_time(now: float, newest_ms: int) -> float:
     return min(now, newest_ms / 1000 + CLOCK_AHEAD_SLACK_SECONDS)
 
 
-def intact_from_quarter(now: float, retention_days: int) -> int:
-    """The first epoch quarter of buckets no sweep has taken finer buckets from, with a day to
-    spare for a sweep by a worker whose clock runs ahead of this one's."""
-    return (oldest_kept_hour(now, retention_days) + 24) * QUARTERS_PER_HOUR
+def intact_from_quarter(now: float, newest_ms: int, retention_days: int) -> int:
+    """The first epoch quarter of buckets no sweep has taken finer buckets from, given this
+    worker's clock and the partition's newest message time, with a day to spare.
+
+    No sweep ran past the newest message time and a day (``sweep_time``), whatever the clock
+    of the worker that ran it: that bound holds when this worker's own clock is behind the one
+    that swept (a worker restored with an old clock answering for a partition another swept).
+    The wall clock is kept as a second bound, for state swept before that hold existed."""
+    held = oldest_kept_hour(now, retention_days)
+    if newest_ms:
+        held = max(
+            held, oldest_kept_hour(newest_ms / 1000 + CLOCK_AHEAD_SLACK_SECONDS, retention_days)
+        )
+    return (held + 24) * QUARTERS_PER_HOUR
 
 
 @dataclass(frozen=True)

@@ -49,13 +49,19 @@ class PartitionReader:
         self._owned = owned
 
     def scan(self, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self._store().scan(low, high)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._store().get(key)
+
+    def _store(self) -> PartitionStore:
         owned = self._owned
         if self._state.owned.get(owned.number) is not owned or owned.status is not Status.ACTIVE:
             raise Unavailable(
                 "this customer's partition moved or stopped while it was being read; retry"
             )
         assert owned.store is not None
-        return owned.store.scan(low, high)
+        return owned.store
 
 
 class StateLayer(ConsumerRebalanceListener):

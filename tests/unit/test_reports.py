@@ -26,6 +26,7 @@ from streamagg.reports.rate_center import RateCenterReport
 from streamagg.reports.tech_prefix import TechPrefixReport
 from streamagg.reports.view import column_keys
 from streamagg.tables.fold import fold_records
+from streamagg.tables.keys import NEWEST_MS, decode_int, encode_int
 from streamagg.tables.retention import RetentionSweeper, intact_from_quarter, oldest_kept_hour
 from streamagg.tables.rollup import OPEN_HOURS
 from tests.support.common import without_margin
@@ -693,9 +694,34 @@ def test_a_range_at_the_retention_edge_never_counts_calls_outside_it() -> None:
     RetentionSweeper(REPORTS, retention_days, 48 * 3600).sweep(state, now)
     report = REPORTS["tech-prefix"]
     start, end = at(2026, 10, 1, 13) // 900, at(2026, 10, 31, 18) // 900
-    safe = QueryContext("42", intact_from=intact_from_quarter(now, retention_days))
+    newest_ms = decode_int(state.get(NEWEST_MS), 0)
+    safe = QueryContext("42", intact_from=intact_from_quarter(now, newest_ms, retention_days))
     assert merged_groups(report, start, end, state.scan, safe) == fold(report, [call(start=late)])
     # (October less its first 13 hours, read with every bucket deemed intact, brings back the
     # call of the deleted 05:00 hour: the guard is what keeps the answer exact)
     unsafe = QueryContext("42", intact_from=0)
     assert merged_groups(report, start, end, state.scan, unsafe)[""][0] == 2
+
+
+def test_a_worker_whose_clock_is_days_behind_answers_the_retention_edge_exactly() -> None:
+    """The partition was swept by a worker whose clock ran days ahead (held to its newest
+    message time and a day), then moved to one whose clock is days behind: the guard follows
+    the newest message time, not only the answering worker's clock."""
+    retention_days = 30
+    newest = at(2026, 10, 31, 12)
+    early, late = at(2026, 10, 2, 5), at(2026, 10, 20, 9)  # its hour deleted / in range
+    state = build_tables([call(start=early), call(start=late)])
+    state.set(NEWEST_MS, encode_int(newest * 1000))
+    RetentionSweeper(REPORTS, retention_days, 48 * 3600).sweep(state, newest + 3 * 86400)
+    report = REPORTS["tech-prefix"]
+    hour = at(2026, 10, 2, 5) // 900
+    assert merged_groups(report, hour, hour + 4, state.scan, QueryContext("42")) == {}  # swept
+    start, end = at(2026, 10, 2, 13) // 900, at(2026, 10, 31, 18) // 900
+    behind = newest - 3 * 86400
+    intact_from = intact_from_quarter(behind, newest * 1000, retention_days)
+    safe = QueryContext("42", intact_from=intact_from)
+    assert merged_groups(report, start, end, state.scan, safe) == fold(report, [call(start=late)])
+    # (by the answering clock alone the guard would sit 3 days early, and October less its
+    # first 37 hours would bring back the call of the deleted 2 October 05:00 hour)
+    by_clock = QueryContext("42", intact_from=intact_from_quarter(behind, 0, retention_days))
+    assert merged_groups(report, start, end, state.scan, by_clock)[""][0] == 2
