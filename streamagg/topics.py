@@ -1,13 +1,21 @@
-"""Create the topics a worker needs, and check the internal ones have the right partitions."""
+"""Create the topics a worker needs, and check the internal ones: the right partitions, and
+the ones that hold state kept for ever (compacted, never deleted by age or size)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping, Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
 
 from streamagg.errors import BrokerUnavailable, SettingsError
 from streamagg.kafka_clients import (
@@ -19,6 +27,8 @@ from streamagg.kafka_clients import (
 from streamagg.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
+
+UNKNOWN_TOPIC_OR_PARTITION = UnknownTopicOrPartitionError.errno
 
 
 async def ensure_topics(settings: Settings) -> int:
@@ -60,9 +70,66 @@ async def ensure_topics(settings: Settings) -> int:
                     f"topic {internal} has {found} partitions but "
                     f"{env_name('partitions')}={settings.partitions}; they must match"
                 )
+        await check_kept_for_ever(admin, [settings.changelog_topic, settings.dids_topic])
         return _replication(settings, admin)
     finally:
         await admin.close()
+
+
+# The retention settings that decide whether Kafka ever deletes a topic's records.
+_RETENTION_CONFIGS = ("cleanup.policy", "retention.ms", "retention.bytes")
+
+
+async def check_kept_for_ever(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> None:
+    """Raise SettingsError when one of these existing topics holding state (the changelog: the
+    reports; the DID inventory) lets Kafka delete records by age or size: every worker that
+    rebuilds a partition from it (a lost disk, a move without a standby) would silently lose
+    what was deleted. Topics that do not exist yet are skipped (streamagg creates them
+    compacted); a broker that refuses to describe a topic's settings (ACLs) gets a warning."""
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, t, dict.fromkeys(_RETENTION_CONFIGS))
+        for t in topics
+    ]
+    for response in await admin.describe_configs(resources):
+        for resource in response.to_object()["resources"]:
+            name, code = resource["resource_name"], resource["error_code"]
+            if code == UNKNOWN_TOPIC_OR_PARTITION:
+                continue
+            if code:
+                log.warning(
+                    "cannot check that topic %s keeps its records for ever (Kafka error %d %s); "
+                    "make sure it has cleanup.policy=compact",
+                    name,
+                    code,
+                    resource["error_message"] or "",
+                )
+                continue
+            config = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+            problem = deleted_by_retention(config)
+            if problem:
+                raise SettingsError(
+                    f"topic {name} holds streamagg's state, but Kafka deletes its records "
+                    f"({problem}): rebuilding a worker's state from it would lose them. Make it "
+                    f"compacted only: kafka-configs.sh --bootstrap-server ... --alter "
+                    f"--entity-type topics --entity-name {name} --add-config cleanup.policy=compact"
+                )
+
+
+def deleted_by_retention(config: Mapping[str, str | None]) -> str | None:
+    """What makes Kafka delete records of a topic with these settings (None: nothing does;
+    every key's latest record stays). Absent settings take Kafka's defaults (delete, 7 days)."""
+    policies = {p.strip() for p in (config.get("cleanup.policy") or "delete").split(",")}
+    if "delete" not in policies:
+        return None
+    values = {
+        name: config.get(name) or default
+        for name, default in (("retention.ms", "604800000"), ("retention.bytes", "-1"))
+    }
+    limits = [f"{name}={value}" for name, value in values.items() if value != "-1"]
+    if not limits:
+        return None  # (deleted by nothing: every record is kept, compacted or not)
+    policy = ",".join(sorted(policies))
+    return f"cleanup.policy={policy}, " + ", ".join(limits)
 
 
 def _replication(settings: Settings, admin: AIOKafkaAdminClient) -> int:

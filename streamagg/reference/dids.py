@@ -19,7 +19,7 @@ from aiokafka.errors import (
     for_code,
 )
 
-from streamagg.errors import BrokerUnavailable
+from streamagg.errors import BrokerUnavailable, SettingsError
 from streamagg.kafka_clients import (
     REQUEST_TIMEOUT_MS,
     admin_client,
@@ -29,6 +29,7 @@ from streamagg.kafka_clients import (
 )
 from streamagg.numbers import normalise_number
 from streamagg.settings import Settings
+from streamagg.topics import check_kept_for_ever
 
 __all__ = [
     "DidInventory",
@@ -102,6 +103,7 @@ async def ensure_dids_topic(settings: Settings) -> list[int]:
             # Without the right to create topics, an existing topic (made by the admins) is fine.
             if entry[1] != 0 and error not in _TOLERATED_CREATE_ERRORS:
                 raise error(f"cannot create topic {settings.dids_topic}: {entry[-1]}")
+        await check_kept_for_ever(admin, [settings.dids_topic])
         return await _partitions(admin, settings)
     except (KafkaError, OSError) as exc:
         raise broker_unavailable(settings, exc) from exc
@@ -181,6 +183,8 @@ class DidInventory:
                     broker_unavailable(self._settings, exc),
                 )
                 warned = True
+            except SettingsError as exc:  # (the topic deletes records: said until it is mended)
+                self._log.error("DID inventory: %s; retrying", exc)
             except Exception:
                 self._log.exception("DID inventory: the reader failed; restarting it")
             await asyncio.sleep(delay)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 
 async def produce(
@@ -35,7 +38,22 @@ async def produce_keyed(
         await producer.stop()
 
 
+async def create_compacted(bootstrap: str, topic: str) -> None:
+    """Create ``topic`` compacted, as `streamagg dids load` would (the broker's automatic
+    creation would make it delete records after 7 days, which a worker refuses)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(
+                [NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "compact"})]
+            )
+    finally:
+        await admin.close()
+
+
 async def produce_dids(bootstrap: str, topic: str, owners: dict[str, str]) -> None:
+    await create_compacted(bootstrap, topic)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
