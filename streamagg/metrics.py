@@ -47,6 +47,7 @@ class Metrics:
     partition_stopped: Gauge
     state_transactions: Counter
     batches_skipped: Counter
+    messages_lost: Counter
     tokens_file_valid: Gauge
     prefixes_folded: Counter
     event_loop_lag: Histogram
@@ -160,6 +161,14 @@ def create_metrics(
         batches_skipped=Counter(
             "streamagg_batches_skipped",
             "Batch messages read again below the state's own offset, skipped (expected: 0).",
+            registry=registry,
+        ),
+        messages_lost=Counter(
+            "streamagg_messages_lost",
+            "Messages (offsets) a topic's retention deleted before streamagg read them: the input "
+            "topic's CDRs, or the batch topic's accepted CDRs, missing from the reports "
+            "(expected: 0).",
+            ["topic"],
             registry=registry,
         ),
         tokens_file_valid=Gauge(

@@ -27,7 +27,7 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from prometheus_client import Gauge
 
 from streamagg.batches import BATCH_HEADERS, Batch, Record, split_into_batches
@@ -152,8 +152,12 @@ class TransactionalPartitions(LagSeriesListener):
                 producer = await fencing_producer(self.stage.settings, transactional_id)
                 self.producers[tp] = producer  # (closed with the others should this fail)
                 committed = await self.consumer.committed(tp)
+                first = (await self.consumer.beginning_offsets([tp]))[tp]
                 if committed is None:  # never committed: from the start of what is kept
-                    committed = (await self.consumer.beginning_offsets([tp]))[tp]
+                    committed = first
+                elif committed < first:
+                    self.stage.note_deleted(tp, committed, first)
+                    committed = first
                 # (seek_to_beginning would wait for the fetcher, which waits for this listener)
                 self.consumer.seek(tp, committed)
                 self.next_offsets[tp] = committed
@@ -162,6 +166,28 @@ class TransactionalPartitions(LagSeriesListener):
             return
         await super().on_partitions_assigned(tps)
         self.consumer.resume(*tps)
+
+    async def skip_deleted(self, positions: dict[TopicPartition, int]) -> None:
+        """Fetches at these positions were out of their partitions' range. Every owned
+        partition has been rewound to its committed offset: those from which the topic's
+        retention deleted records read on from their first offset, the loss counted; a position
+        past the end (a truncated or recreated log) reads the partition from its start."""
+        owned = [tp for tp in positions if tp in self.next_offsets]
+        firsts = await self.consumer.beginning_offsets(owned) if owned else {}
+        for tp, first in firsts.items():
+            committed = self.next_offsets[tp]
+            if committed < first:
+                self.stage.note_deleted(tp, committed, first)
+            else:
+                log.warning(
+                    "ingest: %s[%d] offset %d is past the partition's end; reading it from %d",
+                    tp.topic,
+                    tp.partition,
+                    positions[tp],
+                    first,
+                )
+            self.consumer.seek(tp, first)
+            self.next_offsets[tp] = first
 
     def rewind(self, tps: Iterable[TopicPartition]) -> None:
         """Read these partitions again from their committed offsets: their last poll was
@@ -194,9 +220,22 @@ class IngestStage:
         self.group_id = f"{settings.app_id}-ingest"
         self.lag_listener: LagSeriesListener = LagSeriesListener(metrics.consumer_lag)
         self._stopping = False
+        metrics.messages_lost.labels(topic=settings.topic)  # (at 0 from the start: the alert)
 
     def stop(self) -> None:
         self._stopping = True
+
+    def note_deleted(self, tp: TopicPartition, offset: int, first: int) -> None:
+        """The input partition's offsets [offset, first) were deleted before they were read."""
+        log.error(
+            "ingest: %s[%d] messages [%d, %d) were deleted by the topic's retention before they "
+            "were read; their CDRs are missing from the reports",
+            tp.topic,
+            tp.partition,
+            offset,
+            first,
+        )
+        self.metrics.messages_lost.labels(topic=tp.topic).inc(first - offset)
 
     async def run(self) -> None:
         while not self._stopping:
@@ -221,7 +260,14 @@ class IngestStage:
 
     async def _run_once(self) -> None:
         s = self.settings
-        consumer = group_reader(s, self.group_id, metadata_max_age_ms=INPUT_METADATA_MAX_AGE_MS)
+        # Positions the topic's retention deleted raise OffsetOutOfRangeError (to be counted)
+        # instead of being moved silently to the first offset.
+        consumer = group_reader(
+            s,
+            self.group_id,
+            metadata_max_age_ms=INPUT_METADATA_MAX_AGE_MS,
+            auto_offset_reset="none",
+        )
         partitions = TransactionalPartitions(self, consumer)
         self.lag_listener = partitions
         consumer.subscribe([s.topic], listener=partitions)
@@ -232,7 +278,16 @@ class IngestStage:
                 if partitions.failure is not None:
                     raise partitions.failure
                 epoch = self.epoch
-                polled = await self._poll(consumer)
+                try:
+                    polled = await self._poll(consumer)
+                except (OffsetOutOfRangeError, NoOffsetForPartitionError) as exc:
+                    # Nothing of this poll is forwarded: every partition reads again from its
+                    # committed offset. (No offset: the fetcher looked for a new partition's
+                    # position before the listener sought it there; it is sought now.)
+                    partitions.rewind(partitions.next_offsets)
+                    if isinstance(exc, OffsetOutOfRangeError):
+                        await partitions.skip_deleted(exc.args[0])
+                    continue
                 async with self.lock:
                     if epoch != self.epoch:
                         # A rebalance ran during the poll (maybe between two of its fetches):

@@ -4,7 +4,8 @@ Decoding and validating CDRs (the ingest stage) and folding batches into the tab
 report agent) each take about half of a worker's CPU; Python runs one of them at a time per
 process. The child runs the ingest stage with its own DID inventory and sends the parent a
 snapshot of its state twice a second: whether it runs, whether the inventory is loaded, and its
-metrics (rejected CDRs, input lag), which the parent shows on its own /metrics.
+metrics (rejected CDRs, input messages lost to retention, input lag), which the parent shows on
+its own /metrics.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class IngestSnapshot:
     inventory_loaded: bool = False
     dids: int = 0
     rejected: float = 0.0
+    lost: dict[str, float] = field(default_factory=dict)  # topic → messages lost to retention
     lag: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
@@ -77,6 +79,7 @@ async def _child(settings: Settings, conn: Connection) -> None:
                 dids=len(inventory),
                 rejected=registry.get_sample_value("streamagg_cdrs_total", {"outcome": "rejected"})
                 or 0.0,
+                lost=_samples(registry, "streamagg_messages_lost_total", "topic"),
                 lag=_lag_samples(registry),
             )
             try:
@@ -105,6 +108,16 @@ async def run_after_inventory(inventory: DidInventory, stage: IngestStage) -> No
         await inventory.stop()
 
 
+def _samples(registry: CollectorRegistry, name: str, label: str) -> dict[str, float]:
+    """The samples ``name`` of the registry, by the value of their one ``label``."""
+    return {
+        sample.labels[label]: sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
 def _lag_samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
     samples = {}
     for family in registry.collect():
@@ -125,7 +138,9 @@ class IngestProcess:
         self._process: Any = None
         self._conn: Connection | None = None
         self._rejected_seen = 0.0
+        self._lost_seen: dict[str, float] = {}
         self._lag = LagSeries(metrics.consumer_lag)
+        metrics.messages_lost.labels(topic=settings.topic)  # (at 0 from the start: the alert)
         self._stopping = False
 
     @property
@@ -145,6 +160,7 @@ class IngestProcess:
         child_end.close()
         self._conn = parent_end
         self._rejected_seen = 0.0
+        self._lost_seen = {}
         log.info("ingest stage started in process %d", self._process.pid)
 
     async def run(self) -> None:
@@ -180,6 +196,11 @@ class IngestProcess:
         if delta > 0:
             self.metrics.cdrs.labels(outcome="rejected").inc(delta)
         self._rejected_seen = snapshot.rejected
+        for topic, lost in snapshot.lost.items():
+            seen = self._lost_seen.get(topic, 0.0)
+            if lost > seen:
+                self.metrics.messages_lost.labels(topic=topic).inc(lost - seen)
+        self._lost_seen = dict(snapshot.lost)
         # (A partition the child's rebalance moved away loses its series here too.)
         self._lag.show_only(snapshot.lag)
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from prometheus_client import Counter
 
 from streamagg.kafka_clients import committed_reader, fencing_producer, stop_quietly
 from streamagg.settings import Settings
@@ -83,6 +84,7 @@ async def recover(
     settings: Settings,
     changelog: TopicPartition,
     batches: TopicPartition,
+    lost: Counter,
 ) -> int:
     """Fence every earlier writer of the partition, bring the local copy to the end of the
     changelog and read from it where batches continue; returns the changelog records read."""
@@ -111,6 +113,7 @@ async def recover(
             next_offset,
             first,
         )
+        lost.inc(first - next_offset)
         next_offset = first
     partition.next_offset = next_offset
     return read

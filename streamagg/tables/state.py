@@ -276,6 +276,7 @@ class StateLayer(ConsumerRebalanceListener):
                 self.settings,
                 TopicPartition(self.changelog, owned.number),
                 TopicPartition(self.topic, owned.number),
+                self.metrics.messages_lost.labels(topic=self.topic),
             )
         except asyncio.CancelledError:
             raise

@@ -45,6 +45,7 @@ from tests.support.chaos import (
     check_ranges,
     descendants,
     full_range,
+    ingest_children,
     iso,
     kill_pids,
     kill_tree,
@@ -319,7 +320,7 @@ class Run:
         if process is None or process.poll() is not None:
             self.note(f"w{index} not running: no ingest child")
             return []
-        children = [pid for pid in descendants(process.pid) if _is_ingest_child(pid)]
+        children = ingest_children(process.pid)
         self.note(f"w{index} ingest child {children}")
         return children
 
@@ -484,17 +485,6 @@ class Run:
             ]
             logs.append(f"--- w{index} ({worker.log_path}):\n" + "\n".join(hits[-lines:]))
         return "events:\n" + "\n".join(self.events) + "\n" + "\n".join(logs)
-
-
-def _is_ingest_child(pid: int) -> bool:
-    """A multiprocessing child of the worker (not its resource tracker, if it has one)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            words = cmdline.read().split(b"\0")
-    except OSError:
-        return False
-    text = b" ".join(words)
-    return b"spawn_main" in text and b"resource_tracker" not in text
 
 
 def run_scenario(scenario: S.Scenario, tmp_path: Path, replay: Callable[[], str]) -> list[str]:

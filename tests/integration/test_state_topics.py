@@ -123,4 +123,3 @@ async def test_the_commands_say_it_in_one_line_and_exit_2(
         errors = [line for line in done.stderr.splitlines() if line.startswith("streamagg: ")]
         assert errors == [errors[0]] and f"topic {topic} holds streamagg's state" in errors[0]
         assert "Traceback" not in done.stderr
-

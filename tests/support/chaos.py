@@ -414,6 +414,21 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def ingest_children(pid: int) -> list[int]:
+    """The worker's ingest child process (STREAMAGG_INGEST_MODE=process), if it has one: a
+    multiprocessing child below ``pid`` that is not its resource tracker."""
+    return [child for child in descendants(pid) if _is_ingest_child(child)]
+
+
+def _is_ingest_child(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            text = b" ".join(cmdline.read().split(b"\0"))
+    except OSError:
+        return False
+    return b"spawn_main" in text and b"resource_tracker" not in text
+
+
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
