@@ -34,11 +34,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the file is the whole inventory: DIDs missing from it are removed",
     )
+    load.add_argument(
+        "--max-removals",
+        type=_percent,
+        default=10.0,
+        metavar="PERCENT",
+        help="with --replace: refuse (publish nothing) when more than this share of the DIDs "
+        "published would be removed, and more than 100 DIDs: a truncated export (default: 10)",
+    )
 
     check = sub.add_parser("check", help="exit 0 when the worker at URL is ready")
     check.add_argument("--url", default=None, help="worker base URL (default: this host's)")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
     return parser
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage from 0 to 100")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""`streamagg dids load FILE [--replace]`: publish a DID inventory CSV to the DID topic."""
+"""`streamagg dids load FILE [--replace [--max-removals PERCENT]]`: publish a DID inventory CSV
+to the DID topic."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ _SEND_CHUNK = 5_000
 _PROGRESS_FROM = 20_000
 
 EXIT_OK, EXIT_SKIPPED_ROWS, EXIT_FAILED = 0, 1, 2
+#: `--replace` removes this many DIDs whatever share of the inventory they are.
+REMOVALS_ALWAYS_ALLOWED = 100
 
 
 @dataclass
@@ -124,8 +127,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             raise ReferenceDataError(
                 f"{args.file}: no usable DID row ({skipped} bad rows); nothing was published"
             )
+        max_removals = getattr(args, "max_removals", 10.0) if args.replace else None
         published, removed, kept = asyncio.run(
-            publish(settings, inventory, replace=bool(args.replace))
+            publish(settings, inventory, replace=bool(args.replace), max_removals=max_removals)
         )
     except StreamaggError as exc:
         message = str(exc)
@@ -140,11 +144,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_SKIPPED_ROWS if skipped else EXIT_OK
 
 
-async def publish(settings: Settings, inventory: DidFile, *, replace: bool) -> tuple[int, int, int]:
+async def publish(
+    settings: Settings, inventory: DidFile, *, replace: bool, max_removals: float | None = None
+) -> tuple[int, int, int]:
     """Send every DID of ``inventory`` (and, with ``replace``, tombstones for the others).
 
     Returns (published, removed, kept): kept counts DIDs that `--replace` left in place because
-    the file named them only on bad lines.
+    the file named them only on bad lines. ReferenceDataError, nothing sent, when ``replace``
+    would remove more than ``max_removals`` % of the DIDs published (and more than
+    REMOVALS_ALWAYS_ALLOWED): a truncated export must not wipe the inventory.
     """
     await ensure_dids_topic(settings)
     gone: list[str] = []
@@ -154,6 +162,17 @@ async def publish(settings: Settings, inventory: DidFile, *, replace: bool) -> t
         gone = sorted(did for did in current if did not in inventory.owners)
         kept = sum(1 for did in gone if did in inventory.unsure)
         gone = [did for did in gone if did not in inventory.unsure]
+        if (
+            max_removals is not None
+            and len(gone) > REMOVALS_ALWAYS_ALLOWED
+            and len(gone) * 100 > max_removals * len(current)
+        ):
+            raise ReferenceDataError(
+                f"--replace would remove {len(gone):,} of the {len(current):,} DIDs published "
+                f"({len(gone) * 100 / len(current):.0f} %), more than --max-removals "
+                f"{max_removals:g} % allows; nothing was published. If the file is the whole "
+                f"inventory (not a cut-off export), run it again with --max-removals 100"
+            )
     records: list[tuple[bytes, bytes | None]] = [
         (did.encode(), orjson.dumps({"account": account}))
         for did, account in inventory.owners.items()

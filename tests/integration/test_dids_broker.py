@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -17,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from streamagg.cli import did_loader
+from streamagg.cli import build_parser, did_loader
 from streamagg.reference.dids import DidInventory, read_inventory
 from streamagg.settings import Settings
 
@@ -54,9 +53,11 @@ def csv_file(tmp_path: Path, name: str, *rows: str) -> Path:
     return path
 
 
-async def load(path: Path, settings: Settings, replace: bool = False) -> int:
-    """Run `streamagg dids load` in a thread: it runs its own event loop, as from the shell."""
-    args = argparse.Namespace(file=str(path), replace=replace)
+async def load(path: Path, settings: Settings, replace: bool = False, *options: str) -> int:
+    """Run `streamagg dids load` in a thread (it runs its own event loop, as from the shell),
+    its arguments parsed as the command line's."""
+    words = ["dids", "load", str(path), *(["--replace"] if replace else []), *options]
+    args = build_parser().parse_args(words)
     return await asyncio.to_thread(did_loader.run, args, settings)
 
 
@@ -143,6 +144,63 @@ async def test_replace_keeps_dids_that_the_file_names_only_on_bad_rows(
     assert "published 1, removed 1, skipped 1 bad rows" in out
     assert "kept 1 DIDs named on bad rows" in out
     assert await read_inventory(settings) == {"2125550100": "42", "2125550101": "42"}
+
+
+async def test_a_cut_off_export_does_not_wipe_the_inventory(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hourly cron's export stopped after 40 of its 400 lines (a full disk, a killed job):
+    `--replace` would remove 360 DIDs (90 %). It publishes nothing and says why; the operator's
+    deliberate full change goes through with --max-removals."""
+    whole = [f"212555{i:04d},{i % 7}" for i in range(400)]
+    assert await load(csv_file(tmp_path, "whole.csv", *whole), settings) == did_loader.EXIT_OK
+    before = await read_inventory(settings)
+    assert len(before) == 400
+    cut = csv_file(tmp_path, "cut.csv", *whole[:40], "2125559999,new")
+    capsys.readouterr()
+
+    assert await load(cut, settings, True) == did_loader.EXIT_FAILED
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "streamagg: --replace would remove 360 of the 400 DIDs published (90 %), more than "
+        "--max-removals 10 % allows; nothing was published. If the file is the whole inventory "
+        "(not a cut-off export), run it again with --max-removals 100"
+    ]
+    assert await read_inventory(settings) == before  # (not even the new DID)
+
+    assert await load(cut, settings, True, "--max-removals", "95") == did_loader.EXIT_OK
+    assert "published 41, removed 360, skipped 0 bad rows" in capsys.readouterr().out
+    assert len(await read_inventory(settings)) == 41
+
+
+async def test_removals_under_the_share_or_the_floor_go_through(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = [f"212555{i:04d},{i % 7}" for i in range(2_000)]
+    assert await load(csv_file(tmp_path, "whole.csv", *whole), settings) == did_loader.EXIT_OK
+    # 180 of 2,000 (9 %): a normal day of ports and cancellations.
+    assert await load(csv_file(tmp_path, "a.csv", *whole[180:]), settings, True) == 0
+    assert "published 1820, removed 180" in capsys.readouterr().out
+    # 210 of 1,820 (11.5 %) is refused by the default share, and passes with a larger one.
+    assert await load(csv_file(tmp_path, "b.csv", *whole[390:]), settings, True) == 2
+    assert (
+        await load(
+            csv_file(tmp_path, "b.csv", *whole[390:]), settings, True, "--max-removals", "12"
+        )
+        == 0
+    )
+    assert "published 1610, removed 210" in capsys.readouterr().out
+    # After a deliberate full change to 110 DIDs, removing 100 of them (91 %) goes through: up
+    # to REMOVALS_ALWAYS_ALLOWED DIDs go whatever their share.
+    small = whole[390:500]
+    assert (
+        await load(csv_file(tmp_path, "c.csv", *small), settings, True, "--max-removals", "100")
+        == 0
+    )
+    assert await load(csv_file(tmp_path, "d.csv", *small[100:]), settings, True) == 0
+    assert "published 10, removed 100" in capsys.readouterr().out
+    assert len(await read_inventory(settings)) == 10
 
 
 async def test_an_empty_inventory_loads_and_its_topic_is_created_compacted(

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamagg.cli import did_loader
+from streamagg.cli import build_parser, did_loader
 from streamagg.cli.did_loader import parse_did_csv, parse_did_lines
 from streamagg.errors import ReferenceDataError
 from streamagg.reference.dids import DidInventory, apply_record
@@ -219,3 +219,15 @@ def test_a_new_inventory_knows_no_did_and_is_not_loaded() -> None:
     assert inventory.owner("2125550100") == ""
     assert len(inventory) == 0
     assert not inventory.loaded
+
+
+@pytest.mark.parametrize("value", ["150", "-1", "ten", "nan"])
+def test_max_removals_takes_a_percentage_and_names_a_bad_one(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["dids", "load", "x.csv", "--replace", "--max-removals", value])
+    assert exited.value.code == 2
+    message = f"argument --max-removals: {value!r} is not a percentage from 0 to 100"
+    assert message in capsys.readouterr().err
+    assert build_parser().parse_args(["dids", "load", "x.csv"]).max_removals == 10.0
