@@ -104,7 +104,11 @@ class Settings:
         metadata=_doc("Seconds between checks of the rate-center files (and the tokens file)."),
     )
     retention_days: int = field(
-        default=400, metadata=_doc("Days of report buckets kept; older ones are deleted.")
+        default=400,
+        metadata=_doc(
+            "Days of report buckets kept; older ones are deleted. A longer value applies at once, "
+            "a shorter one once it has been set for a day (a typo deletes nothing)."
+        ),
     )
     dedup_hours: int = field(
         default=48, metadata=_doc("Event-time horizon of duplicate detection, in hours.")

@@ -132,7 +132,8 @@ class Cycles:
                 continue
             partition.last_commit = now
             txn = partition.transaction(self.changelog)
-            if not self.sweeper.sweep(txn, time.time()):
+            self.sweeper.sweep(txn, time.time())
+            if not txn.changes:  # (nothing expired, and the retention kept did not change)
                 continue
             try:
                 await txn.commit(COMMIT_TIMEOUT_S)

@@ -50,6 +50,11 @@ NEXT_OFFSET = b"M\x1fnext-batch-offset"  # next offset of the batch partition to
 NEWEST_MS = b"M\x1fnewest-message-ms"  # newest CDR message timestamp applied
 # Hours before it are in their day and month buckets, the others not yet (tables/rollup.py).
 ROLLED_UP_TO = b"M\x1frolled-up-to-hour"
+# Retention (tables/retention.py): the days the partition keeps; a shorter setting asked for
+# (days, since when); the greatest hour before which any sweep deleted buckets.
+RETENTION_DAYS = b"M\x1fretention-days"
+RETENTION_SHRINK = b"M\x1fretention-shrink"
+SWEPT_BEFORE_HOUR = b"M\x1fswept-before-hour"
 LOCAL_CHECKPOINT = b"\x00checkpoint"  # next changelog offset to read into this copy
 LOCAL_FORMAT = b"\x00format"
 LOCAL_PREFIX = b"\x00"

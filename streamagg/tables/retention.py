@@ -8,6 +8,7 @@ rate. The deletes go through the partition's transaction, so each is a changelog
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,10 +17,15 @@ from streamagg.tables.buckets import QUARTERS_PER_HOUR
 from streamagg.tables.fold import ReportFold
 from streamagg.tables.keys import (
     NEWEST_MS,
+    RETENTION_DAYS,
+    RETENTION_SHRINK,
+    SWEPT_BEFORE_HOUR,
     decode_expiry_group,
     decode_int,
     decode_vector,
     dedup_key,
+    encode_int,
+    encode_vector,
     expiry_group_range,
     expiry_range,
     parse_expiry_key,
@@ -35,10 +41,18 @@ DELETES_PER_TRANSACTION = 5_000
 # bad time source, a VM restored with a wrong clock) must not delete months of history, which
 # no replay of the changelog could bring back.
 CLOCK_AHEAD_SLACK_SECONDS = 24 * 3600
+# A shorter STREAMAGG_RETENTION_DAYS than a partition keeps deletes its older history for good:
+# it applies once it has been asked for this long (by sweep time), so that a typo on one worker
+# (40 for 400), fixed within the day, deletes nothing. A longer one applies at once.
+SHRINK_DELAY_SECONDS = 24 * 3600
+
+log = logging.getLogger(__name__)
 
 
 class SweptState(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
+
+    def set(self, key: bytes, value: bytes) -> None: ...
 
     def delete(self, key: bytes) -> None: ...
 
@@ -59,20 +73,55 @@ def sweep_time(now: float, newest_ms: int) -> float:
     return min(now, newest_ms / 1000 + CLOCK_AHEAD_SLACK_SECONDS)
 
 
-def intact_from_quarter(now: float, newest_ms: int, retention_days: int) -> int:
-    """The first epoch quarter of buckets no sweep has taken finer buckets from, given this
-    worker's clock and the partition's newest message time, with a day to spare.
+def intact_from_quarter(now: float, newest_ms: int, retention_days: int, swept: int = 0) -> int:
+    """The first epoch quarter of buckets no sweep has taken finer buckets from, with a day to
+    spare (for a sweep while the query reads): the latest of the hour before which the
+    partition's sweeps deleted (``swept``, recorded by them since it is kept) and what this
+    worker's retention makes of its clock and of the partition's newest message time.
 
-    No sweep ran past the newest message time and a day (``sweep_time``), whatever the clock
-    of the worker that ran it: that bound holds when this worker's own clock is behind the one
-    that swept (a worker restored with an old clock answering for a partition another swept).
-    The wall clock is kept as a second bound, for state swept before that hold existed."""
-    held = oldest_kept_hour(now, retention_days)
+    No sweep ran past the newest message time and a day (``sweep_time``), whatever the clock of
+    the worker that ran it: that bound holds when this worker's own clock is behind the one that
+    swept; ``swept`` holds whatever the clocks and retention of the workers that swept."""
+    held = max(swept, oldest_kept_hour(now, retention_days))
     if newest_ms:
         held = max(
             held, oldest_kept_hour(newest_ms / 1000 + CLOCK_AHEAD_SLACK_SECONDS, retention_days)
         )
     return (held + 24) * QUARTERS_PER_HOUR
+
+
+def kept_days(txn: SweptState, asked: int, at: float) -> int:
+    """The retention a sweep at ``at`` applies, given the setting ``asked``: the partition's
+    own (recorded), raised at once to a longer setting, lowered to a shorter one only once that
+    has been asked for SHRINK_DELAY_SECONDS without a break (a partition moved to a worker with
+    another setting starts the wait again)."""
+    kept = decode_int(txn.get(RETENTION_DAYS), 0)
+    request = txn.get(RETENTION_SHRINK)
+    if not kept or asked >= kept:
+        if kept != asked:
+            txn.set(RETENTION_DAYS, encode_int(asked))
+        if request is not None:
+            txn.delete(RETENTION_SHRINK)
+        return asked
+    if request is None or decode_vector(request)[0] != asked:
+        txn.set(RETENTION_SHRINK, encode_vector([asked, int(at)]))
+        log.warning(
+            "retention: STREAMAGG_RETENTION_DAYS=%d is shorter than the %d days this partition "
+            "keeps; if it stays so for %d hours, report buckets older than %d days are deleted "
+            "for good. Set it back to %d to keep them.",
+            asked,
+            kept,
+            SHRINK_DELAY_SECONDS // 3600,
+            asked,
+            kept,
+        )
+        return kept
+    if at - decode_vector(request)[1] < SHRINK_DELAY_SECONDS:
+        return kept
+    txn.set(RETENTION_DAYS, encode_int(asked))
+    txn.delete(RETENTION_SHRINK)
+    log.warning("retention: lowered from %d to %d days, as asked since a day", kept, asked)
+    return asked
 
 
 @dataclass(frozen=True)
@@ -86,7 +135,17 @@ class RetentionSweeper:
         """Delete up to ``budget`` (default: self.budget) expired keys; returns how many."""
         left = self.budget if budget is None else budget
         newest_ms = decode_int(txn.get(NEWEST_MS), 0)
-        oldest_hour = oldest_kept_hour(sweep_time(now, newest_ms), self.retention_days)
+        deleted = self._sweep_buckets(txn, sweep_time(now, newest_ms), left)
+        if not newest_ms or deleted >= left:
+            return deleted
+        first_kept_ms = newest_ms - (self.dedup_horizon_seconds + EXPIRY_SLACK_SECONDS) * 1000
+        return self._sweep_ids(txn, first_kept_ms, deleted, left)
+
+    def _sweep_buckets(self, txn: SweptState, at: float, left: int) -> int:
+        """Delete up to ``left`` report buckets past the retention kept at sweep time ``at``."""
+        oldest_hour = oldest_kept_hour(at, kept_days(txn, self.retention_days, at))
+        if oldest_hour > decode_int(txn.get(SWEPT_BEFORE_HOUR), 0):
+            txn.set(SWEPT_BEFORE_HOUR, encode_int(oldest_hour))  # (with the deletes it covers)
         deleted = 0
         for report in self.reports.values():
             for grain in report.grains:
@@ -96,9 +155,11 @@ class RetentionSweeper:
                         return deleted
                     txn.delete(key)
                     deleted += 1
-        if not newest_ms:
-            return deleted
-        first_kept_ms = newest_ms - (self.dedup_horizon_seconds + EXPIRY_SLACK_SECONDS) * 1000
+        return deleted
+
+    def _sweep_ids(self, txn: SweptState, first_kept_ms: int, deleted: int, left: int) -> int:
+        """Delete call ids accepted before ``first_kept_ms`` until ``deleted`` reaches ``left``;
+        returns ``deleted`` then."""
         low, high = expiry_group_range(first_kept_ms)
         for key, value in txn.scan(low, high):
             entries = decode_expiry_group(value)

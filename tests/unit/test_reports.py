@@ -26,7 +26,7 @@ from streamagg.reports.rate_center import RateCenterReport
 from streamagg.reports.tech_prefix import TechPrefixReport
 from streamagg.reports.view import column_keys
 from streamagg.tables.fold import fold_records
-from streamagg.tables.keys import NEWEST_MS, decode_int, encode_int
+from streamagg.tables.keys import NEWEST_MS, SWEPT_BEFORE_HOUR, decode_int, encode_int
 from streamagg.tables.retention import RetentionSweeper, intact_from_quarter, oldest_kept_hour
 from streamagg.tables.rollup import OPEN_HOURS
 from tests.support.common import without_margin
@@ -701,6 +701,27 @@ def test_a_range_at_the_retention_edge_never_counts_calls_outside_it() -> None:
     # call of the deleted 05:00 hour: the guard is what keeps the answer exact)
     unsafe = QueryContext("42", intact_from=0)
     assert merged_groups(report, start, end, state.scan, unsafe)[""][0] == 2
+
+
+def test_the_retention_edge_stays_where_sweeps_left_it_after_retention_grows() -> None:
+    """Swept with 30 days kept, then STREAMAGG_RETENTION_DAYS raised to 400: the hours before
+    the 30-day edge are gone for good, and the guard stays at that edge (recorded by the
+    sweep), not at the new setting's."""
+    now = at(2026, 10, 31, 12)
+    early, late = at(2026, 10, 1, 5), at(2026, 10, 20, 9)
+    state = build_tables([call(start=early), call(start=late)])
+    state.set(NEWEST_MS, encode_int(now * 1000))
+    RetentionSweeper(REPORTS, 30, 48 * 3600).sweep(state, now)
+    RetentionSweeper(REPORTS, 400, 48 * 3600).sweep(state, now + 60)
+    report = REPORTS["tech-prefix"]
+    start, end = at(2026, 10, 1, 13) // 900, at(2026, 10, 31, 18) // 900
+    swept = decode_int(state.get(SWEPT_BEFORE_HOUR), 0)
+    guard = intact_from_quarter(now, now * 1000, 400, swept)
+    exact = QueryContext("42", intact_from=guard)
+    assert merged_groups(report, start, end, state.scan, exact) == fold(report, [call(start=late)])
+    # (by the new setting alone, October less its first 13 hours brings the 05:00 call back)
+    by_setting = QueryContext("42", intact_from=intact_from_quarter(now, now * 1000, 400))
+    assert merged_groups(report, start, end, state.scan, by_setting)[""][0] == 2
 
 
 def test_a_worker_whose_clock_is_days_behind_answers_the_retention_edge_exactly() -> None:

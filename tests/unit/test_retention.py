@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +15,9 @@ from streamagg.tables.buckets import DAY, HOUR, MONTH
 from streamagg.tables.fold import fold_records
 from streamagg.tables.keys import (
     NEWEST_MS,
+    SWEPT_BEFORE_HOUR,
     decode_expiry_group,
+    decode_int,
     dedup_key,
     encode_expiry_group,
     encode_int,
@@ -20,10 +25,14 @@ from streamagg.tables.keys import (
     expiry_key,
     report_key,
 )
+from streamagg.tables.keys import RETENTION_DAYS as KEPT_DAYS
+from streamagg.tables.keys import RETENTION_SHRINK as SHRINK_ASKED
 from streamagg.tables.retention import (
     CLOCK_AHEAD_SLACK_SECONDS,
     EXPIRY_SLACK_SECONDS,
+    SHRINK_DELAY_SECONDS,
     RetentionSweeper,
+    oldest_kept_hour,
     sweep_time,
 )
 from tests.support.memstore import MemState
@@ -49,7 +58,7 @@ def test_buckets_past_retention_go_and_the_rest_stay() -> None:
             state.set(key, b"1,1,1")
             (kept if grain.span(bucket)[1] > oldest else gone).append(key)
     sweeper().sweep(state, NOW)
-    assert set(state.data) == set(kept)
+    assert {key for key in state.data if key.startswith(b"R")} == set(kept)
     assert gone, "the example must expire something"
 
 
@@ -68,7 +77,7 @@ def test_a_worker_clock_that_jumps_ahead_deletes_no_history_within_retention() -
         for key in keys:
             state.set(key, b"1,1,1")
         sweeper().sweep(state, sweep_at)
-        return {key for key in state.data if key != NEWEST_MS}
+        return {key for key in state.data if key.startswith(b"R")}
 
     two_years = 2 * 365 * 86400
     assert kept_after(NOW + two_years, NOW) == kept_after(NOW + CLOCK_AHEAD_SLACK_SECONDS, NOW)
@@ -172,7 +181,7 @@ def test_a_group_larger_than_the_budget_still_goes_when_it_is_the_first() -> Non
         state.set(expiry_group_key(entries), encode_expiry_group(entries))
     assert sweeper(budget=5).sweep(state, NOW) == 21
     assert sweeper(budget=5).sweep(state, NOW) == 21
-    assert list(state.data) == [NEWEST_MS]
+    assert [key for key in state.data if not key.startswith(b"M")] == []
 
 
 @settings(max_examples=60, deadline=None)
@@ -231,9 +240,75 @@ def test_a_sweep_deletes_at_most_its_budget_and_the_next_goes_on() -> None:
     assert sweeper(budget=30).sweep(state, NOW) == 30
     assert sweeper(budget=30).sweep(state, NOW) == 30
     assert sweeper(budget=100).sweep(state, NOW) == 40
-    assert state.data == {}
+    assert [key for key in state.data if key.startswith(b"R")] == []
 
 
 def test_nothing_expired_costs_nothing() -> None:
     state = MemState({report_key("dtmf", "d", NOW_H // 24, "42", "x"): b"1,1,1,1"})
     assert sweeper().sweep(state, NOW) == 0
+
+
+def _swept_buckets(state: MemState, asked_days: int, at: float) -> set[int]:
+    """Sweep with STREAMAGG_RETENTION_DAYS=asked_days at ``at`` (messages up to then); returns
+    the days (ago from NOW) whose day bucket is gone."""
+    state.set(NEWEST_MS, encode_int(int(at * 1000)))
+    RetentionSweeper(REPORTS, asked_days, HORIZON_S).sweep(state, at)
+    return {ago for ago in DAYS_AGO if report_key(*_day_bucket(ago)) not in state.data}
+
+
+DAYS_AGO = (10, 60, 200, 390)
+
+
+def _day_bucket(ago: int) -> tuple[str, str, int, str, str]:
+    return ("tech-prefix", DAY.code, DAY.bucket(NOW_H - ago * 24), "42", "1#")
+
+
+def _history() -> MemState:
+    state = MemState()
+    for ago in DAYS_AGO:
+        state.set(report_key(*_day_bucket(ago)), b"1,1,1")
+    return state
+
+
+def test_a_shorter_retention_deletes_nothing_until_it_has_been_asked_for_a_day() -> None:
+    """STREAMAGG_RETENTION_DAYS=40 instead of 400 (a typo, one worker): a day to notice the
+    warning and set it back before anything is deleted; asked for a whole day, it applies."""
+    day = 86400
+    state = _history()
+    assert _swept_buckets(state, 400, NOW) == set()
+    assert decode_int(state.get(KEPT_DAYS), 0) == 400
+    assert _swept_buckets(state, 40, NOW + 3600) == set()
+    assert _swept_buckets(state, 40, NOW + 3600 + SHRINK_DELAY_SECONDS - 60) == set()
+    # Set back within the day: the request is forgotten, and asking again starts a new day.
+    assert _swept_buckets(state, 400, NOW + day) == set()
+    assert state.get(SHRINK_ASKED) is None
+    assert _swept_buckets(state, 40, NOW + 2 * day) == set()
+    assert _swept_buckets(state, 30, NOW + 2 * day + 3600) == set()  # (another value: anew)
+    assert _swept_buckets(state, 30, NOW + 3 * day) == set()
+    assert _swept_buckets(state, 30, NOW + 3 * day + 3600) == {60, 200, 390}
+    assert decode_int(state.get(KEPT_DAYS), 0) == 30
+
+
+def test_a_longer_retention_applies_at_once_and_the_swept_edge_never_moves_back() -> None:
+    state = _history()
+    assert _swept_buckets(state, 100, NOW) == {200, 390}
+    edge = decode_int(state.get(SWEPT_BEFORE_HOUR), 0)
+    assert edge == oldest_kept_hour(NOW, 100)
+    assert _swept_buckets(state, 1000, NOW + 3600) == {200, 390}
+    assert decode_int(state.get(KEPT_DAYS), 0) == 1000
+    assert decode_int(state.get(SWEPT_BEFORE_HOUR), 0) == edge  # (what went is still gone)
+
+
+def test_a_shrink_asked_logs_what_it_would_delete_and_how_to_keep_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state = _history()
+    _swept_buckets(state, 400, NOW)
+    with caplog.at_level(logging.WARNING, logger="streamagg.tables.retention"):
+        _swept_buckets(state, 40, NOW + 60)
+        _swept_buckets(state, 40, NOW + 120)  # (said once, not at every transaction)
+    assert [r.getMessage() for r in caplog.records] == [
+        "retention: STREAMAGG_RETENTION_DAYS=40 is shorter than the 400 days this partition "
+        "keeps; if it stays so for 24 hours, report buckets older than 40 days are deleted for "
+        "good. Set it back to 400 to keep them."
+    ]
