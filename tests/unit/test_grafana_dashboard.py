@@ -31,6 +31,7 @@ WORKER_METRICS = {
     "streamagg_processing_latency_seconds_count",
     "streamagg_partition_stopped",
     "streamagg_event_loop_lag_seconds_bucket",
+    "streamagg_messages_lost_total",
     "up",
 }
 
