@@ -127,9 +127,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             raise ReferenceDataError(
                 f"{args.file}: no usable DID row ({skipped} bad rows); nothing was published"
             )
-        max_removals = getattr(args, "max_removals", 10.0) if args.replace else None
         published, removed, kept = asyncio.run(
-            publish(settings, inventory, replace=bool(args.replace), max_removals=max_removals)
+            publish(settings, inventory, replace=bool(args.replace), max_removals=args.max_removals)
         )
     except StreamaggError as exc:
         message = str(exc)
@@ -152,7 +151,7 @@ async def publish(
     Returns (published, removed, kept): kept counts DIDs that `--replace` left in place because
     the file named them only on bad lines. ReferenceDataError, nothing sent, when ``replace``
     would remove more than ``max_removals`` % of the DIDs published (and more than
-    REMOVALS_ALWAYS_ALLOWED): a truncated export must not wipe the inventory.
+    REMOVALS_ALWAYS_ALLOWED): a truncated export must not wipe the inventory (None: no bound).
     """
     await ensure_dids_topic(settings)
     gone: list[str] = []

@@ -252,7 +252,7 @@ DIDS_LOAD = """
 import argparse, sys
 from streamagg.cli import did_loader
 from streamagg.settings import Settings
-args = argparse.Namespace(file=sys.argv[1], replace=True)
+args = argparse.Namespace(file=sys.argv[1], replace=True, max_removals=10.0)
 sys.exit(did_loader.run(args, Settings.from_env()))
 """
 

@@ -25,7 +25,8 @@ def write(tmp_path: Path, text: str, name: str = "dids.csv") -> Path:
 
 
 def load(path: Path, settings: Settings = NO_BROKER, replace: bool = False) -> int:
-    return did_loader.run(argparse.Namespace(file=str(path), replace=replace), settings)
+    args = argparse.Namespace(file=str(path), replace=replace, max_removals=10.0)
+    return did_loader.run(args, settings)
 
 
 # --- the CSV ---------------------------------------------------------------------------------
