@@ -79,8 +79,13 @@ async def _child(settings: Settings, conn: Connection) -> None:
                 dids=len(inventory),
                 rejected=registry.get_sample_value("streamagg_cdrs_total", {"outcome": "rejected"})
                 or 0.0,
-                lost=_samples(registry, "streamagg_messages_lost_total", "topic"),
-                lag=_lag_samples(registry),
+                lost={
+                    topic: value
+                    for (topic,), value in _samples(
+                        registry, "streamagg_messages_lost_total", "topic"
+                    ).items()
+                },
+                lag=_samples(registry, "streamagg_consumer_lag_messages", "topic", "partition"),
             )
             try:
                 conn.send(snapshot)
@@ -108,23 +113,34 @@ async def run_after_inventory(inventory: DidInventory, stage: IngestStage) -> No
         await inventory.stop()
 
 
-def _samples(registry: CollectorRegistry, name: str, label: str) -> dict[str, float]:
-    """The samples ``name`` of the registry, by the value of their one ``label``."""
+def _samples(registry: CollectorRegistry, name: str, *labels: str) -> dict[Any, float]:
+    """The samples ``name`` of the registry, by the values of their ``labels`` (a tuple)."""
     return {
-        sample.labels[label]: sample.value
+        tuple(sample.labels[label] for label in labels): sample.value
         for family in registry.collect()
         for sample in family.samples
         if sample.name == name
     }
 
 
-def _lag_samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
-    samples = {}
-    for family in registry.collect():
-        if family.name == "streamagg_consumer_lag_messages":
-            for sample in family.samples:
-                samples[(sample.labels["topic"], sample.labels["partition"])] = sample.value
-    return samples
+class _GrowthMirror:
+    """Shows a counter of the child on the parent's: what each snapshot adds to the last one,
+    per label value (a restarted child counts from 0 again: ``restart``)."""
+
+    def __init__(self, counter: Any, label: str) -> None:
+        self._counter = counter
+        self._label = label
+        self._seen: dict[str, float] = {}
+
+    def restart(self) -> None:
+        self._seen = {}
+
+    def show(self, values: dict[str, float]) -> None:
+        for value_of_label, value in values.items():
+            seen = self._seen.get(value_of_label, 0.0)
+            if value > seen:
+                self._counter.labels(**{self._label: value_of_label}).inc(value - seen)
+        self._seen = dict(values)
 
 
 class IngestProcess:
@@ -137,8 +153,8 @@ class IngestProcess:
         self.snapshot = IngestSnapshot()
         self._process: Any = None
         self._conn: Connection | None = None
-        self._rejected_seen = 0.0
-        self._lost_seen: dict[str, float] = {}
+        self._rejected = _GrowthMirror(metrics.cdrs, "outcome")
+        self._lost = _GrowthMirror(metrics.messages_lost, "topic")
         self._lag = LagSeries(metrics.consumer_lag)
         metrics.messages_lost.labels(topic=settings.topic)  # (at 0 from the start: the alert)
         self._stopping = False
@@ -159,8 +175,8 @@ class IngestProcess:
         self._process.start()
         child_end.close()
         self._conn = parent_end
-        self._rejected_seen = 0.0
-        self._lost_seen = {}
+        self._rejected.restart()
+        self._lost.restart()
         log.info("ingest stage started in process %d", self._process.pid)
 
     async def run(self) -> None:
@@ -192,15 +208,8 @@ class IngestProcess:
             self.running.set()
         else:
             self.running.clear()
-        delta = snapshot.rejected - self._rejected_seen
-        if delta > 0:
-            self.metrics.cdrs.labels(outcome="rejected").inc(delta)
-        self._rejected_seen = snapshot.rejected
-        for topic, lost in snapshot.lost.items():
-            seen = self._lost_seen.get(topic, 0.0)
-            if lost > seen:
-                self.metrics.messages_lost.labels(topic=topic).inc(lost - seen)
-        self._lost_seen = dict(snapshot.lost)
+        self._rejected.show({"rejected": snapshot.rejected})
+        self._lost.show(snapshot.lost)
         # (A partition the child's rebalance moved away loses its series here too.)
         self._lag.show_only(snapshot.lag)
 

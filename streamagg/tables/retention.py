@@ -9,7 +9,7 @@ rate. The deletes go through the partition's transaction, so each is a changelog
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -88,6 +88,19 @@ def intact_from_quarter(now: float, newest_ms: int, retention_days: int, swept: 
             held, oldest_kept_hour(newest_ms / 1000 + CLOCK_AHEAD_SLACK_SECONDS, retention_days)
         )
     return (held + 24) * QUARTERS_PER_HOUR
+
+
+def partition_intact_from(
+    get: Callable[[bytes], bytes | None], now: float, retention_days: int
+) -> int:
+    """``intact_from_quarter`` of a partition, read through its reader's ``get``: its newest
+    message time and the hour its sweeps reached, as recorded in its state."""
+    return intact_from_quarter(
+        now,
+        decode_int(get(NEWEST_MS), 0),
+        retention_days,
+        decode_int(get(SWEPT_BEFORE_HOUR), 0),
+    )
 
 
 def kept_days(txn: SweptState, asked: int, at: float) -> int:

@@ -15,8 +15,7 @@ from streamagg.errors import NotOwner, Unavailable
 from streamagg.reports.base import QueryContext, Row
 from streamagg.reports.customers import latest_calls
 from streamagg.reports.query import stream_rows
-from streamagg.tables.keys import NEWEST_MS, SWEPT_BEFORE_HOUR, decode_int
-from streamagg.tables.retention import intact_from_quarter
+from streamagg.tables.retention import partition_intact_from
 from streamagg.web.forward import fetch_json
 from streamagg.web.params import ReportQuery
 
@@ -36,12 +35,7 @@ def local_rows(app: StreamaggApp, query: ReportQuery) -> AsyncIterator[Row]:
         resolve_rate_center=runtime.rate_centers.current.resolve,
         granularity=query.granularity,
         zone=query.zone,
-        intact_from=intact_from_quarter(
-            time.time(),
-            decode_int(reader.get(NEWEST_MS), 0),
-            runtime.settings.retention_days,
-            decode_int(reader.get(SWEPT_BEFORE_HOUR), 0),
-        ),
+        intact_from=partition_intact_from(reader.get, time.time(), runtime.settings.retention_days),
     )
     return stream_rows(query.report, query.start_quarter, query.end_quarter, reader.scan, context)
 

@@ -27,7 +27,12 @@ from streamagg.reports.tech_prefix import TechPrefixReport
 from streamagg.reports.view import column_keys
 from streamagg.tables.fold import fold_records
 from streamagg.tables.keys import NEWEST_MS, SWEPT_BEFORE_HOUR, decode_int, encode_int
-from streamagg.tables.retention import RetentionSweeper, intact_from_quarter, oldest_kept_hour
+from streamagg.tables.retention import (
+    RetentionSweeper,
+    intact_from_quarter,
+    oldest_kept_hour,
+    partition_intact_from,
+)
 from streamagg.tables.rollup import OPEN_HOURS
 from tests.support.common import without_margin
 from tests.support.memstore import MemState
@@ -715,8 +720,11 @@ def test_the_retention_edge_stays_where_sweeps_left_it_after_retention_grows() -
     RetentionSweeper(REPORTS, 400, 48 * 3600).sweep(state, now + 60)
     report = REPORTS["tech-prefix"]
     start, end = at(2026, 10, 1, 13) // 900, at(2026, 10, 31, 18) // 900
-    swept = decode_int(state.get(SWEPT_BEFORE_HOUR), 0)
-    guard = intact_from_quarter(now, now * 1000, 400, swept)
+    # (as a query reads it: the partition's newest message time and swept hour, from its state)
+    guard = partition_intact_from(state.get, now, 400)
+    assert guard == intact_from_quarter(
+        now, now * 1000, 400, decode_int(state.get(SWEPT_BEFORE_HOUR), 0)
+    )
     exact = QueryContext("42", intact_from=guard)
     assert merged_groups(report, start, end, state.scan, exact) == fold(report, [call(start=late)])
     # (by the new setting alone, October less its first 13 hours brings the 05:00 call back)
