@@ -9,12 +9,15 @@ changelog, continue at the batch offset the state itself records.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import IllegalStateError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from prometheus_client import Counter
 
 from streamagg.kafka_clients import committed_reader, fencing_producer, stop_quietly
@@ -106,14 +109,62 @@ async def recover(
     finally:
         await stop_quietly(reader)
     if next_offset < first:
-        log.error(
-            "partition %d: batches [%d, %d) were deleted by the batch topic's retention before "
-            "they were applied; their CDRs are missing from the reports",
-            partition.number,
-            next_offset,
-            first,
-        )
-        lost.inc(first - next_offset)
+        note_deleted(partition.number, next_offset, first, lost)
         next_offset = first
     partition.next_offset = next_offset
     return read
+
+
+def note_deleted(number: int, offset: int, first: int, lost: Counter) -> None:
+    """Batch partition ``number``'s offsets [offset, first) were deleted before the state
+    applied them."""
+    log.error(
+        "partition %d: batches [%d, %d) were deleted by the batch topic's retention before "
+        "they were applied; their CDRs are missing from the reports",
+        number,
+        offset,
+        first,
+    )
+    lost.inc(first - offset)
+
+
+async def out_of_range(
+    consumer: AIOKafkaConsumer,
+    owned: Mapping[int, OwnedPartition],
+    exc: OffsetOutOfRangeError | NoOffsetForPartitionError,
+    lost: Counter,
+) -> None:
+    """The state's consumer resets no position by itself (auto_offset_reset=none), so that
+    batches the topic's retention deleted before they were applied are counted, not skipped in
+    silence. This gives the partitions of ``exc`` a position again."""
+    if isinstance(exc, NoOffsetForPartitionError):
+        # Looked up before the assignment's listener gave it a position: paused, sought there.
+        with contextlib.suppress(IllegalStateError):
+            consumer.seek(exc.args[0], 0)
+        return
+    for tp, position in exc.args[0].items():
+        partition = owned.get(tp.partition)
+        if partition is not None and partition.status is Status.ACTIVE:
+            await _skip_deleted(consumer, tp, position, lost)
+        # (the others are sought to the state's offset as they resume; their recovery counts)
+
+
+async def _skip_deleted(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, position: int, lost: Counter
+) -> None:
+    """The active partition's fetch at ``position`` was out of its range. Below its first
+    offset (the batch topic's retention deleted batches not yet applied: the state far behind,
+    or a size limit crossed): the loss is counted and the partition read on from its first
+    batch. Past its end (a truncated or recreated log): read from its start, where the
+    batches below the state's own offset are skipped, as before."""
+    first = (await consumer.beginning_offsets([tp]))[tp]
+    if position < first:
+        note_deleted(tp.partition, position, first, lost)
+    else:
+        log.warning(
+            "partition %d: batch offset %d is past the partition's end; reading it from %d",
+            tp.partition,
+            position,
+            first,
+        )
+    consumer.seek(tp, first)

@@ -18,7 +18,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+)
 
 from streamagg.errors import NotOwner, Unavailable
 from streamagg.kafka_clients import SESSION_TIMEOUT_MS, LagSeries, group_reader
@@ -26,7 +31,7 @@ from streamagg.metrics import Metrics
 from streamagg.settings import Settings
 from streamagg.tables.assignor import OwnershipAssignor
 from streamagg.tables.cycles import MAINTENANCE_EVERY_S, BatchHandler, Cycles
-from streamagg.tables.partition import OwnedPartition, Status, recover
+from streamagg.tables.partition import OwnedPartition, Status, out_of_range, recover
 from streamagg.tables.retention import RetentionSweeper
 from streamagg.tables.standby import StandbyFollower
 from streamagg.tables.store import PartitionStore
@@ -72,6 +77,7 @@ class StateLayer(ConsumerRebalanceListener):
         self.metrics = metrics
         self.lag = LagSeries(metrics.consumer_lag)
         self.topic = settings.batches_topic
+        self._lost = metrics.messages_lost.labels(topic=self.topic)
         self.changelog = settings.changelog_topic
         self.assignor = OwnershipAssignor(
             settings.canonical_url, self.topic, settings.standby_replicas, self._warm_partitions
@@ -192,6 +198,7 @@ class StateLayer(ConsumerRebalanceListener):
             self.settings,
             f"{self.settings.app_id}-state",
             partition_assignment_strategy=(self.assignor,),
+            auto_offset_reset="none",  # (a position out of range: partition.out_of_range)
         )
         consumer.subscribe([self.topic], listener=self)
         self.rebalancing = True
@@ -202,7 +209,12 @@ class StateLayer(ConsumerRebalanceListener):
                 self._resume_recovered(consumer)
                 self._retry_stopped()
                 epoch = self.epoch
-                polled = await consumer.getmany(timeout_ms=200, max_records=50_000)
+                try:
+                    polled = await consumer.getmany(timeout_ms=200, max_records=50_000)
+                except (OffsetOutOfRangeError, NoOffsetForPartitionError) as exc:
+                    async with self.lock:
+                        await out_of_range(consumer, self.owned, exc, self._lost)
+                    continue
                 async with self.lock:
                     if epoch != self.epoch:
                         # Read across a rebalance: every partition it gave is paused until it is
@@ -232,6 +244,8 @@ class StateLayer(ConsumerRebalanceListener):
         assert consumer is not None
         tps = list(assigned)
         consumer.pause(*tps)  # nothing is read before the partition is recovered
+        for tp in tps:  # (a position of its own, sought again as it resumes: _resume_recovered)
+            consumer.seek(tp, 0)
         self.epoch += 1
         # The follower lets go of partitions owned here now before their recovery starts.
         ownership = self.assignor.ownership
@@ -276,7 +290,7 @@ class StateLayer(ConsumerRebalanceListener):
                 self.settings,
                 TopicPartition(self.changelog, owned.number),
                 TopicPartition(self.topic, owned.number),
-                self.metrics.messages_lost.labels(topic=self.topic),
+                self._lost,
             )
         except asyncio.CancelledError:
             raise

@@ -1,11 +1,12 @@
-"""The input topic's retention deletes CDRs before a worker read them (an outage longer than the
+"""A topic's retention deletes CDRs before a worker read them (an outage longer than the
 topic keeps messages, or a size limit crossed during a burst). They cannot be counted, but the
 loss must not be silent: the worker counts the deleted messages in
 `streamagg_messages_lost_total{topic}` (the StreamaggMessagesLost alert), logs the range, reads on
 from the first message the topic still holds, and counts every CDR still there once.
 
 Retention is played by the DeleteRecords admin call, which moves a partition's first offset
-exactly where retention would, at a chosen moment."""
+exactly where retention would, at a chosen moment. The same holds for the internal batch topic,
+between the ingest stage and the state: batches deleted before the state applied them."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from prometheus_client.parser import text_string_to_metric_families
 
+from streamagg.batches import customer_partition
 from tests.e2e.conftest import ADMIN_TOKEN
 from tests.support.chaos import ingest_children
 from tests.support.worker import WorkerProcess, wait_for
@@ -48,11 +50,31 @@ async def produce(bootstrap: str, topic: str, tag: str, count: int) -> None:
         await producer.stop()
 
 
-async def delete_before(bootstrap: str, topic: str, offset: int) -> None:
+async def delete_before(bootstrap: str, topic: str, offset: int, partition: int = 0) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(offset)})
+        await admin.delete_records({TopicPartition(topic, partition): RecordsToDelete(offset)})
+    finally:
+        await admin.close()
+
+
+async def end_offset(bootstrap: str, tp: TopicPartition) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        return (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
+
+
+async def forwarded(bootstrap: str, group: str, tp: TopicPartition) -> int:
+    """The input offset up to which the ingest stage has committed its batches."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=[tp])
+        return offsets[tp].offset if tp in offsets else -1
     finally:
         await admin.close()
 
@@ -127,3 +149,47 @@ async def test_cdrs_deleted_while_the_ingest_child_was_frozen_are_counted_lost_t
     wait_for(lambda: lost(worker) == {topic: DURING}, 10, "the loss on the parent's /metrics")
     assert ingest_children(worker.process.pid) == [child]  # (the same child: it never restarted)
     assert f"{topic}[0] messages [{FIRST}, {FIRST + DURING}) were deleted" in worker.tail(400)
+
+
+async def test_batches_deleted_before_the_state_applied_them_are_counted_lost_the_rest_once(
+    worker_factory: Callable[..., WorkerProcess], kafka_bootstrap: str
+) -> None:
+    """The worker's main process (the state) frozen while its ingest child forwards CDRs, and
+    the batch topic's retention deletes those batches before the state reads them: its next
+    fetch finds its position deleted. The loss is counted on the batch topic and logged; later
+    batches are applied once."""
+    worker = worker_factory(STREAMAGG_INGEST_MODE="process")
+    worker.wait_ready()
+    topic = worker.env["STREAMAGG_TOPIC"]
+    app_id = worker.env["STREAMAGG_APP_ID"]
+    batches = TopicPartition(
+        f"{app_id}-cdr-batches",
+        customer_partition("7", int(worker.env["STREAMAGG_PARTITIONS"])),
+    )
+    await produce(kafka_bootstrap, topic, "before", FIRST)
+    settles_at(worker, FIRST)
+    applied = await end_offset(kafka_bootstrap, batches)
+    assert worker.process is not None
+
+    os.kill(worker.process.pid, signal.SIGSTOP)
+    try:
+        # (its fetch in flight, empty, returns within the fetch wait: no batch reaches it)
+        time.sleep(1.5)
+        await produce(kafka_bootstrap, topic, "during", DURING)
+        input_tp = TopicPartition(topic, 0)
+        for _ in range(100):  # the child forwards and commits the batches
+            if await forwarded(kafka_bootstrap, f"{app_id}-ingest", input_tp) == FIRST + DURING:
+                break
+            time.sleep(0.05)
+        end = await end_offset(kafka_bootstrap, batches)
+        await delete_before(kafka_bootstrap, batches.topic, end, batches.partition)
+    finally:
+        os.kill(worker.process.pid, signal.SIGCONT)
+    assert end > applied
+    await produce(kafka_bootstrap, topic, "after", DURING - DELETED)
+    settles_at(worker, FIRST + DURING - DELETED)
+    wait_for(lambda: batches.topic in lost(worker), 10, "the loss on /metrics")
+    assert lost(worker) == {batches.topic: end - applied}
+    assert f"partition {batches.partition}: batches [{applied}, {end}) were deleted" in worker.tail(
+        400
+    )
