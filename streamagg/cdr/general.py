@@ -17,6 +17,7 @@ from functools import lru_cache
 import orjson
 
 from streamagg.cdr.model import (
+    CONTROL_CHARACTERS,
     ID_MAX_CHARS,
     MAX_DURATION,
     MAX_MESSAGE_BYTES,
@@ -42,7 +43,7 @@ DT_PATTERN = re.compile(
 _EPOCH = date(1970, 1, 1)
 _PLAIN_AMOUNT = re.compile(r"([0-9]{1,10})(?:\.([0-9]{1,6}))?")
 _EXACT_PARSE_RECURSION = 5_000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = CONTROL_CHARACTERS
 # A decimal string as JSON users write it, in ASCII: spaces around, a sign, digits, a point,
 # an exponent (and the spellings of infinity and NaN, refused further on as not finite).
 _DECIMAL_STRING = re.compile(

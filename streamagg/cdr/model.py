@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import msgspec
@@ -15,6 +16,13 @@ NO_PDD = -1  # Cdr.pdd_ms of a CDR without one
 # or ended by the called user (busy, declined, not available, cancelled by the caller).
 EFFECTIVE_SIP_CODES = frozenset((200, 486, 600, 603, 480, 487))
 ID_MAX_CHARS = 128
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def is_account_id(text: str) -> bool:
+    """What a customer id (an account) may be: 1 to ID_MAX_CHARS characters, none a control
+    character (C0, DEL, C1)."""
+    return 0 < len(text) <= ID_MAX_CHARS and CONTROL_CHARACTERS.search(text) is None
 
 
 class Cdr(msgspec.Struct, array_like=True, gc=False):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import io
 import logging
 import re
 import sys
@@ -17,6 +18,8 @@ import orjson
 from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
+from streamagg.cdr.model import ID_MAX_CHARS, is_account_id
+from streamagg.csv_lines import csv_lines
 from streamagg.errors import BrokerUnavailable, ReferenceDataError, StreamaggError
 from streamagg.kafka_clients import acked_producer, authentication_failure
 from streamagg.numbers import normalise_number
@@ -63,26 +66,36 @@ def parse_did_csv(path: Path) -> DidFile:
         raise ReferenceDataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ReferenceDataError(f"{path}: cannot read it ({exc.strerror})") from None
-    return parse_did_lines(str(path), text.splitlines())
+    # (io, not str.splitlines: that also breaks lines at U+2028, \x1c-\x1e, form feeds)
+    return parse_did_lines(str(path), io.StringIO(text, newline=""))
 
 
 def parse_did_lines(name: str, lines: Iterable[str]) -> DidFile:
     """Parse the lines of an inventory CSV; ``name`` prefixes each problem (`FILE:LINE: ...`)."""
     result = DidFile()
     first_line: dict[str, int] = {}
-    reader = csv.reader(lines)
-    header = next(reader, None)
-    columns = [c.strip().lstrip("\ufeff").lower() for c in header or ()]
+    rows = csv_lines(lines)
+    header = next(rows, None)
+    cells = header.cells if header is not None else []
+    columns = [c.strip().lstrip("\ufeff").lower() for c in cells]
     if "did" not in columns or "account" not in columns:
-        shown = ",".join(header) if header else "an empty file"
-        raise ReferenceDataError(f"{name}: expected a header line did,account, found {shown!r}")
+        shown = (header.text or ",".join(cells)) if header is not None else ""
+        raise ReferenceDataError(
+            f"{name}: expected a header line did,account, found {shown or 'an empty file'!r}"
+        )
     did_at, account_at = columns.index("did"), columns.index("account")
-    for row in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
+    for row in rows:
+        if row.problem is not None:
+            result.problems.append(f"{name}:{row.number}: {row.problem}")
+            # (what the line would name without its quotes: kept by --replace, not removed)
+            unquoted = next(csv.reader((row.text.replace('"', ""),)), [])
+            if did_at < len(unquoted):
+                result.unsure.add(normalise_number(unquoted[did_at].strip()))
             continue
-        raw = row[did_at].strip() if did_at < len(row) else ""
-        account = row[account_at].strip() if account_at < len(row) else ""
+        if not any(cell.strip() for cell in row.cells):
+            continue
+        raw = row.cells[did_at].strip() if did_at < len(row.cells) else ""
+        account = row.cells[account_at].strip() if account_at < len(row.cells) else ""
         did = normalise_number(raw)
         problem = _row_problem(raw, did, account)
         if problem is None and did in result.owners and result.owners[did] != account:
@@ -91,13 +104,13 @@ def parse_did_lines(name: str, lines: Iterable[str]) -> DidFile:
                 f"{result.owners[did]!r} on line {first_line[did]}; the first one is kept"
             )
         if problem is not None:
-            result.problems.append(f"{name}:{line}: {problem}")
+            result.problems.append(f"{name}:{row.number}: {problem}")
             if MIN_DIGITS <= len(did) <= MAX_DIGITS and did not in result.owners:
                 result.unsure.add(did)
             continue
         if did not in result.owners:
             result.owners[did] = account
-            first_line[did] = line
+            first_line[did] = row.number
     result.unsure -= result.owners.keys()
     return result
 
@@ -111,6 +124,11 @@ def _row_problem(raw: str, did: str, account: str) -> str | None:
         return f"DID {raw!r} has {len(did)} digits; a DID has {MIN_DIGITS} to {MAX_DIGITS}"
     if not account:
         return f"DID {did} has no account"
+    if not is_account_id(account):
+        return (
+            f"DID {did}: account {account[:40]!r} is not a customer id (at most "
+            f"{ID_MAX_CHARS} characters, no control characters)"
+        )
     return None
 
 

@@ -19,6 +19,7 @@ from aiokafka.errors import (
     for_code,
 )
 
+from streamagg.cdr.model import is_account_id
 from streamagg.errors import BrokerUnavailable, SettingsError
 from streamagg.kafka_clients import (
     REQUEST_TIMEOUT_MS,
@@ -77,6 +78,8 @@ def apply_record(mapping: dict[str, str], key: bytes | None, value: bytes | None
         account = str(account)
     if not isinstance(account, str) or not account.strip():
         return f'DID {did}: value has no "account" string'
+    if not is_account_id(account.strip()):
+        return f"DID {did}: account {account[:40]!r} is not a customer id (control characters?)"
     mapping[did] = account.strip()
     return None
 

@@ -14,7 +14,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from streamagg.csv_lines import csv_lines
 from streamagg.errors import ReferenceDataError
 
 CENTRAL_OFFICE_CODES = "central office code file"
@@ -142,14 +144,16 @@ def _read_rows(
         column.setdefault(key, index)
     width = len(keys)
     # NANPA's tab file is not quoted; a stray '"' in a company name must not swallow lines.
-    source = io.StringIO(text, newline="")
+    dialect: dict[str, Any] = {"delimiter": delimiter}
     if delimiter == "\t":
-        reader = csv.reader(source, delimiter="\t", quoting=csv.QUOTE_NONE)
-    else:
-        reader = csv.reader(source, delimiter=delimiter)
-    for _ in range(header_index + 1):
-        next(reader, None)
-    for cells in reader:
+        dialect["quoting"] = csv.QUOTE_NONE
+    for row in csv_lines(io.StringIO(text, newline=""), **dialect):
+        if row.number <= header_index + 1:
+            continue
+        if row.problem is not None:  # (a record is a line: the lines after it are read)
+            parsed.problems.append(f"{parsed.path}:{row.number}: {row.problem}")
+            continue
+        cells = row.cells
         if not "".join(cells).strip():
             continue
         if len(cells) < width:
@@ -158,7 +162,7 @@ def _read_rows(
         try:
             read_row(cells, column, parsed)
         except _BadRow as bad:
-            parsed.problems.append(f"{parsed.path}:{reader.line_num}: {bad}")
+            parsed.problems.append(f"{parsed.path}:{row.number}: {bad}")
 
 
 def _central_office_row(cells: list[str], column: dict[str, int], parsed: ParsedFile) -> None:

@@ -232,3 +232,33 @@ def test_max_removals_takes_a_percentage_and_names_a_bad_one(
     message = f"argument --max-removals: {value!r} is not a percentage from 0 to 100"
     assert message in capsys.readouterr().err
     assert build_parser().parse_args(["dids", "load", "x.csv"]).max_removals == 10.0
+
+
+def test_a_stray_quote_costs_its_own_line_and_replace_keeps_the_did_it_names() -> None:
+    """Read as one CSV record, the quote would take the 1,498 lines after it into one cell:
+    1,500 DIDs missing, so removed by --replace, with one problem reported at the last line."""
+    lines = ["did,account"] + [f"{2125510000 + i},acct{i % 7}" for i in range(2_000)]
+    lines[501] = f'"{2125510500},acct3'
+    parsed = parse_did_lines("f.csv", lines)
+    assert len(parsed.owners) == 1_999
+    assert "2125510500" not in parsed.owners
+    assert parsed.problems == ["f.csv:502: a quote opens a cell that does not close on its line"]
+    assert parsed.unsure == {"2125510500"}
+
+
+@pytest.mark.parametrize("account", ["42\x1fX", "42\x00", "a" * 129, "x\x85y"])
+def test_an_account_that_is_no_customer_id_is_a_bad_row(account: str) -> None:
+    """The account is the customer id the did-cli report files calls under: a control
+    character or one past 128 characters could never match a CDR's customer_id, and the
+    report's group key separates fields with \\x1f."""
+    parsed = parse_did_lines("f.csv", ["did,account", f"2125550100,{account}", "2125550101,42"])
+    assert parsed.owners == {"2125550101": "42"}
+    assert parsed.problems[0].startswith("f.csv:2: DID 2125550100: account ")
+    assert parsed.unsure == {"2125550100"}
+
+
+def test_an_account_with_a_control_character_on_the_topic_changes_nothing() -> None:
+    mapping = {"2125550100": "42"}
+    problem = apply_record(mapping, b"2125550100", orjson.dumps({"account": "7\u001fX"}))
+    assert problem is not None and "not a customer id" in problem
+    assert mapping == {"2125550100": "42"}

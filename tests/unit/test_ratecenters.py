@@ -401,3 +401,24 @@ def test_file_date_line_without_npa_header_is_wrong_format(tmp_path: Path) -> No
     with pytest.raises(RateCenterLoadError) as raised:
         load_rate_centers([path])
     assert raised.value.failures[0].startswith(f"{path}:2: wrong format: header 'NPA,WHERE'")
+
+
+def test_a_stray_quote_costs_its_own_line_not_the_rows_after_it(tmp_path: Path) -> None:
+    """Read as one CSV record, the quote would take the 3,000 rows after it into one cell:
+    their prefixes UNKNOWN, and one problem reported at the wrong line for the wrong reason."""
+    rows = [f"{201 + i // 700}{200 + i % 700},CENTER {i % 50},NJ" for i in range(3_701)]
+    rows[700] = "202200,\"O'Hare,IL"
+    path = write(tmp_path / "prefixes.csv", ["prefix,rc,state", *rows])
+    result = load_rate_centers([path])
+    assert result.problems == [f"{path}:702: a quote opens a cell that does not close on its line"]
+    assert result.rows_loaded == 3_700
+    assert result.directory.resolve("2037001") == RateCenterRow("203700", "CENTER 0", "NJ")
+
+
+def test_an_oversized_cell_is_a_problem_by_line_not_a_failed_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "prefixes.csv", ["prefix,rc,state", f"201200,{'A' * 200_000},NJ", "201201,B,NJ"]
+    )
+    result = load_rate_centers([path])
+    assert result.problems == [f"{path}:2: a cell longer than 131,072 characters"]
+    assert result.directory.resolve("2012011") == RateCenterRow("201201", "B", "NJ")

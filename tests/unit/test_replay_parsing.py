@@ -7,7 +7,7 @@ import io
 import orjson
 import pytest
 
-from streamagg.cli.replay import CdrExport, cdr_from_csv_row, detect_format
+from streamagg.cli.replay import CdrExport, detect_format
 from streamagg.errors import StreamaggError
 
 
@@ -46,7 +46,7 @@ def test_csv_rows_become_cdr_objects_with_numbers_where_the_spec_wants_them() ->
         "c2,1767225600,43,,,,,,,0,486,12#\n"
         "c3,1767225600.25,44,,1.5,,,,,12.5,busy,\n"
         ",,,,,,,,,,,\n"
-        '"c4","2026-01-01T00:00:00Z","45",,,,,"line one\nline two",,,,\n'.encode()
+        '"c4","2026-01-01T00:00:00Z","45",,,,,"12015550000",,,,\n'.encode()
     )
     export = CdrExport(text, "csv")
     messages = list(export.messages())
@@ -71,20 +71,62 @@ def test_csv_rows_become_cdr_objects_with_numbers_where_the_spec_wants_them() ->
         {"callid": "c3", "dt": 1767225600.25, "customer_id": "44", "customer_charge": "1.5",
          "duration": 12.5, "sip_code": "busy"},
         {"callid": "c4", "dt": "2026-01-01T00:00:00Z", "customer_id": "45",
-         "dest_cli": "line one\nline two"},
+         "dest_cli": "12015550000"},
     ]  # fmt: skip
     assert export.blank_lines == 1
 
 
 def test_csv_cells_beyond_the_header_and_extra_columns() -> None:
-    row: dict[str | None, object] = {
+    export = CdrExport([b"callid,dt,customer_id,switch\n", b"c,x,1,sbc1,extra\n"], "csv")
+    (message,) = export.messages()
+    assert orjson.loads(message[1]) == {
         "callid": "c",
         "dt": "x",
         "customer_id": "1",
         "switch": "sbc1",
-        None: ["extra"],
     }
-    assert cdr_from_csv_row(row) == {"callid": "c", "dt": "x", "customer_id": "1", "switch": "sbc1"}
+
+
+def test_a_stray_quote_costs_its_own_line_only_sent_as_written_for_the_dead_letter_topic() -> None:
+    """Read as one CSV record, a quote that does not close on its line takes every later line
+    into one cell (the export's rest lost, one bad message); a CDR export's record is a line."""
+    lines = [b"callid,dt,customer_id,customer_charge\n"]
+    lines += [f"c{i},1795613400,42,1.00\n".encode() for i in range(50)]
+    lines[10] = b'c9,1795613400,"42,1.00\n'
+    lines[30] = b'c29,1795613400,"42,"1.00"\n'  # (a closing quote further on, not at a comma)
+    export = CdrExport(lines, "csv")
+    messages = list(export.messages())
+    assert len(messages) == 50
+    assert messages[9] == (None, b'c9,1795613400,"42,1.00')
+    assert messages[29] == (None, b'c29,1795613400,"42,"1.00"')
+    assert export.unparseable_lines == [11, 31]
+    good = [orjson.loads(value)["callid"] for key, value in messages if key is not None]
+    assert good == [f"c{i}" for i in range(50) if i not in (9, 29)]
+
+
+@pytest.mark.parametrize(
+    ("cell", "sent"),
+    [
+        ("61", 61),
+        ("+200", 200),
+        (" 12.5 ", 12.5),
+        ("1e3", 1000.0),
+        ("nan", "nan"),  # (float() takes these; JSON would write them as null: accepted as 0)
+        ("inf", "inf"),
+        ("-Infinity", "-Infinity"),
+        ("1_5", "1_5"),
+        ("\uff12\uff10\uff10", "\uff12\uff10\uff10"),  # full-width digits
+        ("1" + "0" * 400, "1" + "0" * 400),
+        ("1e400", "1e400"),
+    ],
+)
+def test_numbers_are_sent_as_numbers_only_when_json_would_write_them_so(
+    cell: str, sent: object
+) -> None:
+    header = b"callid,dt,customer_id,duration\n"
+    export = CdrExport([header, f"c,0,1,{cell}\n".encode()], "csv")
+    (message,) = export.messages()
+    assert orjson.loads(message[1])["duration"] == sent
 
 
 def test_csv_without_the_required_columns_is_refused() -> None:
