@@ -91,11 +91,9 @@ class TokenStore:
         """The grant of the bearer token in an Authorization header, or AccessDenied (401)."""
         if self.path is None:
             raise AccessDenied(401, "this worker has no tokens file (STREAMAGG_TOKENS_FILE)")
-        scheme, _, token = (authorization or "").strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        digest = bearer_token_sha256(authorization or "")
+        if digest is None:
             raise AccessDenied(401, "send the header Authorization: Bearer <token>")
-        digest = hashlib.sha256(token.encode()).hexdigest()
         grant = None
         for known, candidate in self._grants.items():
             if hmac.compare_digest(known, digest):
@@ -135,3 +133,14 @@ def parse_tokens(raw: bytes) -> dict[str, Grant]:
             raise ValueError(f"tokens[{index}].customers must be a list of customer ids")
         grants[digest.lower()] = Grant(frozenset(str(c) for c in customers))
     return grants
+
+
+def bearer_token_sha256(authorization: str) -> str | None:
+    """The SHA-256 (hex) of the bearer token of an Authorization header, None without one.
+    A header's bytes that are not UTF-8 reach here as surrogates (aiohttp); they are hashed as
+    they came, so such a token is merely unknown (401), never a server error."""
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()

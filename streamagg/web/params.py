@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -94,6 +94,17 @@ def parse_report_query(
         _granularity(query, report),
         zone,
     )
+
+
+def single_valued(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A query string's parameters (as name, value pairs) by name; BadQuery naming one given
+    more than once (`from=...&from=...`: which one was meant cannot be told)."""
+    query: dict[str, str] = {}
+    for name, value in pairs:
+        if name in query:
+            raise BadQuery(name[:64], "given more than once; give it once")
+        query[name] = value
+    return query
 
 
 def _zone(query: Mapping[str, str]) -> Zone:

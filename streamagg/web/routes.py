@@ -22,7 +22,12 @@ from streamagg.reports import REPORTS
 from streamagg.reports.view import catalogue
 from streamagg.web.auth import check_customer
 from streamagg.web.forward import forward_request
-from streamagg.web.params import UnknownReport, parse_customer_partitions, parse_report_query
+from streamagg.web.params import (
+    UnknownReport,
+    parse_customer_partitions,
+    parse_report_query,
+    single_valued,
+)
 from streamagg.web.query_service import customer_latest_calls, local_rows
 from streamagg.web.render import error_response, iso, report_response
 from streamagg.web.server import access_log_middleware, add_security_headers
@@ -107,7 +112,8 @@ async def customers(request: web.Request) -> web.Response:
     authorization = request.headers.get("Authorization")
     grant = runtime.tokens.authenticate(authorization)
     forwarded = bool(request.headers.get("X-Streamagg-Forwarded"))
-    partitions = parse_customer_partitions(request.query, runtime.settings.partitions, forwarded)
+    query = single_valued(request.query.items())
+    partitions = parse_customer_partitions(query, runtime.settings.partitions, forwarded)
     latest = await customer_latest_calls(app, partitions, authorization or "", forwarded)
     oldest = time.time() - runtime.settings.retention_days * 86400  # (older data has expired)
     body = {
@@ -144,7 +150,7 @@ async def report(request: web.Request) -> web.StreamResponse:
     query = parse_report_query(
         request.match_info["report"],
         request.match_info["customer_id"],
-        request.query,
+        single_valued(request.query.items()),
         query_string=request.query_string,
         accept=request.headers.get("Accept", ""),
         retention_days=runtime.settings.retention_days,

@@ -13,7 +13,6 @@ makes).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import ssl
 import time
@@ -23,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from streamagg.settings import Settings
+from streamagg.web.auth import bearer_token_sha256
 
 access_log = logging.getLogger("streamagg.access")
 log = logging.getLogger(__name__)
@@ -112,10 +112,10 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
             "%s %d %s token=%s customer=%s report=%s %.1f ms",
             request.method,
             status,
-            request.path,
+            request.rel_url.raw_path,  # (as sent, encoded: a %0A in it cannot start a line)
             token_hash_prefix(request.headers.get("Authorization", "")),
-            request.match_info.get("customer_id", "-"),
-            request.match_info.get("report", "-"),
+            _one_line(request.match_info.get("customer_id", "-")),
+            _one_line(request.match_info.get("report", "-")),
             (time.perf_counter() - began) * 1e3,
         )
 
@@ -123,8 +123,12 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
 def token_hash_prefix(authorization: str) -> str:
     """The first 8 hex digits of the SHA-256 of the bearer token (what the tokens file holds),
     or "-" without a token."""
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return "-"
-    return hashlib.sha256(token.encode()).hexdigest()[:8]
+    digest = bearer_token_sha256(authorization)
+    return "-" if digest is None else digest[:8]
+
+
+def _one_line(text: str) -> str:
+    """Text for a log line: control characters (a decoded %0A) escaped."""
+    return (
+        text if text.isprintable() else text.encode("unicode_escape", "backslashreplace").decode()
+    )

@@ -70,6 +70,23 @@ def test_the_access_log_names_the_request_never_the_token(
         quiet.log_path.read_text()
     )
 
+    # A %0A in the path cannot write a line of its own in the log, and a token whose bytes
+    # are not UTF-8 is an unknown token (401, the API's JSON error), not a server error.
+    forged = "GET 200 /api/v1/customers/99 token=deadbeef"
+    path = "/api/v1/customers/42%0A" + forged.replace(" ", "%20").replace("/", "%2F")
+    with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as raw:
+        raw.sendall(
+            f"GET {path}/reports/tech-prefix HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
+            + b"Authorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
+        )
+        answer = b"".join(iter(lambda: raw.recv(65536), b""))
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b'"error"' in answer
+    wait_for(lambda: "GET 401 /api/v1/customers/42%0A" in worker.log_path.read_text(), 10, "it")
+    text = worker.log_path.read_text()
+    assert not any(line.startswith(forged) for line in text.splitlines())
+    assert "Traceback" not in text
+
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:

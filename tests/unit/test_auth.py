@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import orjson
 import pytest
 
 from streamagg.web.auth import AccessDenied, Grant, TokenStore, parse_tokens
+from streamagg.web.server import token_hash_prefix
 
 OPS_TOKEN = "ops-Zq8-secret"
 CUSTOMER_TOKEN = "cust-42-secret"
@@ -205,3 +207,11 @@ def test_a_change_of_content_is_seen_even_with_the_same_size_and_time(tmp_path: 
     store.maybe_reload()
     store.authorize(f"Bearer {OPS_TOKEN}", "43")
     assert denied(store, f"Bearer {OPS_TOKEN}", "42") == 403
+
+
+def test_a_token_that_is_not_utf8_is_unknown_not_a_server_error(store: TokenStore) -> None:
+    """aiohttp hands a header's bytes that are not UTF-8 over as surrogates
+    (`Bearer \\xff\\xfe` on the wire): encoding them strictly raised, a 500 and a traceback."""
+    header = b"Bearer \xff\xfe".decode("utf-8", "surrogateescape")
+    assert denied(store, header) == 401
+    assert re.fullmatch("[0-9a-f]{8}", token_hash_prefix(header))

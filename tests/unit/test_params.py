@@ -26,6 +26,7 @@ from streamagg.web.params import (
     UnknownReport,
     parse_customer_partitions,
     parse_report_query,
+    single_valued,
 )
 from streamagg.web.render import (
     CSV_CHUNK_ROWS,
@@ -545,3 +546,23 @@ def test_csv_cells_convert_each_row_as_cell_by_cell(data: st.DataObject) -> None
         }
         expected = [_cell(csv_cell(column, row[column.key])) for column in columns]
         assert csv_cells(columns)(row) == expected
+
+
+@pytest.mark.parametrize(
+    ("pairs", "parameter"),
+    [
+        ([("from", "2026-11-01T00:00:00Z"), ("from", "garbage"), ("to", "x")], "from"),
+        ([("month", "2026-11"), ("tz", "UTC"), ("tz", "Mars/Base")], "tz"),
+        ([("limit", "10"), ("limit", "10")], "limit"),  # (even the same value: a client's bug)
+    ],
+)
+def test_a_parameter_given_twice_is_named(pairs: list[tuple[str, str]], parameter: str) -> None:
+    with pytest.raises(BadQuery) as caught:
+        single_valued(pairs)
+    assert caught.value.parameter == parameter
+    assert str(caught.value) == f"{parameter}: given more than once; give it once"
+
+
+def test_parameters_given_once_pass_as_they_are() -> None:
+    pairs = [("month", "2026-11"), ("tz", "America/New_York"), ("format", "csv")]
+    assert single_valued(pairs) == dict(pairs)
