@@ -156,7 +156,7 @@ async def _start_side_services(runtime: Runtime) -> None:
     tune_collector()  # (Faust's services and the web app are built by now)
     runtime.background.append(asyncio.create_task(runtime.state.run()))
     runtime.background.append(asyncio.create_task(runtime.ingest.run()))
-    runtime.background.append(asyncio.create_task(_watch_rate_centers(runtime)))
+    runtime.background.append(asyncio.create_task(watch_reference_files(runtime)))
     runtime.background.append(asyncio.create_task(watch_event_loop(runtime.metrics)))
 
 
@@ -169,10 +169,19 @@ async def watch_event_loop(metrics: Metrics, every: float = LOOP_PROBE_S) -> Non
         metrics.event_loop_lag.observe(max(0.0, loop.time() - started - every))
 
 
-async def _watch_rate_centers(runtime: Runtime) -> None:
+async def watch_reference_files(runtime: Runtime) -> None:
+    """Reload the rate-center files and the tokens file when they change. Each keeps its last
+    good data through a failed load; an unexpected error in one (a bug) is logged and must not
+    end the watching, or a token revoked in the tokens file would stay valid until a restart."""
     while True:
-        await asyncio.to_thread(runtime.rate_centers.maybe_reload)
-        runtime.tokens.maybe_reload()
+        try:
+            await asyncio.to_thread(runtime.rate_centers.maybe_reload)
+        except Exception:
+            log.exception("rate centers: the reload failed; the data loaded before stays in use")
+        try:
+            runtime.tokens.maybe_reload()
+        except Exception:
+            log.exception("tokens file: the reload failed; the tokens loaded before stay in use")
         await asyncio.sleep(runtime.settings.ratecenters_check_seconds)
 
 
