@@ -76,8 +76,8 @@ def decode_typical(raw: bytes, now: float, policy: TimePolicy) -> Cdr | None:
             return None
     elif type(dt) is int:
         start = dt
-    elif isinstance(dt, float) and math.isfinite(dt):
-        start = math.floor(dt)
+    elif isinstance(dt, float) and math.isfinite(dt) and not dt.is_integer():
+        start = math.floor(dt)  # (a whole float may be 59.9999999 rounded up: the general road)
     else:
         return None
     if (

@@ -598,3 +598,51 @@ def test_lenient_spellings_found_by_review_are_rejected_by_name(
     result = decode(raw)
     assert isinstance(result, Rejection), result
     assert result.reason.startswith(reason), result.reason
+
+
+@pytest.mark.parametrize(
+    ("written", "start"),
+    [
+        (b"1795611599.9999999", T_2026_11_25_12 + 3599),  # (a double reads it as 1795611600.0)
+        (b"1795611599.99999999999", T_2026_11_25_12 + 3599),
+        (b"1795611600.0", T_2026_11_25_12 + 3600),
+        (b"1795611600.0000001", T_2026_11_25_12 + 3600),
+        (b"1795611599.9999998", T_2026_11_25_12 + 3599),
+    ],
+)
+def test_dt_epoch_seconds_are_floored_as_written_not_as_a_double_rounds_them(
+    written: bytes, start: int
+) -> None:
+    """A call started a tenth of a microsecond before the hour belongs to the hour before
+    (and, at the end of a month, to the month before)."""
+    raw = b'{"callid": "c-1", "customer_id": "42", "dt": ' + written + b"}"
+    assert accepted(raw).start == start
+
+
+@pytest.mark.parametrize("huge", [b"1e400", b"-1e999", b"1" + b"0" * 5000])
+def test_a_number_past_a_doubles_range_in_an_unknown_field_is_ignored_like_the_field(
+    huge: bytes,
+) -> None:
+    """SPEC §1: unknown fields are ignored. orjson refuses the whole message ("number is
+    infinity when parsed as double"), which rejected a valid CDR without naming anything."""
+    raw = b'{"callid": "c-1", "dt": 1795608000, "customer_id": "42", "switch_load": ' + huge + b"}"
+    assert accepted(raw).start == T_2026_11_25_12
+
+
+@pytest.mark.parametrize(
+    ("field", "reason"),
+    [("dt", "dt: "), ("duration", "duration: "), ("customer_charge", "customer_charge: ")],
+)
+def test_a_number_past_a_doubles_range_in_a_known_field_is_rejected_naming_it(
+    field: str, reason: str
+) -> None:
+    fields = {"callid": b'"c-1"', "dt": b"1795608000", "customer_id": b'"42"', field: b"1e400"}
+    raw = b"{" + b", ".join(b'"%s": %s' % (k.encode(), v) for k, v in fields.items()) + b"}"
+    result = decode(raw)
+    assert isinstance(result, Rejection) and result.reason.startswith(reason), result
+
+
+def test_the_retry_past_a_doubles_range_keeps_refusing_lone_surrogates() -> None:
+    raw = b'{"callid": "c\\ud800", "dt": 1795608000, "customer_id": "42", "x": 1e400}'
+    result = decode(raw)
+    assert isinstance(result, Rejection) and result.reason.startswith("message: ")
