@@ -147,6 +147,7 @@ def _read_rows(
     dialect: dict[str, Any] = {"delimiter": delimiter}
     if delimiter == "\t":
         dialect["quoting"] = csv.QUOTE_NONE
+    not_utf8 = _NOT_UTF8.search(text) is not None  # (see _read_text)
     for row in csv_lines(io.StringIO(text, newline=""), **dialect):
         if row.number <= header_index + 1:
             continue
@@ -154,7 +155,11 @@ def _read_rows(
             parsed.problems.append(f"{parsed.path}:{row.number}: {row.problem}")
             continue
         cells = row.cells
-        if not "".join(cells).strip():
+        joined = "".join(cells)
+        if not joined.strip():
+            continue
+        if not_utf8 and _NOT_UTF8.search(joined):
+            parsed.problems.append(f"{parsed.path}:{row.number}: bytes that are not UTF-8")
             continue
         if len(cells) < width:
             cells.extend([""] * (width - len(cells)))
@@ -243,6 +248,14 @@ def _cells(line: str, delimiter: str) -> list[str]:
     return [cell.strip() for cell in next(csv.reader([line]), [])]
 
 
+# A multi-byte UTF-8 character: a file that holds one is UTF-8, not Latin-1 (where such pairs,
+# "Ã©", are as good as never written).
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
 def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
@@ -257,8 +270,14 @@ def _read_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        pass
+    if _UTF8_SEQUENCE.search(data) is None:
         # Older NANPA exports are Windows-1252/Latin-1; Latin-1 decodes any byte.
         return data.decode("latin-1")
+    # UTF-8 with a few bad bytes (a line pasted from elsewhere): read as Latin-1, every name of
+    # the file would be mojibake (Montréal as MontrÃ©al). The bad bytes become lone surrogates,
+    # and the rows holding them are rejected by line (_read_rows).
+    return data.decode("utf-8-sig", "surrogateescape")
 
 
 def _wrong_format(path: Path, line: int, header: str) -> ReferenceDataError:

@@ -422,3 +422,16 @@ def test_an_oversized_cell_is_a_problem_by_line_not_a_failed_load(tmp_path: Path
     result = load_rate_centers([path])
     assert result.problems == [f"{path}:2: a cell longer than 131,072 characters"]
     assert result.directory.resolve("2012011") == RateCenterRow("201201", "B", "NJ")
+
+
+def test_a_utf8_file_with_a_stray_byte_keeps_its_names_and_rejects_that_row(tmp_path: Path) -> None:
+    """Read whole as Latin-1 (the fallback for old NANPA exports), every accented name of the
+    file became mojibake (Montréal as MontrÃ©al) and nothing was reported."""
+    path = tmp_path / "prefixes.csv"
+    path.write_bytes(
+        "prefix,rc,state\n201200,Montréal,NJ\n".encode() + b"201201,Newark\xff,NJ\n201202,B,NJ\n"
+    )
+    result = load_rate_centers([path])
+    assert result.directory.resolve("2012001") == RateCenterRow("201200", "Montréal", "NJ")
+    assert result.problems == [f"{path}:3: bytes that are not UTF-8"]
+    assert result.directory.resolve("2012021") == RateCenterRow("201202", "B", "NJ")
