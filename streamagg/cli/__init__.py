@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from streamagg.cli.arg_types import non_negative_number, percent
 from streamagg.errors import StreamaggError
 from streamagg.settings import Settings
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument(
         "--max-removals",
-        type=_percent,
+        type=percent,
         default=10.0,
         metavar="PERCENT",
         help="with --replace: refuse (publish nothing) when more than this share of the DIDs "
@@ -45,18 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="exit 0 when the worker at URL is ready")
     check.add_argument("--url", default=None, help="worker base URL (default: this host's)")
-    check.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    check.add_argument("--timeout", type=non_negative_number, default=5.0, help="seconds to wait")
     return parser
-
-
-def _percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage from 0 to 100")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from streamagg.cli.arg_types import non_negative_number
 from streamagg.cli.cdrgen import (
     DEFAULT_ASR_DROP_FACTOR,
     DT_SPELLINGS,
@@ -27,6 +28,7 @@ from streamagg.settings import Settings
 # As-fast-as-possible runs of at least this many messages synthesise them in a child process.
 SUBPROCESS_FROM_COUNT = 50_000
 SUBPROCESS_CHUNK = 5000
+_YEAR_10000 = 253_402_300_800  # epoch seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,12 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = _HelpWithDefaults
     volume = parser.add_argument_group("volume and timing")
     volume.add_argument(
-        "--rate", type=float, default=0.0, help="calls per second; 0 = as fast as possible"
+        "--rate",
+        type=non_negative_number,
+        default=0.0,
+        help="calls per second; 0 = as fast as possible",
     )
     volume.add_argument("--count", type=int, default=0, help="messages to send; 0 = endless")
     volume.add_argument(
         "--duration",
-        type=float,
+        type=non_negative_number,
         default=None,
         help="seconds to run (with --rate: sends rate × duration messages)",
     )
@@ -54,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     volume.add_argument(
         "--event-step",
-        type=float,
+        type=non_negative_number,
         default=0.001,
         help="with --rate 0: event-time seconds between two calls",
     )
@@ -198,15 +203,22 @@ def parse_asr_drops(values: Iterable[str]) -> dict[str, float]:
 
 
 def epoch_seconds(text: str) -> float:
-    """Parse a --start value: ISO-8601 (no zone = UTC) or epoch seconds."""
+    """Parse a --start value: ISO-8601 (no zone = UTC) or epoch seconds, from 1970 to 9999."""
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
-        pass
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"--start {text[:40]!r}: not an ISO-8601 time or epoch seconds"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+    if not 0 <= seconds < _YEAR_10000:  # (nan fails this too)
+        raise ValueError(f"--start {text[:40]!r}: not a time from 1970 to 9999")
+    return seconds
 
 
 def write_csv(path: Path, header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> None:
@@ -223,10 +235,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"streamagg generate: {exc}", file=sys.stderr)
         return 2
-    if args.dids_out:
-        write_csv(args.dids_out, ("did", "account"), generator.did_inventory())
-    if args.ratecenters_out:
-        write_csv(args.ratecenters_out, ("prefix", "rc", "state"), generator.rate_center_rows())
+    try:
+        if args.dids_out:
+            write_csv(args.dids_out, ("did", "account"), generator.did_inventory())
+        if args.ratecenters_out:
+            rows = generator.rate_center_rows()
+            write_csv(args.ratecenters_out, ("prefix", "rc", "state"), rows)
+    except OSError as exc:
+        print(f"streamagg generate: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     if args.reference_only:
         return 0
     if args.dry_run:

@@ -14,6 +14,8 @@ from typing import IO, cast
 
 import orjson
 
+from streamagg.cdr.model import MAX_MESSAGE_BYTES
+from streamagg.cli.arg_types import non_negative_number
 from streamagg.cli.kafka_out import Message, SendPlan, progress_wanted, send_messages
 from streamagg.csv_lines import csv_lines
 from streamagg.errors import StreamaggError
@@ -48,7 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="file format; auto: by extension, else by the first line",
     )
     parser.add_argument(
-        "--rate", type=float, default=0.0, help="messages per second; 0 = as fast as possible"
+        "--rate",
+        type=non_negative_number,
+        default=0.0,
+        help="messages per second; 0 = as fast as possible",
     )
     parser.add_argument("--no-key", action="store_true", help="send messages without a key")
     parser.add_argument("--progress", action="store_true",
@@ -64,14 +69,23 @@ class CdrExport:
         self.keyed = keyed
         self.blank_lines = 0
         self.unparseable_lines: list[int] = []
+        self.oversized_lines: list[tuple[int, int]] = []  # (line number, bytes)
+        self.line_number = 0  # of the message last read
 
     def messages(self) -> Iterator[Message]:
-        if self.file_format == "csv":
-            return self._csv_messages()
-        return self._json_line_messages()
+        lines = self._csv_messages() if self.file_format == "csv" else self._json_line_messages()
+        for key, value in lines:
+            if len(value) <= MAX_MESSAGE_BYTES:
+                yield key, value
+                continue
+            # The worker refuses it whole (to the dead-letter topic); cut, it still fits a
+            # Kafka batch, and one such line no longer stops the export.
+            self.oversized_lines.append((self.line_number, len(value)))
+            yield key, value[: MAX_MESSAGE_BYTES + 1]
 
     def _json_line_messages(self) -> Iterator[Message]:
         for line_number, line in enumerate(self.lines, start=1):
+            self.line_number = line_number
             value = line.rstrip(b"\r\n")
             if not value.strip():
                 self.blank_lines += 1
@@ -94,6 +108,7 @@ class CdrExport:
                 f"(expected CDR field names: {', '.join(CDR_FIELDS)})"
             )
         for row in rows:
+            self.line_number = row.number
             if row.problem is not None:
                 # (a stray quote: this line alone, as written, for the dead-letter topic)
                 self.unparseable_lines.append(row.number)
@@ -218,6 +233,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"{_lines(len(export.unparseable_lines))} not valid {kind}, sent unchanged for "
             f"the dead-letter topic: {shown}",
+            file=sys.stderr,
+        )
+    if export.oversized_lines:
+        shown = ", ".join(f"{n} ({size:,} bytes)" for n, size in export.oversized_lines[:20])
+        print(
+            f"{_lines(len(export.oversized_lines))} larger than a CDR's 64 KiB, sent cut to "
+            f"{MAX_MESSAGE_BYTES + 1:,} bytes for the dead-letter topic: {shown}",
             file=sys.stderr,
         )
     return {"SIGINT": 130, "SIGTERM": 143}.get(summary.stopped_by or "", 0)

@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "numbers",
             "kafka_clients",
             "gc_tuning",
+            "csv_lines",
         },
     ),
     ("input", {"cdr"}),

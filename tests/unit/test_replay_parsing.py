@@ -156,3 +156,18 @@ def test_csv_that_is_not_utf8_is_refused_naming_the_line() -> None:
 )
 def test_format_by_extension_then_content(name: str, first_line: str, expected: str) -> None:
     assert detect_format(name, first_line) == expected
+
+
+def test_a_line_larger_than_a_cdr_is_sent_cut_and_listed_not_the_end_of_the_export() -> None:
+    """A 2 MB line did not fit a Kafka batch: the export stopped there, naming no line."""
+    big = b'{"callid":"big","dt":0,"customer_id":"1","x":"' + b"y" * 2_000_000 + b'"}'
+    lines = [b'{"callid":"a","dt":0,"customer_id":"1"}\n', big + b"\n", b'{"callid":"b","dt":0}\n']
+    export = CdrExport(lines, "jsonl")
+    messages = list(export.messages())
+    assert [len(value) for _key, value in messages] == [
+        len(lines[0]) - 1,
+        65_537,
+        len(lines[2]) - 1,
+    ]
+    assert messages[1][1] == big[:65_537]
+    assert export.oversized_lines == [(2, len(big))]
