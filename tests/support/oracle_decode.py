@@ -218,7 +218,13 @@ def parse_dt(raw: Any) -> datetime:
         raise Rejected("dt: out of range") from None
 
 
-_JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+def _json_int(text: str) -> int | Decimal:
+    # Valid JSON has integers of any length; Python converts at most 4,300 digits to an int.
+    # Past that a Decimal: an unknown field's is ignored, a known field's refused as too large.
+    return int(text) if len(text) <= 4_300 else Decimal(text)
+
+
+_JSON = json.JSONDecoder(parse_float=Decimal, parse_int=_json_int, parse_constant=_reject_constant)
 
 
 def decode(message: bytes, *, oldest: datetime, newest: datetime) -> Cdr:
@@ -231,7 +237,7 @@ def decode(message: bytes, *, oldest: datetime, newest: datetime) -> Cdr:
         raise Rejected("message: not UTF-8") from None
     try:
         obj = _JSON.decode(text)
-    except ValueError:  # JSONDecodeError, bad constants, over-long ints
+    except ValueError:  # JSONDecodeError, bad constants
         raise Rejected("message: not JSON") from None
     if not isinstance(obj, dict):
         raise Rejected("message: not a JSON object")
