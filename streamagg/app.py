@@ -128,7 +128,7 @@ def create_app(
     state = StateLayer(
         settings,
         metrics,
-        ReportAgent(metrics, horizon),
+        ReportAgent(metrics, horizon, settings.dlq_topic),
         RetentionSweeper(REPORTS, settings.retention_days, horizon),
     )
     app.runtime = Runtime(

@@ -23,6 +23,12 @@ _SAME_SCHEMA = (b"2", b"3")
 BATCH_HEADERS = [(FORMAT_HEADER, str(BATCH_FORMAT).encode())]
 
 
+def is_batch(headers: Iterable[tuple[str, bytes]]) -> bool:
+    """Whether a message of the batch topic is a streamagg batch (of any format): every
+    streamagg version since format 1 marks its batches with FORMAT_HEADER."""
+    return any(name == FORMAT_HEADER for name, _value in headers)
+
+
 def customer_partition(customer_id: str, partitions: int) -> int:
     """The partition that owns a customer: Kafka's default (murmur2) partitioner of its id.
 

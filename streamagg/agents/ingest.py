@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +29,7 @@ from aiokafka import (
 from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from prometheus_client import Gauge
 
+from streamagg.agents.dead_letters import dead_letter
 from streamagg.batches import BATCH_HEADERS, Batch, Record, split_into_batches
 from streamagg.cdr import Rejection, TimePolicy, decode_cdr
 from streamagg.failpoints import failpoint
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 Polled = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 
 RETRY_SECONDS = 5.0
-DLQ_HEADROOM = 2_000  # bytes for the headers and the record's framing
 
 
 # A message's Kafka time drives the dedup horizon and the closing of hours in the state. One
@@ -396,23 +395,6 @@ class IngestStage:
         await producer.commit_transaction()
         failpoint("ingest.after-commit")
         return len(result.rejects)
-
-
-def dead_letter(
-    message: ConsumerRecord, reason: str, source: str
-) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The DLQ record of a rejected message: its bytes, and headers naming the reason and the
-    source. A value the broker would refuse (a compressed batch can carry messages larger than
-    its limit) is cut to fit, with a `truncated` header giving its size and SHA-256, so that
-    the original can be found and checked in the input topic."""
-    value = message.value or b""
-    headers = [("error", reason.encode()), ("source", f"{source}/{message.offset}".encode())]
-    room = MAX_BATCH_BYTES - len(message.key or b"") - DLQ_HEADROOM
-    if len(value) > room:
-        digest = hashlib.sha256(value).hexdigest()
-        headers.append(("truncated", f"{len(value)} bytes, sha256 {digest}".encode()))
-        value = value[:room]
-    return value, headers
 
 
 def _encode_bounded(batch: Batch) -> list[bytes]:

@@ -39,6 +39,7 @@ class PartitionTransaction:
         self._producer = producer
         self._changelog = changelog
         self._changes: dict[bytes, bytes | None] = {}
+        self._aside: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = []
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._changes:
@@ -58,6 +59,13 @@ class PartitionTransaction:
     def last(self, low: bytes, high: bytes) -> bytes | None:
         """The greatest committed key in [low, high) (as scan: not this transaction's own)."""
         return self._store.last(low, high)
+
+    def send_aside(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """A record for another topic (the dead-letter topic), sent in this transaction: it
+        is there exactly when the changes are."""
+        self._aside.append((topic, key, value, headers))
 
     def consumed(self, next_offset: int) -> None:
         """Record that the batch partition is applied up to (not including) next_offset."""
@@ -81,6 +89,8 @@ class PartitionTransaction:
         producer = self._producer
         await producer.begin_transaction()
         try:
+            for topic, key, value, headers in self._aside:
+                await producer.send(topic, value=value, key=key, headers=headers)
             end = await send_changes(producer, self._changelog, self.partition, self._changes)
         except BaseException:
             # Best effort: the next writer's fencing aborts it anyway.

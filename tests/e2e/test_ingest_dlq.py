@@ -235,3 +235,29 @@ def tech_total(worker: WorkerProcess, customer: str) -> int:
     if response.status_code != 200:
         return -1
     return sum(row["total"] for row in response.json()["rows"])
+
+
+async def test_a_foreign_message_on_the_batch_topic_is_dead_lettered_not_a_stopped_partition(
+    worker_factory: Callable[..., WorkerProcess], kafka_bootstrap: str
+) -> None:
+    """A producer pointed at the internal batch topic (a raw CDR, no streamagg format header):
+    before, its partition stopped for good (each retry failed on the same message) and the
+    reports of its customers stood still. Now the message goes to the DLQ with its reason and
+    source, and CDRs before and after it count once."""
+    worker = worker_factory()
+    worker.wait_ready()
+    topic, dlq = worker.env["STREAMAGG_TOPIC"], worker.env["STREAMAGG_DLQ_TOPIC"]
+    batches = f"{worker.env['STREAMAGG_APP_ID']}-cdr-batches"
+    await produce_keyed(kafka_bootstrap, topic, [(None, VALID[0])])
+    wait_for(lambda: cdr_counts(worker).get("accepted") == 1, 60, "the first CDR")
+    stray = raw(cdr("stray", tech_prefix="9#"))
+    ((partition, offset),) = await produce_keyed(kafka_bootstrap, batches, [(b"7", stray)])
+    await produce_keyed(kafka_bootstrap, topic, [(None, VALID[1])])
+    wait_for(lambda: cdr_counts(worker).get("accepted") == 2, 60, "the CDR after the stray one")
+    (dead,) = await consume_all(kafka_bootstrap, dlq, expected=1, timeout=30)
+    assert (dead.key, dead.value) == (b"7", stray)
+    assert header(dead, "source") == f"{batches}/{partition}/{offset}"
+    assert (header(dead, "error") or "").startswith("batch: not a streamagg batch")
+    assert cdr_counts(worker).get("rejected") == 1
+    assert worker.get("/readyz").status_code == 200
+    assert [r["total"] for r in tech_prefix_rows(worker, "7")] == [2]

@@ -10,6 +10,7 @@ class MemState:
 
     def __init__(self, data: Mapping[bytes, bytes] | None = None) -> None:
         self.data: dict[bytes, bytes] = dict(data or {})
+        self.aside: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = []
 
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
@@ -28,3 +29,8 @@ class MemState:
     def last(self, low: bytes, high: bytes) -> bytes | None:
         """The greatest key with low <= key < high, or None."""
         return max((k for k in self.data if low <= k < high), default=None)
+
+    def send_aside(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self.aside.append((topic, key, value, headers))

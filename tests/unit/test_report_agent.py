@@ -7,12 +7,14 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from streamagg.agents import aggregate
 from streamagg.agents.aggregate import ReportAgent
 from streamagg.batches import BATCH_HEADERS, Batch, Record
 from streamagg.cdr import Cdr
+from streamagg.errors import FormatError
 from streamagg.metrics import create_metrics
 from streamagg.reports import REPORTS
 from streamagg.tables.fold import fold_records
@@ -59,7 +61,7 @@ async def test_a_backlog_is_folded_in_slices_with_the_event_loop_served_between(
 ) -> None:
     monkeypatch.setattr(aggregate, "FOLD_SLICE_CDRS", 100)
     records = calls(950)  # ten slices
-    agent = ReportAgent(create_metrics(CollectorRegistry()), HORIZON_S)
+    agent = ReportAgent(create_metrics(CollectorRegistry()), HORIZON_S, "dlq")
     turns = 0
     done = asyncio.Event()
 
@@ -87,3 +89,45 @@ async def test_a_backlog_is_folded_in_slices_with_the_event_loop_served_between(
     assert len(applied.fold.accepted) == len(expected.accepted) == 950 - 95
     assert applied.fold.duplicates == 95
     assert applied.messages == 4
+
+
+async def test_a_message_that_is_no_streamagg_batch_goes_to_the_dead_letter_topic() -> None:
+    """A producer pointed at the internal batch topic by mistake (a raw CDR, no format header)
+    stopped the partition for good: every retry failed on the same message. It holds no
+    accepted CDR: it goes to the dead-letter topic in the same transaction, counted rejected,
+    and the batches around it are folded as if it were not there."""
+    registry = CollectorRegistry()
+    agent = ReportAgent(create_metrics(registry), HORIZON_S, "cdr-dlq")
+    records = calls(40)
+    good = messages(records, 20)
+    stray = SimpleNamespace(
+        value=b'{"callid": "x", "dt": 1795608000, "customer_id": "7"}',
+        headers=[("other", b"1")],
+        key=b"7",
+        topic="app-cdr-batches",
+        partition=3,
+        offset=12,
+    )
+    state = MemState()
+    applied = await agent.apply(cast(Any, state), [good[0], stray, good[1]])
+    agent.committed(applied)
+    whole = MemState()
+    fold_records(whole, records, REPORTS, HORIZON_S)
+    assert state.data == whole.data
+    assert (applied.messages, applied.foreign) == (2, 1)
+    ((topic, key, value, headers),) = state.aside
+    assert (topic, key, value) == ("cdr-dlq", b"7", stray.value)
+    assert dict(headers) == {
+        "error": aggregate.FOREIGN_REASON.encode(),
+        "source": b"app-cdr-batches/3/12",
+    }
+    rejected = registry.get_sample_value("streamagg_cdrs_total", {"outcome": "rejected"})
+    assert rejected == 1
+
+
+async def test_a_streamagg_batch_that_does_not_decode_still_stops_the_partition() -> None:
+    """(A genuine batch of a newer format, or a damaged one: skipping it would lose its CDRs.)"""
+    agent = ReportAgent(create_metrics(CollectorRegistry()), HORIZON_S, "cdr-dlq")
+    newer = SimpleNamespace(value=b"\x92", headers=[("streamagg-format", b"9")])
+    with pytest.raises(FormatError, match="format 9"):
+        await agent.apply(cast(Any, MemState()), [newer])
