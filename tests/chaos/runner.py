@@ -53,6 +53,7 @@ from tests.support.chaos import (
     mismatches,
     read_topic,
     wait_until_equal,
+    write_foreign,
 )
 from tests.support.kafka_io import produce_dids
 from tests.support.oracle import ReportOracle
@@ -193,6 +194,17 @@ class Run:
                     if fault.after_phase == phase_index:
                         time.sleep(max(0.0, phase_started + fault.delay - time.monotonic()))
                         self.apply(fault)
+                if scenario.foreign_batches and phase_index == scenario.foreign_after_phase:
+                    asyncio.run(
+                        write_foreign(
+                            self.broker.bootstrap,
+                            f"{self.name}-cdr-batches",
+                            [b'{"foreign": "%d-%d"}' % (scenario.seed, i)
+                             for i in range(scenario.foreign_batches)],
+                            timeout=180,
+                        )
+                    )  # fmt: skip
+                    self.note(f"{scenario.foreign_batches} foreign messages on the batch topic")
             producer.join_checked(timeout=600)
         finally:
             producer.abort()
@@ -440,8 +452,15 @@ class Run:
         different = mismatches(self.crew.workers[:1], TOKEN, oracle, checks, limit=10)
         assert not different, "reports differ from the oracle:\n" + "\n".join(different)
         dlq = asyncio.run(read_topic(bootstrap, f"{self.name}-dlq", committed=True))
-        assert sorted(dlq) == sorted(oracle.rejected()), (
-            f"the committed DLQ holds {len(dlq)} messages, {len(oracle.rejected())} were rejected"
+        # (the foreign messages as written to the batch topic: each copy dead-lettered once)
+        foreign = asyncio.run(
+            read_topic(bootstrap, f"{self.name}-cdr-batches", keep=is_foreign, committed=True)
+        )
+        assert len(foreign) >= self.scenario.foreign_batches
+        rejected = oracle.rejected() + foreign
+        assert sorted(dlq) == sorted(rejected), (
+            f"the committed DLQ holds {len(dlq)} messages, {len(rejected)} were rejected"
+            f" ({len(foreign)} of them foreign messages of the batch topic)"
         )
         self._stop.set()
         start, end = full_range(self.now)
@@ -498,6 +517,11 @@ def run_scenario(scenario: S.Scenario, tmp_path: Path, replay: Callable[[], str]
             f"replay: {replay()}"
         ) from exc
     return run.events
+
+
+def is_foreign(record: Any) -> bool:
+    """A message of the batch topic that streamagg did not write (no format header)."""
+    return not any(name == "streamagg-format" for name, _value in record.headers or ())
 
 
 def message_times(scenario: S.Scenario, chunks: int) -> list[int | None] | None:

@@ -100,6 +100,11 @@ class Scenario:
     # One chunk of the stream sent with a message time in the year 2100 (a producer with a
     # broken clock): the dedup horizon and the hours' closing run on message times.
     stamped_ahead: bool = False
+    # Messages without a streamagg format header written to the internal batch topic (a producer
+    # pointed there by mistake) after this phase's faults: each must reach the DLQ exactly once,
+    # from the state's transactions, and stop nothing.
+    foreign_batches: int = 0
+    foreign_after_phase: int = 0
 
     @property
     def messages(self) -> int:
@@ -115,6 +120,8 @@ class Scenario:
             clock += f" recent-{self.recent_calls:.0%}"
         if self.stamped_ahead:
             clock += " stamped-2100"
+        if self.foreign_batches:
+            clock += f" foreign-{self.foreign_batches}@p{self.foreign_after_phase}"
         return (
             f"{self.workers}w {self.partitions}p {self.ingest_mode} {self.customers}c "
             f"{shape}{early}{fp}{clock}: {faults}"
@@ -186,4 +193,11 @@ def draw(seed: int) -> Scenario:
     # (drawn last of all, from seed 359 on)
     if rng.random() < 0.3:
         scenario = replace(scenario, stamped_ahead=True)
+    # (drawn last of all, from seed 459 on)
+    if rng.random() < 0.3:
+        scenario = replace(
+            scenario,
+            foreign_batches=rng.randint(1, 3),
+            foreign_after_phase=rng.randrange(len(phases)),
+        )
     return scenario

@@ -200,10 +200,15 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, timeout: float = 120.0, committed: bool = False
+    bootstrap: str,
+    topic: str,
+    timeout: float = 120.0,
+    committed: bool = False,
+    keep: Callable[[Any], bool] | None = None,
 ) -> list[bytes]:
     """Every message value of ``topic`` up to its current end, partition by partition, each in
-    offset order (of committed transactions only, with ``committed``)."""
+    offset order (of committed transactions only, with ``committed``; of the records ``keep``
+    keeps, with it)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         isolation_level="read_committed" if committed else "read_uncommitted",
@@ -229,13 +234,47 @@ async def read_topic(
             polled = await consumer.getmany(timeout_ms=500)
             for tp, records in polled.items():
                 for record in records:
-                    if record.offset < ends[tp]:
+                    if record.offset < ends[tp] and (keep is None or keep(record)):
                         got[tp].append(bytes(record.value or b""))
             for tp in tps:  # past transaction markers and aborted records too
                 position[tp] = await consumer.position(tp)
         return [value for tp in tps for value in got[tp]]
     finally:
         await consumer.stop()
+
+
+async def write_foreign(
+    bootstrap: str, topic: str, values: Sequence[bytes], timeout: float
+) -> None:
+    """Send ``values`` to ``topic`` without a streamagg format header (a producer pointed at the
+    internal batch topic by mistake), one to each partition in turn, riding out a broker that
+    is down or paused (an idempotent producer: a retried send is written once)."""
+    partitions = await partitions_of(bootstrap, topic)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    left = list(enumerate(values))
+    while left:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            request_timeout_ms=10_000,
+        )
+        try:
+            await asyncio.wait_for(producer.start(), 15)
+            while left:
+                index, value = left[0]
+                partition = partitions[index % len(partitions)]
+                await asyncio.wait_for(
+                    producer.send_and_wait(topic, value, partition=partition), 15
+                )
+                left.pop(0)
+        except Exception:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(1)
+        finally:
+            await _quietly_stop(producer)
 
 
 # -- reports -------------------------------------------------------------------------------------
