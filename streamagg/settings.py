@@ -11,6 +11,21 @@ from pathlib import Path
 from streamagg.errors import SettingsError
 
 _PREFIX = "STREAMAGG_"
+NUMBER_RANGES = {
+    "web_port": (1, 65_535),
+    "partitions": (1, 10_000),
+    "ratecenters_check_seconds": (1, 86_400),
+    "retention_days": (1, 36_500),  # 100 years
+    "dedup_hours": (1, 876_000),  # 100 years
+    "future_tolerance_hours": (0, 8_760),  # a year
+    "standby_replicas": (0, 100),
+    "ingest_linger_ms": (0, 60_000),
+    "ingest_max_records": (1, 1_000_000),
+    "batch_max_cdrs": (1, 1_000_000),
+    "metrics_max_prefixes": (1, 1_000_000),
+    "web_idle_seconds": (1, 86_400),
+    "web_max_connections": (1, 1_000_000),
+}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
@@ -187,26 +202,15 @@ class Settings:
         self._validate_kafka()
 
     def _validate_numbers(self) -> None:
-        positive = (
-            "web_port",
-            "partitions",
-            "ratecenters_check_seconds",
-            "retention_days",
-            "dedup_hours",
-            "ingest_max_records",
-            "batch_max_cdrs",
-            "metrics_max_prefixes",
-            "web_idle_seconds",
-            "web_max_connections",
-        )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"{env_name(name)} must be a positive integer")
-        if self.web_port > 65535:
-            raise SettingsError(f"{env_name('web_port')} must be a TCP port (1 to 65535)")
-        for name in ("standby_replicas", "future_tolerance_hours", "ingest_linger_ms"):
-            if getattr(self, name) < 0:
-                raise SettingsError(f"{env_name(name)} must be 0 or more")
+        # Upper bounds where a larger value cannot work: past them dates leave the calendar (a
+        # 800,000-day retention made every query a 500), sleeps overflow the event loop's timer,
+        # a topic gets more partitions than a cluster holds. Typos of a digit stay inside.
+        for name, (low, high) in NUMBER_RANGES.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise SettingsError(
+                    f"{env_name(name)}={value} is out of range: from {low:,} to {high:,}"
+                )
 
     def _validate_choices(self) -> None:
         if (self.web_tls_certfile is None) != (self.web_tls_keyfile is None):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, fields
 
-from streamagg.settings import Settings, env_name
+from streamagg.settings import NUMBER_RANGES, Settings, env_name
 
 HEADER = """# Configuration reference
 
@@ -34,6 +34,9 @@ def configuration_markdown() -> str:
     rows = []
     for f in fields(Settings):
         doc = str(f.metadata.get("doc", "")).replace("|", "\\|")
+        if f.name in NUMBER_RANGES:
+            low, high = NUMBER_RANGES[f.name]
+            doc += f" An integer from {low:,} to {high:,}."
         rows.append(f"| `{env_name(f.name)}` | {_default(f.name)} | {doc} |")
     return HEADER + "\n".join(rows) + "\n"
 

@@ -8,7 +8,7 @@ import pytest
 
 from streamagg.errors import SettingsError
 from streamagg.kafka_clients import replication_factor
-from streamagg.settings import Settings
+from streamagg.settings import NUMBER_RANGES, Settings, env_name
 
 
 def from_env(**env: str) -> Settings:
@@ -194,3 +194,29 @@ def test_every_topic_gets_the_configured_replication_capped_at_the_brokers(
 ) -> None:
     settings = Settings(replication_factor=configured)
     assert replication_factor(settings, brokers) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RETENTION_DAYS", "800000"),  # (every query's range check overflowed: a 500)
+        ("RETENTION_DAYS", "0"),
+        ("DEDUP_HOURS", "99999999999999999999"),
+        ("FUTURE_TOLERANCE_HOURS", "-1"),
+        ("INGEST_LINGER_MS", "99999999999999999999"),  # (a sleep past the loop's timer)
+        ("PARTITIONS", "1000000"),
+        ("WEB_IDLE_SECONDS", "1000000000"),
+        ("WEB_PORT", "65536"),
+        ("STANDBY_REPLICAS", "-1"),
+    ],
+)
+def test_a_number_out_of_its_range_is_refused_naming_the_range(variable: str, value: str) -> None:
+    message = refused(variable, **{variable: value})
+    assert f"STREAMAGG_{variable}={value} is out of range: from " in message
+
+
+def test_the_ends_of_each_range_are_accepted() -> None:
+    for name, (low, high) in NUMBER_RANGES.items():
+        variable = env_name(name).removeprefix("STREAMAGG_")
+        for value in (low, high):
+            assert getattr(from_env(**{variable: str(value)}), name) == value
