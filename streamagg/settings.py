@@ -15,8 +15,9 @@ NUMBER_RANGES = {
     "web_port": (1, 65_535),
     "partitions": (1, 10_000),
     "ratecenters_check_seconds": (1, 86_400),
-    "retention_days": (1, 36_500),  # 100 years
-    "dedup_hours": (1, 876_000),  # 100 years
+    # (back to 1971 at the most: report bucket keys count hours from 1970 on)
+    "retention_days": (1, 20_000),
+    "dedup_hours": (1, 480_000),
     "future_tolerance_hours": (0, 8_760),  # a year
     "standby_replicas": (0, 100),
     "ingest_linger_ms": (0, 60_000),
