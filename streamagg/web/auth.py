@@ -131,6 +131,9 @@ def parse_tokens(raw: bytes) -> dict[str, Grant]:
             isinstance(c, str | int) and not isinstance(c, bool) for c in customers
         ):
             raise ValueError(f"tokens[{index}].customers must be a list of customer ids")
+        if digest.lower() in grants:  # (which grant was meant cannot be told)
+            first = next(i for i, known in enumerate(grants) if known == digest.lower())
+            raise ValueError(f"tokens[{index}] is the token of tokens[{first}] again")
         grants[digest.lower()] = Grant(frozenset(str(c) for c in customers))
     return grants
 

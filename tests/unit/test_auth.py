@@ -71,6 +71,11 @@ def test_star_grants_every_customer() -> None:
         (b'{"tokens": [{"customers": ["1"]}]}', "tokens[0].sha256"),
         (b'{"tokens": [{"sha256": "abc", "customers": ["1"]}]}', "tokens[0].sha256"),
         (b'{"tokens": [{"sha256": 5, "customers": ["1"]}]}', "tokens[0].sha256"),
+        (  # the same token twice (say, with two customer lists): which one was meant?
+            b'{"tokens": [{"sha256": "%s", "customers": ["1"]}, {"sha256": "%s", "customers": '
+            b'["*"]}]}' % (b"a" * 64, b"A" * 64),
+            "tokens[1] is the token of tokens[0] again",
+        ),
     ],
 )
 def test_bad_tokens_files(raw: bytes, names: str) -> None:
