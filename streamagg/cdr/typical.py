@@ -14,10 +14,10 @@ from streamagg.cdr.general import (
     DT_PATTERN,
     MAX_MICROS,
     fast_micros,
-    float_places,
     parse_dt,
     zone_offset,
 )
+from streamagg.cdr.json_text import float_places
 from streamagg.cdr.model import (
     ID_MAX_CHARS,
     MAX_DURATION,
