@@ -19,6 +19,7 @@ from aiokafka.errors import (
 
 from streamagg.errors import BrokerUnavailable, SettingsError
 from streamagg.kafka_clients import (
+    MAX_BATCH_BYTES,
     admin_client,
     authentication_failure,
     replication_factor,
@@ -48,7 +49,14 @@ async def ensure_topics(settings: Settings) -> int:
             settings.dlq_topic: settings.partitions,
             settings.changelog_topic: settings.partitions,
         }
-        configs = {settings.changelog_topic: {"cleanup.policy": "compact"}}
+        # (Kafka's default size limit, set explicitly: a lower broker-wide default would stop
+        # the stages at their first large record)
+        sized = {"max.message.bytes": str(KAFKA_DEFAULT_MESSAGE_BYTES)}
+        configs = {
+            settings.batches_topic: sized,
+            settings.dlq_topic: sized,
+            settings.changelog_topic: {"cleanup.policy": "compact", **sized},
+        }
         # describe_topics of a missing topic would auto-create it with default partitions.
         present = set(await admin.list_topics()) & set(wanted)
         described = await admin.describe_topics(sorted(present)) if present else []
@@ -71,11 +79,17 @@ async def ensure_topics(settings: Settings) -> int:
                     f"{env_name('partitions')}={settings.partitions}; they must match"
                 )
         await check_kept_for_ever(admin, [settings.changelog_topic, settings.dids_topic])
+        written = [settings.batches_topic, settings.dlq_topic, settings.changelog_topic]
+        await check_message_size(admin, written)
         return _replication(settings, admin)
     finally:
         await admin.close()
 
 
+# Kafka's default max.message.bytes, and the least streamagg needs of a topic it writes to: its
+# largest record (MAX_BATCH_BYTES) with room for the record batch's framing and headers.
+KAFKA_DEFAULT_MESSAGE_BYTES = 1_048_588
+MIN_MESSAGE_BYTES = MAX_BATCH_BYTES + 100_000
 # The retention settings that decide whether Kafka ever deletes a topic's records.
 _RETENTION_CONFIGS = ("cleanup.policy", "retention.ms", "retention.bytes")
 
@@ -86,10 +100,45 @@ async def check_kept_for_ever(admin: AIOKafkaAdminClient, topics: Sequence[str])
     rebuilds a partition from it (a lost disk, a move without a standby) would silently lose
     what was deleted. Topics that do not exist yet are skipped (streamagg creates them
     compacted); a broker that refuses to describe a topic's settings (ACLs) gets a warning."""
-    resources = [
-        ConfigResource(ConfigResourceType.TOPIC, t, dict.fromkeys(_RETENTION_CONFIGS))
-        for t in topics
-    ]
+    configs = await _describe(admin, topics, _RETENTION_CONFIGS, "cleanup.policy=compact")
+    for name, config in configs.items():
+        problem = deleted_by_retention(config)
+        if problem:
+            raise SettingsError(
+                f"topic {name} holds streamagg's state, but Kafka deletes its records "
+                f"({problem}): rebuilding a worker's state from it would lose them. Make it "
+                f"compacted only: kafka-configs.sh --bootstrap-server ... --alter "
+                f"--entity-type topics --entity-name {name} --add-config cleanup.policy=compact"
+            )
+
+
+async def check_message_size(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> None:
+    """Raise SettingsError when one of these existing topics that streamagg writes to takes
+    smaller records than streamagg writes (a batch, a changelog or dead-letter record of up to
+    MAX_BATCH_BYTES): the broker would refuse the first such record, and the stage writing it
+    would retry the same transaction for ever."""
+    configs = await _describe(
+        admin, topics, ("max.message.bytes",), f"max.message.bytes>={MIN_MESSAGE_BYTES}"
+    )
+    for name, config in configs.items():
+        limit = int(config.get("max.message.bytes") or KAFKA_DEFAULT_MESSAGE_BYTES)
+        if limit < MIN_MESSAGE_BYTES:
+            raise SettingsError(
+                f"topic {name} takes records of at most {limit:,} bytes (max.message.bytes); "
+                f"streamagg writes records of up to {MAX_BATCH_BYTES:,} bytes to it, and the "
+                f"first one the broker refused would stop the stage writing it. Raise it: "
+                f"kafka-configs.sh --bootstrap-server ... --alter --entity-type topics "
+                f"--entity-name {name} --add-config max.message.bytes={KAFKA_DEFAULT_MESSAGE_BYTES}"
+            )
+
+
+async def _describe(
+    admin: AIOKafkaAdminClient, topics: Sequence[str], names: Sequence[str], wanted: str
+) -> dict[str, dict[str, str | None]]:
+    """The settings ``names`` of the topics that exist, by topic; a topic whose settings the
+    broker does not describe (ACLs) gets a warning saying what it should have (``wanted``)."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t, dict.fromkeys(names)) for t in topics]
+    found: dict[str, dict[str, str | None]] = {}
     for response in await admin.describe_configs(resources):
         for resource in response.to_object()["resources"]:
             name, code = resource["resource_name"], resource["error_code"]
@@ -97,22 +146,16 @@ async def check_kept_for_ever(admin: AIOKafkaAdminClient, topics: Sequence[str])
                 continue
             if code:
                 log.warning(
-                    "cannot check that topic %s keeps its records for ever (Kafka error %d %s); "
-                    "make sure it has cleanup.policy=compact",
+                    "cannot check the settings of topic %s (Kafka error %d %s); make sure it "
+                    "has %s",
                     name,
                     code,
                     resource["error_message"] or "",
+                    wanted,
                 )
                 continue
-            config = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
-            problem = deleted_by_retention(config)
-            if problem:
-                raise SettingsError(
-                    f"topic {name} holds streamagg's state, but Kafka deletes its records "
-                    f"({problem}): rebuilding a worker's state from it would lose them. Make it "
-                    f"compacted only: kafka-configs.sh --bootstrap-server ... --alter "
-                    f"--entity-type topics --entity-name {name} --add-config cleanup.policy=compact"
-                )
+            found[name] = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+    return found
 
 
 def deleted_by_retention(config: Mapping[str, str | None]) -> str | None:

@@ -123,3 +123,43 @@ async def test_the_commands_say_it_in_one_line_and_exit_2(
         errors = [line for line in done.stderr.splitlines() if line.startswith("streamagg: ")]
         assert errors == [errors[0]] and f"topic {topic} holds streamagg's state" in errors[0]
         assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("which", ["dlq_topic", "batches_topic"])
+async def test_a_topic_that_takes_smaller_records_than_streamagg_writes_is_refused(
+    settings: Settings, admin: AIOKafkaAdminClient, which: str
+) -> None:
+    """A DLQ or batch topic created with a small max.message.bytes: the first dead-letter copy
+    or batch over it was refused by the broker, and the stage retried that transaction for
+    ever (one large message stopped the ingest)."""
+    topic = getattr(settings, which)
+    configs = {"max.message.bytes": "100000"}
+    await admin.create_topics([NewTopic(topic, PARTITIONS, 1, topic_configs=configs)])
+    with pytest.raises(SettingsError) as refused:
+        await ensure_topics(settings)
+    message = str(refused.value)
+    assert f"topic {topic} takes records of at most 100,000 bytes (max.message.bytes)" in message
+    assert f"--entity-name {topic} --add-config max.message.bytes=1048588" in message
+
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": "1048588"})
+    await admin.alter_configs([resource])
+    assert await ensure_topics(settings) == 1
+
+
+async def test_the_topics_streamagg_creates_take_its_largest_records_whatever_the_broker_default(
+    settings: Settings, admin: AIOKafkaAdminClient
+) -> None:
+    await ensure_topics(settings)
+    topics = [settings.batches_topic, settings.dlq_topic, settings.changelog_topic]
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, t, {"max.message.bytes": None}) for t in topics
+    ]
+    (response,) = await admin.describe_configs(resources)
+    for resource in response.to_object()["resources"]:
+        (entry,) = [
+            e for e in resource["config_entries"] if e["config_names"] == "max.message.bytes"
+        ]
+        assert int(entry["config_value"]) >= 1_000_000, resource["resource_name"]
+        # Set on the topic itself (source 1, a topic's own setting; 5 is the broker's default):
+        # a broker whose default is lower does not decide it.
+        assert entry["config_source"] == 1, resource["resource_name"]
