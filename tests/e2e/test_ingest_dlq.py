@@ -188,7 +188,7 @@ async def test_rejected_messages_over_the_brokers_limit_reach_the_dlq_cut_to_fit
     stage must go on. Sizes at, just under and over the DLQ's room, and well over 1 MiB."""
     import hashlib
 
-    from streamagg.agents.ingest import DLQ_HEADROOM
+    from streamagg.agents.dead_letters import DLQ_HEADROOM
     from streamagg.kafka_clients import MAX_BATCH_BYTES
 
     room = MAX_BATCH_BYTES - DLQ_HEADROOM
