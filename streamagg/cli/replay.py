@@ -98,7 +98,8 @@ class CdrExport:
             yield self._key_of(cdr), value
 
     def _csv_messages(self) -> Iterator[Message]:
-        rows = csv_lines(_decoded(self.lines))
+        not_utf8: dict[int, bytes] = {}  # line number → the line as read
+        rows = csv_lines(_decoded(self.lines, not_utf8))
         header = next(rows, None)
         fieldnames = [name.strip() for name in header.cells] if header is not None else []
         missing = {"callid", "dt", "customer_id"} - set(fieldnames)
@@ -109,10 +110,13 @@ class CdrExport:
             )
         for row in rows:
             self.line_number = row.number
-            if row.problem is not None:
-                # (a stray quote: this line alone, as written, for the dead-letter topic)
+            if row.problem is not None or row.number in not_utf8:
+                # (a stray quote, bytes that are not UTF-8: this line alone, as written, for the
+                # dead-letter topic; stopping here would leave the rest unsent, and sending the
+                # file again would count its first part twice past the dedup horizon)
                 self.unparseable_lines.append(row.number)
-                yield None, row.text.encode()
+                raw = not_utf8.pop(row.number, None)
+                yield None, raw if raw is not None else row.text.encode()
                 continue
             if not any(row.cells):
                 self.blank_lines += 1
@@ -129,12 +133,15 @@ class CdrExport:
         return str(customer).encode("utf-8")
 
 
-def _decoded(lines: Iterable[bytes]) -> Iterator[str]:
+def _decoded(lines: Iterable[bytes], not_utf8: dict[int, bytes]) -> Iterator[str]:
+    """The lines as text; those that are not UTF-8 are noted in ``not_utf8`` (and read with
+    their bad bytes as lone surrogates)."""
     for line_number, line in enumerate(lines, start=1):
         try:
             yield line.decode("utf-8-sig" if line_number == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            raise StreamaggError(f"line {line_number} is not UTF-8: {exc.reason}") from None
+        except UnicodeDecodeError:
+            not_utf8[line_number] = line.rstrip(b"\r\n")
+            yield line.decode("utf-8", "surrogateescape")
 
 
 def cdr_from_csv_row(row: dict[str, str]) -> dict[str, object]:

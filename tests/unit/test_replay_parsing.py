@@ -135,10 +135,15 @@ def test_csv_without_the_required_columns_is_refused() -> None:
         list(export.messages())
 
 
-def test_csv_that_is_not_utf8_is_refused_naming_the_line() -> None:
-    export = CdrExport([b"callid,dt,customer_id\n", b"a,0,\xff\n"], "csv")
-    with pytest.raises(StreamaggError, match="line 2 is not UTF-8"):
-        list(export.messages())
+def test_a_csv_line_that_is_not_utf8_is_sent_as_written_and_the_rest_read_on() -> None:
+    """It stopped the replay there: the lines after it unsent, and sending the file again
+    would count its first part twice once older than the dedup horizon."""
+    lines = [b"callid,dt,customer_id\n", b"a,0,\xff\n", b"b,0,7\r\n"]
+    export = CdrExport(lines, "csv")
+    messages = list(export.messages())
+    assert messages[0] == (None, b"a,0,\xff")
+    assert [orjson.loads(v)["callid"] for _k, v in messages[1:]] == ["b"]
+    assert export.unparseable_lines == [2]
 
 
 @pytest.mark.parametrize(
