@@ -16,6 +16,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     url = base.rstrip("/") + "/readyz"
     try:
         response = httpx.get(url, timeout=args.timeout)
+    except httpx.InvalidURL as exc:
+        print(f"streamagg check: --url {base!r} is not a URL ({exc})", file=sys.stderr)
+        return 2
     except httpx.HTTPError as exc:
         print(f"streamagg check: no answer from {url} ({exc.__class__.__name__})", file=sys.stderr)
         return 1

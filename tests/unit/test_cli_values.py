@@ -61,3 +61,12 @@ def test_a_reference_file_that_cannot_be_written_is_one_line(
     assert main(["generate", "--reference-only", "--dids-out", str(target)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("streamagg generate: cannot write ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://256.1.1.1:99999", "http://x:abc"])
+def test_check_with_a_url_that_is_no_url_says_so(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--url", url, "--timeout", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"streamagg check: --url {url!r} is not a URL") and "Traceback" not in err
