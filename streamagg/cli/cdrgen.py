@@ -36,6 +36,10 @@ _DTMF_KEYS = "0123456789*#"
 T = TypeVar("T")
 
 
+# The plan of accounts is built whole at start: a million is minutes of it already.
+MAX_ACCOUNTS = 100_000
+
+
 @dataclass(frozen=True)
 class GeneratorOptions:
     """Everything that shapes the stream; equal options give byte-identical messages."""
@@ -67,8 +71,8 @@ class CdrGenerator:
         bad = set(options.dt_spellings) - set(DT_SPELLINGS)
         if bad or not options.dt_spellings:
             raise ValueError(f"dt spellings must be among {', '.join(DT_SPELLINGS)}")
-        if options.customers < 1 or options.providers < 1:
-            raise ValueError("customers and providers must be at least 1")
+        if not 1 <= options.customers <= MAX_ACCOUNTS or not 1 <= options.providers <= MAX_ACCOUNTS:
+            raise ValueError(f"customers and providers must be from 1 to {MAX_ACCOUNTS:,}")
         self.options = options
         self._plan = build_plan(options.world_seed, options.customers, options.providers)
 

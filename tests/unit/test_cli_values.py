@@ -70,3 +70,13 @@ def test_check_with_a_url_that_is_no_url_says_so(
     assert main(["check", "--url", url, "--timeout", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"streamagg check: --url {url!r} is not a URL") and "Traceback" not in err
+
+
+def test_a_generator_of_more_accounts_than_it_can_plan_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """(100,000,000 customers: the plan of accounts was built for ever, no word said.)"""
+    assert main(["generate", "--dry-run", "--count", "1", "--customers", "100000000"]) == 2
+    assert capsys.readouterr().err == (
+        "streamagg generate: customers and providers must be from 1 to 100,000\n"
+    )
