@@ -34,6 +34,7 @@ from streamagg.tables.cycles import MAINTENANCE_EVERY_S, BatchHandler, Cycles
 from streamagg.tables.partition import OwnedPartition, Status, out_of_range, recover
 from streamagg.tables.retention import RetentionSweeper
 from streamagg.tables.standby import StandbyFollower
+from streamagg.tables.standstill import StandStill
 from streamagg.tables.store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,7 @@ class StateLayer(ConsumerRebalanceListener):
         self.consumer: AIOKafkaConsumer | None = None
         self.follower = StandbyFollower(settings, self._store)
         self._stopping = False
-        # A process frozen past its session (SIGSTOP, a paused VM) has lost its partitions
-        # without knowing it yet: not ready until its group has given it new ones.
-        self._last_tick = time.monotonic()
-        self._frozen_until = 0.0
+        self.standstill = StandStill(SESSION_TIMEOUT_MS / 1000)
         self._last_offsets_commit = 0.0
 
     # -- queries ----------------------------------------------------------------------------
@@ -119,7 +117,7 @@ class StateLayer(ConsumerRebalanceListener):
     def readiness(self) -> tuple[bool, str]:
         if self.consumer is None:
             return False, "connecting to Kafka (batch topic)"
-        if self._frozen():
+        if self.standstill.frozen():
             return False, "this worker was frozen past its group session; rejoining the group"
         if self.rebalancing:
             return False, "partitions are being rebalanced"
@@ -131,24 +129,6 @@ class StateLayer(ConsumerRebalanceListener):
         if held:
             return False, f"partitions {sorted(held)} {PREDECESSOR}"
         return True, "ready"
-
-    def _frozen(self) -> bool:
-        now = time.monotonic()
-        if now - self._last_tick > SESSION_TIMEOUT_MS / 1000:
-            # The clock ticks every half second unless the whole process stood still.
-            log.warning(
-                "state: this worker stood still for %.0f s, past its session; not ready "
-                "until its group assigns it partitions again",
-                now - self._last_tick,
-            )
-            self._frozen_until = now + 2 * SESSION_TIMEOUT_MS / 1000
-        self._last_tick = now
-        return now < self._frozen_until
-
-    async def _watch_clock(self) -> None:
-        while True:
-            self._frozen()
-            await asyncio.sleep(0.5)
 
     def _held_by_predecessor(self) -> set[int]:
         """Partitions the group gave to this worker's URL but not to this process: a previous
@@ -165,7 +145,7 @@ class StateLayer(ConsumerRebalanceListener):
 
     async def run(self) -> None:
         follower = asyncio.create_task(self.follower.run())
-        clock = asyncio.create_task(self._watch_clock())
+        clock = asyncio.create_task(self.standstill.run())
         try:
             while not self._stopping:
                 try:
@@ -255,7 +235,7 @@ class StateLayer(ConsumerRebalanceListener):
             self.owned[tp.partition] = owned
             owned.recovery = asyncio.create_task(self._recover(owned))
         self.rebalancing = False
-        self._frozen_until = 0.0  # the group has given this worker its partitions again
+        self.standstill.reassigned()
         log.info(
             "state: owning partitions %s of %s (generation %d)",
             sorted(self.owned),

@@ -85,7 +85,7 @@ async def test_a_worker_frozen_past_its_session_is_not_ready_until_its_group_rea
     and the worker does not know it yet. It must not say ready on stale ownership."""
     owning(layer, {0: ME}, {0: Status.ACTIVE}, tmp_path)
     assert layer.readiness() == (True, "ready")
-    layer._last_tick -= 11  # the clock did not tick for 11 s: the process stood still
+    layer.standstill.last_tick -= 11  # the clock did not tick for 11 s: the process stood still
     ready, reason = layer.readiness()
     assert not ready and "frozen" in reason
     assert not layer.readiness()[0], "still not ready: the group has not reassigned it yet"
