@@ -14,7 +14,8 @@ import orjson
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from streamagg.agents.ingest import IngestStage, LagSeriesListener, TransactionalPartitions
+from streamagg.agents.ingest import IngestStage
+from streamagg.agents.ingest_partitions import LagSeriesListener, TransactionalPartitions
 from streamagg.kafka_clients import LagSeries
 from streamagg.metrics import Metrics, create_metrics
 from streamagg.settings import Settings

@@ -10,7 +10,8 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from streamagg.agents.ingest import IngestStage, TransactionalPartitions
+from streamagg.agents.ingest import IngestStage
+from streamagg.agents.ingest_partitions import TransactionalPartitions
 from streamagg.metrics import create_metrics
 from streamagg.settings import Settings
 
