@@ -43,7 +43,7 @@ async def test_a_deleted_position_counts_the_loss_from_the_committed_offset_and_
     # Committed 120 and 900; the poll that failed had read on to 300 and 950.
     partitions.next_offsets.update({DELETED: 120, TRUNCATED: 900, OTHER: 40})
 
-    with caplog.at_level(logging.WARNING, logger="streamagg.agents.ingest"):
+    with caplog.at_level(logging.WARNING, logger="streamagg.agents"):
         await partitions.skip_deleted({DELETED: 300, TRUNCATED: 950})
 
     # Everything from the committed offset on is read again: the loss starts there, not at 300.
