@@ -7,6 +7,7 @@ import logging
 
 import faust
 
+from streamagg.cli.worker_checks import check_port_free, claim_state_folder
 from streamagg.settings import Settings
 from streamagg.topics import wait_for_broker
 
@@ -19,6 +20,8 @@ def run_worker(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.info("settings: %r", settings)
+    check_port_free(settings)
+    state_lock = claim_state_folder(settings)  # (held, open, for the process's life)
     try:
         replication = asyncio.run(wait_for_broker(settings))
     except KeyboardInterrupt:
@@ -29,4 +32,5 @@ def run_worker(settings: Settings) -> int:
     app = create_app(settings, replication_factor=replication)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
+    state_lock.close()
     return 0

@@ -42,6 +42,7 @@ class TokenStore:
         self._grants: dict[str, Grant] = {}
         self._digest: bytes | None = None
         self._on_validity = on_validity or (lambda valid: None)
+        self._said_missing = False
         self.valid = True
         self.maybe_reload()
 
@@ -53,6 +54,13 @@ class TokenStore:
         except FileNotFoundError:
             if self._grants or self._digest is not None:
                 log.error("tokens file %s deleted: every token is revoked", self.path)
+            elif not self._said_missing:  # (once: it is checked every few seconds)
+                log.error(
+                    "tokens file %s does not exist: every API call is refused (401) until it "
+                    "does (STREAMAGG_TOKENS_FILE)",
+                    self.path,
+                )
+            self._said_missing = True
             self._grants, self._digest = {}, None
             self._set_valid(False)
             return
@@ -80,6 +88,7 @@ class TokenStore:
             self._set_valid(False)
             return
         self._grants, self._digest = grants, digest
+        self._said_missing = False
         log.info("tokens file %s loaded: %d tokens", self.path, len(grants))
         self._set_valid(True)
 

@@ -137,8 +137,23 @@ def test_without_a_tokens_file_every_call_is_401() -> None:
     assert denied(TokenStore(None), f"Bearer {OPS_TOKEN}") == 401
 
 
-def test_a_missing_tokens_file_refuses_everyone(tmp_path: Path) -> None:
-    assert denied(TokenStore(tmp_path / "absent.json"), f"Bearer {OPS_TOKEN}") == 401
+def test_a_missing_tokens_file_refuses_everyone_and_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """(A worker started with a mistyped STREAMAGG_TOKENS_FILE answered 401 to everyone
+    without a word in its log.)"""
+    path = tmp_path / "absent.json"
+    with caplog.at_level(logging.ERROR):
+        store = TokenStore(path)
+        store.maybe_reload()
+        store.maybe_reload()
+    assert denied(store, f"Bearer {OPS_TOKEN}") == 401
+    assert not store.valid
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        f"tokens file {path} does not exist: every API call is refused (401) until it does "
+        "(STREAMAGG_TOKENS_FILE)"
+    ]
 
 
 def test_tokens_are_never_kept_or_logged_in_clear(
