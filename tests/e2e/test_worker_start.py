@@ -18,31 +18,25 @@ def exit_code(worker: WorkerProcess) -> int | None:
     return worker.process.poll()
 
 
-def test_a_second_worker_on_the_first_ones_state_folder_is_refused_and_the_first_answers(
-    worker_factory: Callable[..., WorkerProcess],
+# (A second worker of the app on the same STREAMAGG_DATA_DIR joined the group, failed to open
+# the first one's RocksDB copies, and held its partitions for good: the first stayed ready and
+# answered 503 for their customers. A taken port was a traceback from deep in the start-up.)
+@pytest.mark.parametrize(
+    ("shared", "said"),
+    [
+        ("STREAMAGG_DATA_DIR", "streamagg: STREAMAGG_DATA_DIR={}: the state folder"),
+        ("STREAMAGG_WEB_PORT", "streamagg: STREAMAGG_WEB_PORT={}: cannot listen on"),
+    ],
+)
+def test_a_second_worker_sharing_the_first_ones_folder_or_port_stops_in_one_line(
+    worker_factory: Callable[..., WorkerProcess], shared: str, said: str
 ) -> None:
-    """(A second worker of the app on the same STREAMAGG_DATA_DIR joined the group, failed to
-    open the first one's RocksDB copies, and held its partitions for good: the first stayed
-    ready and answered 503 for their customers.)"""
     first = worker_factory()
     first.wait_ready()
-    second = worker_factory(STREAMAGG_DATA_DIR=str(first.data_dir))
+    value = str(first.data_dir) if shared == "STREAMAGG_DATA_DIR" else str(first.port)
+    second = worker_factory(**{shared: value})
     wait_for(lambda: exit_code(second) is not None, 60, "the second worker to stop")
     assert exit_code(second) == 2
-    said = second.tail(200)
-    assert f"streamagg: STREAMAGG_DATA_DIR={first.data_dir}: the state folder" in said
-    assert "in use by another worker of" in said and "Traceback" not in said
+    output = second.tail(200)
+    assert said.format(value) in output and "Traceback" not in output
     assert first.get("/readyz").status_code == 200
-
-
-def test_a_taken_http_port_is_one_line_before_anything_starts(
-    worker_factory: Callable[..., WorkerProcess],
-) -> None:
-    first = worker_factory()
-    first.wait_ready()
-    second = worker_factory(STREAMAGG_WEB_PORT=str(first.port))
-    wait_for(lambda: exit_code(second) is not None, 60, "the second worker to stop")
-    assert exit_code(second) == 2
-    said = second.tail(200)
-    assert f"streamagg: STREAMAGG_WEB_PORT={first.port}: cannot listen on" in said
-    assert "Traceback" not in said
