@@ -10,11 +10,11 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
@@ -27,6 +27,8 @@ from streamagg.errors import BrokerUnavailable, StreamaggError
 from streamagg.kafka_clients import (
     acked_producer,
     authentication_failure,
+    fencing_producer,
+    stop_quietly,
     unreachable,
 )
 from streamagg.settings import Settings
@@ -38,6 +40,10 @@ Message = tuple[bytes | None, bytes]
 MAX_IN_FLIGHT_BATCHES = 32
 FAST_CHUNK = 5000  # messages taken from the source between two yields to the event loop
 PACED_TICKS_PER_SECOND = 20
+# A transaction holds back what read_committed consumers (the worker's ingest) read of its
+# partitions, live CDRs included, until it ends: keep them short.
+TRANSACTION_SECONDS = 0.5
+ABORT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,31 @@ class SendPlan:
     label: str = "sending"
 
 
+class Checkpoints:
+    """Sending in Kafka transactions of about TRANSACTION_SECONDS each, every one of which also
+    commits how far the source got (``position``: an offset and its metadata, as the offset of
+    ``group_id`` on ``partition``), so that a run cut off anywhere can go on exactly after its
+    last committed transaction."""
+
+    def __init__(
+        self,
+        transactional_id: str,
+        group_id: str,
+        partition: TopicPartition,
+        position: Callable[[bool], tuple[int, str]],  # (finished) → offset, metadata
+    ) -> None:
+        self.transactional_id = transactional_id
+        self.group_id = group_id
+        self.partition = partition
+        self.position = position
+        self.messages = 0  # committed so far
+        self.offset: int | None = None  # the last committed position
+        self.finished = False
+
+    def committed(self, messages: int, offset: int, finished: bool) -> None:
+        self.messages, self.offset, self.finished = messages, offset, finished
+
+
 def progress_wanted(forced: bool) -> bool:
     """Progress goes to stderr when it is a terminal, or when asked for."""
     return forced or sys.stderr.isatty()
@@ -81,23 +112,48 @@ def send_messages(
     settings: Settings, topic: str, messages: Iterable[Message], plan: SendPlan
 ) -> SendSummary:
     """Send every message (until a limit or SIGINT/SIGTERM) and return the summary."""
-    return asyncio.run(_send_until_stopped(settings, topic, messages, plan))
+
+    async def source() -> Iterable[Message]:
+        return messages
+
+    return asyncio.run(_send_until_stopped(settings, topic, source, plan, None))
+
+
+def send_in_transactions(
+    settings: Settings,
+    topic: str,
+    source: Callable[[], Any],  # async () → the messages, called once the producer has fenced
+    plan: SendPlan,
+    checkpoints: Checkpoints,
+) -> SendSummary:
+    """Like `send_messages`, in transactions that commit ``checkpoints``' position with the
+    messages. ``source`` runs after every earlier producer of the transactional id is fenced
+    and its open transaction ended, so that it can read the last committed position."""
+    return asyncio.run(_send_until_stopped(settings, topic, source, plan, checkpoints))
 
 
 async def _send_until_stopped(
-    settings: Settings, topic: str, messages: Iterable[Message], plan: SendPlan
+    settings: Settings,
+    topic: str,
+    source: Callable[[], Any],
+    plan: SendPlan,
+    checkpoints: Checkpoints | None,
 ) -> SendSummary:
     loop = asyncio.get_running_loop()
     stop = _StopFlag()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set, signal.Signals(signum).name)
     try:
-        producer = await _start_producer(settings, topic)
+        transactional_id = checkpoints.transactional_id if checkpoints else None
+        producer = await _start_producer(settings, topic, transactional_id)
+        sender = _BatchSender(producer, topic, plan, stop, checkpoints)
         try:
+            messages = await source()
             with _quiet_aiokafka(logging.ERROR):  # retried warnings, e.g. a topic being created
-                return await _BatchSender(producer, topic, plan, stop).send(messages)
+                return await sender.send(messages)
         finally:
-            await producer.stop()
+            await sender.abort_open_transaction()
+            await stop_quietly(producer)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
@@ -113,17 +169,29 @@ class _StopFlag:
         self.event.set()
 
 
-async def _start_producer(settings: Settings, topic: str) -> AIOKafkaProducer:
+async def _start_producer(
+    settings: Settings, topic: str, transactional_id: str | None
+) -> AIOKafkaProducer:
     address = settings.bootstrap_servers
-    producer = acked_producer(settings, linger_ms=5, client_id="streamagg-tools")
     try:
         with _quiet_aiokafka(logging.CRITICAL):  # its warnings would repeat our error
-            await producer.start()
+            if transactional_id is not None:
+                producer = await fencing_producer(settings, transactional_id)
+            else:
+                producer = acked_producer(settings, linger_ms=5, client_id="streamagg-tools")
+                try:
+                    await producer.start()
+                except BaseException:
+                    await stop_quietly(producer)
+                    raise
     except (KafkaConnectionError, OSError) as exc:
-        await producer.stop()
         with _quiet_aiokafka(logging.CRITICAL):
             refused = await authentication_failure(settings)
         raise BrokerUnavailable(refused or unreachable(address, exc)) from None
+    except KafkaError as exc:  # e.g. no ACL for the transactional id
+        raise StreamaggError(
+            f"starting a producer with transactional id {transactional_id!r} failed: {exc!r}"
+        ) from None
     try:
         with _quiet_aiokafka(logging.CRITICAL):  # "topic not found" while it is created
             await producer.partitions_for(topic)
@@ -148,12 +216,20 @@ def _quiet_aiokafka(level: int) -> Iterator[None]:
 
 class _BatchSender:
     def __init__(
-        self, producer: AIOKafkaProducer, topic: str, plan: SendPlan, stop: _StopFlag
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        plan: SendPlan,
+        stop: _StopFlag,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.producer = producer
         self.topic = topic
         self.plan = plan
         self.stop = stop
+        self.checkpoints = checkpoints
+        self.in_transaction = False
+        self.transaction_started = 0.0
         self.partitions: list[int] = []
         self.partition_of_key: dict[bytes, int] = {}
         self.open_batches: dict[int, Any] = {}
@@ -171,6 +247,8 @@ class _BatchSender:
         source = iter(messages)
         sent = 0
         started = time.monotonic()
+        exhausted = False
+        await self._begin_transaction()
         with tqdm(
             total=plan.total or None,
             desc=plan.label,
@@ -184,11 +262,15 @@ class _BatchSender:
                     break
                 chunk = list(itertools.islice(source, chunk_size))
                 if not chunk:
+                    exhausted = True
                     break
                 for key, value in chunk:
                     await self._append(key, value)
                 sent += len(chunk)
                 progress.update(len(chunk))
+                if self._transaction_due():
+                    await self._commit(sent, finished=False)
+                    await self._begin_transaction()
                 if paced:
                     await self._submit_open_batches()
                     await self._sleep_until(started + sent / plan.rate)
@@ -196,7 +278,46 @@ class _BatchSender:
                     await asyncio.sleep(0)  # let the producer's sender task run
             await self._submit_open_batches()
             await self._drain(0)
+            if self.checkpoints is not None:
+                await self._commit(sent, finished=exhausted)
         return SendSummary(self.topic, sent, time.monotonic() - started, self.stop.reason)
+
+    async def _begin_transaction(self) -> None:
+        if self.checkpoints is not None:
+            await self.producer.begin_transaction()
+            self.in_transaction = True
+            self.transaction_started = time.monotonic()
+
+    def _transaction_due(self) -> bool:
+        return (
+            self.in_transaction
+            and time.monotonic() - self.transaction_started >= TRANSACTION_SECONDS
+        )
+
+    async def _commit(self, sent: int, finished: bool) -> None:
+        """Commit what was sent with the source's position; ``sent`` counts every message."""
+        checkpoints = self.checkpoints
+        assert checkpoints is not None and self.in_transaction
+        await self._submit_open_batches()
+        await self._drain(0)
+        offset, metadata = checkpoints.position(finished)
+        try:
+            await self.producer.send_offsets_to_transaction(
+                {checkpoints.partition: (offset, metadata)}, checkpoints.group_id
+            )
+            await self.producer.commit_transaction()
+        except KafkaError as exc:
+            raise StreamaggError(f"committing to {self.topic} failed: {exc}") from exc
+        self.in_transaction = False
+        checkpoints.committed(sent, offset, finished)
+
+    async def abort_open_transaction(self) -> None:
+        """End a transaction cut off by an error, so that read_committed consumers of its
+        partitions need not wait for its timeout (best effort: the broker may be gone)."""
+        if self.in_transaction:
+            self.in_transaction = False
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.producer.abort_transaction(), ABORT_TIMEOUT_S)
 
     async def _append(self, key: bytes | None, value: bytes) -> None:
         partition = self._partition_for(key)

@@ -7,6 +7,7 @@ import gzip
 import itertools
 import math
 import re
+import shlex
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,8 +16,21 @@ from typing import IO, cast
 import orjson
 
 from streamagg.cdr.model import MAX_MESSAGE_BYTES
-from streamagg.cli.arg_types import non_negative_number
-from streamagg.cli.kafka_out import Message, SendPlan, progress_wanted, send_messages
+from streamagg.cli.arg_types import kafka_id_part, non_negative_number, positive_integer
+from streamagg.cli.kafka_out import (
+    Checkpoints,
+    Message,
+    SendPlan,
+    SendSummary,
+    progress_wanted,
+    send_in_transactions,
+)
+from streamagg.cli.replay_progress import (
+    ExportProgress,
+    Fingerprint,
+    Mark,
+    first_line_to_send,
+)
 from streamagg.csv_lines import csv_lines
 from streamagg.errors import StreamaggError
 from streamagg.settings import Settings
@@ -58,15 +72,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-key", action="store_true", help="send messages without a key")
     parser.add_argument("--progress", action="store_true",
                         help="show progress even when stderr is not a terminal")  # fmt: skip
+    parser.epilog = (
+        "The export is sent in Kafka transactions that also record, in Kafka, the last line "
+        "they hold: a replay cut off anywhere (broker gone, Ctrl-C, kill) goes on exactly "
+        "where it stopped with --resume. A second replay of an export that was sent, or half "
+        "sent, is refused unless --resume or --from-line says what to do."
+    )
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--resume",
+        action="store_true",
+        help="send the lines after the last one a replay of this export committed",
+    )
+    start.add_argument(
+        "--from-line",
+        type=positive_integer,
+        default=None,
+        metavar="N",
+        help="start at line N of the file (1 = all of it), whatever was sent before",
+    )
+    parser.add_argument(
+        "--export-id",
+        type=kafka_id_part,
+        default=None,
+        metavar="NAME",
+        help="the name the progress is recorded under (default: the file's name)",
+    )
 
 
 class CdrExport:
     """Reads one export file as Kafka messages and remembers what it could not parse."""
 
-    def __init__(self, lines: Iterable[bytes], file_format: str, keyed: bool = True) -> None:
+    def __init__(
+        self, lines: Iterable[bytes], file_format: str, keyed: bool = True, first_line: int = 1
+    ) -> None:
         self.lines = lines
         self.file_format = file_format
         self.keyed = keyed
+        self.first_line = first_line  # lines before it are read past (a resumed replay)
         self.blank_lines = 0
         self.unparseable_lines: list[int] = []
         self.oversized_lines: list[tuple[int, int]] = []  # (line number, bytes)
@@ -86,6 +129,8 @@ class CdrExport:
     def _json_line_messages(self) -> Iterator[Message]:
         for line_number, line in enumerate(self.lines, start=1):
             self.line_number = line_number
+            if line_number < self.first_line:
+                continue
             value = line.rstrip(b"\r\n")
             if not value.strip():
                 self.blank_lines += 1
@@ -110,6 +155,9 @@ class CdrExport:
             )
         for row in rows:
             self.line_number = row.number
+            if row.number < self.first_line:
+                not_utf8.pop(row.number, None)
+                continue
             if row.problem is not None or row.number in not_utf8:
                 # (a stray quote, bytes that are not UTF-8: this line alone, as written, for the
                 # dead-letter topic; stopping here would leave the rest unsent, and sending the
@@ -207,24 +255,113 @@ def _count_lines(path_name: str) -> int | None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     path_name = args.file
+    fingerprint = None if path_name == "-" else Fingerprint.of(Path(path_name))
+    export_id = args.export_id or ExportProgress.default_export_id(path_name)
+    progress = ExportProgress(settings.topic, export_id, fingerprint)
     with _open_export(path_name) as export_file:
         leading = _leading_lines(export_file)
         file_format = args.format
         if file_format == "auto":
             first_line = leading[-1].decode("utf-8", "replace") if leading else ""
             file_format = detect_format(path_name, first_line.lstrip("\ufeff"))
-        total = _count_lines(path_name)
-        if total is not None and file_format == "csv":
-            total = max(total - 1, 0)
-        plan = SendPlan(
-            rate=args.rate,
+        lines = itertools.chain(leading, export_file)
+        replay = _Replay(args, settings, progress, file_format, lines)
+        try:
+            summary = send_in_transactions(
+                settings, settings.topic, replay.messages, replay.plan(), replay.checkpoints
+            )
+        except StreamaggError as exc:
+            if not replay.sending:
+                raise
+            raise StreamaggError(f"{exc}\n{replay.where_it_stopped()}") from None
+    if replay.already_sent is not None:
+        print(f"{export_id!r} was already sent in full ({replay.already_sent.at}); "
+              "nothing to resume", file=sys.stderr)  # fmt: skip
+        return 0
+    _print_summary(summary, replay.export, file_format)
+    if summary.stopped_by:
+        print(replay.where_it_stopped(), file=sys.stderr)
+    return {"SIGINT": 130, "SIGTERM": 143}.get(summary.stopped_by or "", 0)
+
+
+class _Replay:
+    """One run of `streamagg replay`: where it starts (decided once the producer has fenced
+    any earlier run of the export), its messages, and what it committed."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        settings: Settings,
+        progress: ExportProgress,
+        file_format: str,
+        lines: Iterable[bytes],
+    ) -> None:
+        self.args = args
+        self.settings = settings
+        self.progress = progress
+        self.file_format = file_format
+        self.first_line = args.from_line or 1
+        self.export = CdrExport(lines, file_format, keyed=not args.no_key)
+        self.already_sent: Mark | None = None  # --resume of a finished export
+        self.sending = False  # (the start was decided; a stop leaves something to resume)
+        self.checkpoints = Checkpoints(
+            progress.transactional_id, progress.group_id, progress.partition, self._position
+        )
+
+    async def messages(self) -> Iterable[Message]:
+        mark = await self.progress.read(self.settings)
+        if self.args.resume and mark is not None and mark.finished:
+            self.already_sent = mark
+            return ()
+        self.first_line = first_line_to_send(
+            mark, self.progress, self.args.resume, self.args.from_line
+        )
+        self.export.first_line = self.first_line
+        self.sending = True
+        return self.export.messages()
+
+    def plan(self) -> SendPlan:
+        total = _count_lines(self.args.file)
+        if total is not None:
+            skipped = max(self.first_line - 1, 1 if self.file_format == "csv" else 0)
+            total = max(total - skipped, 0)
+        return SendPlan(
+            rate=self.args.rate,
             total=total,
-            show_progress=progress_wanted(args.progress),
+            show_progress=progress_wanted(self.args.progress),
             label="replay",
         )
-        lines = itertools.chain(leading, export_file)
-        export = CdrExport(lines, file_format, keyed=not args.no_key)
-        summary = send_messages(settings, settings.topic, export.messages(), plan)
+
+    def _position(self, finished: bool) -> tuple[int, str]:
+        line = self.export.line_number
+        return line, self.progress.mark(line, finished).metadata()
+
+    def where_it_stopped(self) -> str:
+        """What is in Kafka after a stop, and the command that sends the rest."""
+        committed = self.checkpoints.offset
+        if committed is None:
+            before = ""
+            if self.first_line > 1:
+                before = f"lines before {self.first_line:,} were not sent by this run; "
+            again = " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
+            return f"{before}nothing of this run was committed: run the same command again" + (
+                f" (streamagg {again})" if again else ""
+            )
+        command = ["streamagg", "replay", self.args.file, "--resume"]
+        if self.args.export_id:
+            command += ["--export-id", self.args.export_id]
+        if self.args.format != "auto":
+            command += ["--format", self.args.format]
+        if self.args.no_key:
+            command.append("--no-key")
+        return (
+            f"lines {self.first_line:,} to {committed:,} are committed "
+            f"({self.checkpoints.messages:,} messages); to send the rest: "
+            + " ".join(shlex.quote(part) for part in command)
+        )
+
+
+def _print_summary(summary: SendSummary, export: CdrExport, file_format: str) -> None:
     print(summary.line(), file=sys.stderr)
     if export.blank_lines:
         print(f"skipped {_lines(export.blank_lines)} (blank)", file=sys.stderr)
@@ -249,7 +386,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"{MAX_MESSAGE_BYTES + 1:,} bytes for the dead-letter topic: {shown}",
             file=sys.stderr,
         )
-    return {"SIGINT": 130, "SIGTERM": 143}.get(summary.stopped_by or "", 0)
 
 
 def _lines(count: int) -> str:
