@@ -23,6 +23,9 @@ from streamagg.cli import main
         (["generate", "--dry-run", "--duration", "-1"], "--duration: '-1' is not a finite"),
         (["replay", "--rate", "-5", "x.jsonl"], "--rate: '-5' is not a finite"),
         (["replay", "--rate", "nan", "x.jsonl"], "--rate: 'nan' is not a finite"),
+        (["replay", "--from-line", "0", "x.jsonl"], "--from-line: '0' is not a whole number"),
+        (["replay", "--resume", "--from-line", "3", "x.jsonl"], "not allowed with argument"),
+        (["replay", "--export-id", "a/b", "x.jsonl"], "--export-id: 'a/b' is not 1 to 100"),
         (["check", "--timeout", "inf"], "--timeout: 'inf' is not a finite"),
     ],
 )
