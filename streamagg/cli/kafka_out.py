@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
@@ -23,6 +23,7 @@ from aiokafka.errors import (
 from aiokafka.partitioner import murmur2
 from tqdm import tqdm
 
+from streamagg.cli.replay_progress import Checkpoints
 from streamagg.errors import BrokerUnavailable, StreamaggError
 from streamagg.kafka_clients import (
     acked_producer,
@@ -76,31 +77,6 @@ class SendPlan:
     time_limit: float | None = None  # stop after this many seconds
     show_progress: bool = False
     label: str = "sending"
-
-
-class Checkpoints:
-    """Sending in Kafka transactions of about TRANSACTION_SECONDS each, every one of which also
-    commits how far the source got (``position``: an offset and its metadata, as the offset of
-    ``group_id`` on ``partition``), so that a run cut off anywhere can go on exactly after its
-    last committed transaction."""
-
-    def __init__(
-        self,
-        transactional_id: str,
-        group_id: str,
-        partition: TopicPartition,
-        position: Callable[[bool], tuple[int, str]],  # (finished) → offset, metadata
-    ) -> None:
-        self.transactional_id = transactional_id
-        self.group_id = group_id
-        self.partition = partition
-        self.position = position
-        self.messages = 0  # committed so far
-        self.offset: int | None = None  # the last committed position
-        self.finished = False
-
-    def committed(self, messages: int, offset: int, finished: bool) -> None:
-        self.messages, self.offset, self.finished = messages, offset, finished
 
 
 def progress_wanted(forced: bool) -> bool:

@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,31 @@ class Mark:
                 f"the replay progress in Kafka is not streamagg's (metadata {metadata[:80]!r}); "
                 "give --export-id another name, or --from-line"
             ) from None
+
+
+class Checkpoints:
+    """How `kafka_out` sends in transactions (of about half a second), every one of which also
+    commits how far the source got (``position``: an offset and its metadata, as the offset of
+    ``group_id`` on ``partition``), so that a run cut off anywhere can go on exactly after its
+    last committed transaction."""
+
+    def __init__(
+        self,
+        transactional_id: str,
+        group_id: str,
+        partition: TopicPartition,
+        position: Callable[[bool], tuple[int, str]],  # (finished) → offset, metadata
+    ) -> None:
+        self.transactional_id = transactional_id
+        self.group_id = group_id
+        self.partition = partition
+        self.position = position
+        self.messages = 0  # committed so far
+        self.offset: int | None = None  # the last committed position
+        self.finished = False
+
+    def committed(self, messages: int, offset: int, finished: bool) -> None:
+        self.messages, self.offset, self.finished = messages, offset, finished
 
 
 class ExportProgress:

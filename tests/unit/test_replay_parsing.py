@@ -7,7 +7,7 @@ import io
 import orjson
 import pytest
 
-from streamagg.cli.replay import CdrExport, detect_format
+from streamagg.cli.cdr_export import CdrExport, detect_format
 from streamagg.errors import StreamaggError
 
 

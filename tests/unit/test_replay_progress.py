@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamagg.cli.arg_types import kafka_id_part, positive_integer
-from streamagg.cli.replay import CdrExport
+from streamagg.cli.cdr_export import CdrExport
 from streamagg.cli.replay_progress import (
     ExportProgress,
     Fingerprint,
