@@ -16,8 +16,10 @@ from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from streamagg.batches import is_batch
 from streamagg.gc_tuning import collector_paused
 from streamagg.metrics import Metrics
+from streamagg.tables.batch_log import LastBatch
 from streamagg.tables.commits import CommitChains
 from streamagg.tables.partition import OwnedPartition, Status
 from streamagg.tables.retention import RetentionSweeper
@@ -94,7 +96,7 @@ class Cycles:
             outcome = await self.handler.apply(txn, fresh)
             # Expiry keeps pace with what the batch added, whatever the batch size.
             self.sweeper.sweep(txn, time.time(), self.sweeper.budget + 2 * txn.changes)
-            txn.consumed(fresh[-1].offset + 1)
+            txn.consumed(fresh[-1].offset + 1, _last_batch(fresh))
         except Exception as exc:
             log.exception("partition %d: applying batches failed", tp.partition)
             self.stop(owned, f"applying batch {tp.topic}/{tp.partition}/{fresh[0].offset}: {exc!r}")
@@ -139,3 +141,11 @@ class Cycles:
                 await txn.commit(COMMIT_TIMEOUT_S)
             except Exception as exc:
                 self.stop(partition, f"its retention transaction did not commit: {exc!r}")
+
+
+def _last_batch(messages: Sequence[ConsumerRecord[Any, Any]]) -> LastBatch | None:
+    """The last streamagg batch among ``messages`` (not a foreign message: those may repeat)."""
+    for message in reversed(messages):
+        if is_batch(message.headers):
+            return LastBatch.of(message)
+    return None

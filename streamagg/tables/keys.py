@@ -47,6 +47,7 @@ READABLE_FORMATS = (1, 2, 3)
 SEP = "\x1f"
 
 NEXT_OFFSET = b"M\x1fnext-batch-offset"  # next offset of the batch partition to apply
+LAST_BATCH = b"M\x1flast-batch"  # offset and digest of the last batch applied (batch_log.py)
 NEWEST_MS = b"M\x1fnewest-message-ms"  # newest CDR message timestamp applied
 # Hours before it are in their day and month buckets, the others not yet (tables/rollup.py).
 ROLLED_UP_TO = b"M\x1frolled-up-to-hour"

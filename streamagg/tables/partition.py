@@ -13,7 +13,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -22,8 +22,9 @@ from prometheus_client import Counter
 
 from streamagg.kafka_clients import committed_reader, fencing_producer, stop_quietly
 from streamagg.settings import Settings
+from streamagg.tables.batch_log import LastBatch, continue_at
 from streamagg.tables.changelog import catch_up
-from streamagg.tables.keys import NEXT_OFFSET, decode_int
+from streamagg.tables.keys import LAST_BATCH, NEXT_OFFSET, decode_int
 from streamagg.tables.store import PartitionStore
 from streamagg.tables.transaction import PartitionTransaction
 
@@ -105,6 +106,8 @@ async def recover(
         end = (await reader.end_offsets([changelog]))[changelog]
         read = await catch_up(store, reader, changelog, end)
         next_offset = decode_int(store.get(NEXT_OFFSET), 0)
+        last = LastBatch.decode(store.get(LAST_BATCH))
+        next_offset = await continue_at(reader, batches, next_offset, last)
         first = (await reader.beginning_offsets([batches]))[batches]
     finally:
         await stop_quietly(reader)
@@ -133,6 +136,7 @@ async def out_of_range(
     owned: Mapping[int, OwnedPartition],
     exc: OffsetOutOfRangeError | NoOffsetForPartitionError,
     lost: Counter,
+    stop: Callable[[OwnedPartition, str], None],
 ) -> None:
     """The state's consumer resets no position by itself (auto_offset_reset=none), so that
     batches the topic's retention deleted before they were applied are counted, not skipped in
@@ -144,27 +148,15 @@ async def out_of_range(
         return
     for tp, position in exc.args[0].items():
         partition = owned.get(tp.partition)
-        if partition is not None and partition.status is Status.ACTIVE:
-            await _skip_deleted(consumer, tp, position, lost)
-        # (the others are sought to the state's offset as they resume; their recovery counts)
-
-
-async def _skip_deleted(
-    consumer: AIOKafkaConsumer, tp: TopicPartition, position: int, lost: Counter
-) -> None:
-    """The active partition's fetch at ``position`` was out of its range. Below its first
-    offset (the batch topic's retention deleted batches not yet applied: the state far behind,
-    or a size limit crossed): the loss is counted and the partition read on from its first
-    batch. Past its end (a truncated or recreated log): read from its start, where the
-    batches below the state's own offset are skipped, as before."""
-    first = (await consumer.beginning_offsets([tp]))[tp]
-    if position < first:
-        note_deleted(tp.partition, position, first, lost)
-    else:
-        log.warning(
-            "partition %d: batch offset %d is past the partition's end; reading it from %d",
-            tp.partition,
-            position,
-            first,
-        )
-    consumer.seek(tp, first)
+        if partition is None or partition.status is not Status.ACTIVE:
+            continue  # (sought to the state's offset as it resumes; its recovery counts)
+        first = (await consumer.beginning_offsets([tp]))[tp]
+        if position < first:
+            # The batch topic's retention deleted batches not yet applied (the state far
+            # behind, or a size limit crossed): counted, and read on from the first batch.
+            note_deleted(tp.partition, position, first, lost)
+            consumer.seek(tp, first)
+        else:
+            # Past the end: the log was recreated or cut. Recovery compares it with the last
+            # batch the state applied (batch_log.py) before anything more is applied.
+            stop(partition, f"batch offset {position} is past the end of {tp.topic}/{tp.partition}")

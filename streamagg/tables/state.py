@@ -193,7 +193,7 @@ class StateLayer(ConsumerRebalanceListener):
                     polled = await consumer.getmany(timeout_ms=200, max_records=50_000)
                 except (OffsetOutOfRangeError, NoOffsetForPartitionError) as exc:
                     async with self.lock:
-                        await out_of_range(consumer, self.owned, exc, self._lost)
+                        await out_of_range(consumer, self.owned, exc, self._lost, self._stop)
                     continue
                 async with self.lock:
                     if epoch != self.epoch:

@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from aiokafka import AIOKafkaProducer
 
 from streamagg.failpoints import failpoint
+from streamagg.tables.batch_log import LastBatch
 from streamagg.tables.changelog import send_changes
-from streamagg.tables.keys import NEXT_OFFSET, encode_int
+from streamagg.tables.keys import LAST_BATCH, NEXT_OFFSET, encode_int
 from streamagg.tables.store import PartitionStore
 
 _DELETED = None
@@ -67,9 +68,12 @@ class PartitionTransaction:
         is there exactly when the changes are."""
         self._aside.append((topic, key, value, headers))
 
-    def consumed(self, next_offset: int) -> None:
-        """Record that the batch partition is applied up to (not including) next_offset."""
+    def consumed(self, next_offset: int, last: LastBatch | None = None) -> None:
+        """Record that the batch partition is applied up to (not including) next_offset, and
+        which batch was the last applied (when the transaction applied one)."""
         self._changes[NEXT_OFFSET] = encode_int(next_offset)
+        if last is not None:
+            self._changes[LAST_BATCH] = last.encode()
 
     @property
     def changes(self) -> int:

@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "kafka_clients",
             "gc_tuning",
             "csv_lines",
+            "log_limits",
         },
     ),
     ("input", {"cdr"}),

@@ -22,8 +22,10 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
+from streamagg.batches import BATCH_HEADERS
 from streamagg.metrics import create_metrics
 from streamagg.settings import Settings
+from streamagg.tables.batch_log import LastBatch
 from streamagg.tables.partition import OwnedPartition, Status
 from streamagg.tables.state import StateLayer
 from streamagg.tables.store import PartitionStore
@@ -34,6 +36,8 @@ TOPIC = "batches"
 @dataclass
 class Message:
     offset: int
+    value: bytes = b"batch"
+    headers: tuple[tuple[str, bytes], ...] = tuple(BATCH_HEADERS)
 
 
 class FakeTransaction:
@@ -44,8 +48,9 @@ class FakeTransaction:
         self.fail = fail
         self.changes = 1
 
-    def consumed(self, next_offset: int) -> None:
+    def consumed(self, next_offset: int, last: LastBatch | None = None) -> None:
         self.next_offset = next_offset
+        self.last = last
 
     async def commit(self, timeout: float) -> None:
         self.journal.append(f"commit {self.partition} begins")
