@@ -163,6 +163,17 @@ class Settings:
             "are counted under `__other__` (the reports are not affected)."
         ),
     )
+    unknown_batch_log: str = field(
+        default="stop",
+        metadata=_doc(
+            "What a partition does when the batch topic does not hold the last batch its state "
+            "applied (the topic deleted and created again, or a copy on another cluster that "
+            "is behind the state's changelog): `stop` (it waits, and says why), `from-end` "
+            "(every batch in the topic was applied already: continue after them), `from-start` "
+            "(none was: apply them all). Set for the one restart that needs it "
+            "(docs/operations.md)."
+        ),
+    )
     log_level: str = field(default="info", metadata=_doc("Log level of the worker."))
     security_protocol: str = field(
         default="PLAINTEXT",
@@ -222,6 +233,10 @@ class Settings:
             raise SettingsError(f"{env_name('web_access_log')} must be on or off")
         if self.ingest_mode not in ("auto", "process", "inline"):
             raise SettingsError(f"{env_name('ingest_mode')} must be auto, process or inline")
+        if self.unknown_batch_log not in ("stop", "from-end", "from-start"):
+            raise SettingsError(
+                f"{env_name('unknown_batch_log')} must be stop, from-end or from-start"
+            )
         if self.log_level.upper() not in _LOG_LEVELS:
             raise SettingsError(
                 f"{env_name('log_level')} must be one of {', '.join(sorted(_LOG_LEVELS)).lower()}"

@@ -16,8 +16,13 @@ As a partition recovers, the batch at that offset must be the same batch:
   offset stands (the batches deleted since are counted as lost: partition.note_deleted);
 - another batch is there, or none: the log is searched for the batch. Found (a copy of the
   topic): the state continues after it, in this log's numbering. Not found (the topic was
-  recreated, or cut): the partition stops, with a reason that says so, and retries. Counting
-  on would lose or double calls, and only the operator knows which (docs/operations.md).
+  recreated or cut, or is a copy that is behind the state's changelog): the partition stops,
+  with a reason that says so, and retries. Counting on would lose or double calls, and only
+  the operator knows which: STREAMAGG_UNKNOWN_BATCH_LOG tells it to continue at the log's end
+  (every batch in it was applied) or start (none was) (docs/operations.md).
+
+A partition that continues elsewhere than its recorded offset records the new position in a
+transaction of its own before it applies anything, so that a restart does not decide again.
 """
 
 from __future__ import annotations
@@ -69,44 +74,67 @@ class BatchLogMismatch(StateError):
     """The batch topic does not hold the last batch the state applied."""
 
 
+@dataclass(frozen=True)
+class Position:
+    """Where a partition continues in the batch log in front of it."""
+
+    next_offset: int
+    moved: bool = False  # not where the state says: record it before anything else
+    last: LastBatch | None = None  # (moved) the last applied batch in this log, if it holds it
+
+
 async def continue_at(
     reader: AIOKafkaConsumer,
     batches: TopicPartition,
     next_offset: int,
     last: LastBatch | None,
-) -> int:
+    when_unknown: str = "stop",
+) -> Position:
     """The offset of ``batches`` to apply next: ``next_offset`` when the log still holds
     ``last`` where it was (or can no longer show it), else the offset after ``last`` found
-    elsewhere in the log. Raises BatchLogMismatch when the log does not hold it.
+    elsewhere in the log. When the log does not hold it: BatchLogMismatch, or the log's end or
+    start as ``when_unknown`` says (the operator's choice, STREAMAGG_UNKNOWN_BATCH_LOG).
     ``reader`` reads with read_committed and belongs to no group."""
     if last is None:
-        return next_offset
+        return Position(next_offset)
     first = (await reader.beginning_offsets([batches]))[batches]
     end = (await reader.end_offsets([batches]))[batches]
     if last.offset < first:
-        return next_offset  # deleted by retention: nothing to compare
+        return Position(next_offset)  # deleted by retention: nothing to compare
     reader.assign([batches])
     there = await _read_at(reader, batches, last.offset, end)
     if there is not None and batch_digest(there.value or b"") == last.digest:
-        return next_offset
+        return Position(next_offset)
     found = await _find(reader, batches, last.digest, first, end)
-    if found is None:
-        raise BatchLogMismatch(
-            f"the batch topic {batches.topic} partition {batches.partition} does not hold the "
-            f"last batch this state applied (offset {last.offset}; the log holds "
-            f"[{first}, {end})): the topic was deleted and created again, or cut, since. "
-            "Applying it from here could skip calls or count them twice: see "
-            "docs/operations.md, 'The batch topic is not the log the state was built from'"
+    number = batches.partition
+    if found is not None:
+        log.warning(
+            "partition %d: the batch topic holds the last batch the state applied at offset "
+            "%d, not %d (a copy of the topic, with other offsets); continuing at %d",
+            number,
+            found,
+            last.offset,
+            found + 1,
         )
-    log.warning(
-        "partition %d: the batch topic holds the last batch the state applied at offset %d, "
-        "not %d (a copy of the topic, with other offsets); continuing at %d",
-        batches.partition,
-        found,
-        last.offset,
-        found + 1,
+        return Position(found + 1, moved=True, last=LastBatch(found, last.digest))
+    unknown = (
+        f"the batch topic {batches.topic} partition {number} does not hold the last batch "
+        f"this state applied (offset {last.offset}; the log holds [{first}, {end}))"
     )
-    return found + 1
+    if when_unknown == "from-end":
+        log.warning("partition %d: %s; continuing at its end, %d, as told", number, unknown, end)
+        return Position(end, moved=True)
+    if when_unknown == "from-start":
+        log.warning(
+            "partition %d: %s; continuing at its start, %d, as told", number, unknown, first
+        )
+        return Position(first, moved=True)
+    raise BatchLogMismatch(
+        f"{unknown}: the topic was deleted and created again, or cut, or is a copy that is "
+        "behind the state. Applying it could skip calls or count them twice; the partition "
+        "waits for STREAMAGG_UNKNOWN_BATCH_LOG (docs/operations.md, 'When the batch topic is "
+        "not the log the state was built from')"
+    )
 
 
 async def _read_at(

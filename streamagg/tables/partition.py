@@ -107,10 +107,17 @@ async def recover(
         read = await catch_up(store, reader, changelog, end)
         next_offset = decode_int(store.get(NEXT_OFFSET), 0)
         last = LastBatch.decode(store.get(LAST_BATCH))
-        next_offset = await continue_at(reader, batches, next_offset, last)
+        position = await continue_at(reader, batches, next_offset, last, settings.unknown_batch_log)
+        next_offset = position.next_offset
         first = (await reader.beginning_offsets([batches]))[batches]
     finally:
         await stop_quietly(reader)
+    if position.moved:
+        txn = partition.transaction(changelog.topic)
+        txn.consumed(next_offset, position.last)
+        if position.last is None:
+            txn.delete(LAST_BATCH)  # (nothing to compare until a batch of this log is applied)
+        await txn.commit(FENCE_TIMEOUT_S)
     if next_offset < first:
         note_deleted(partition.number, next_offset, first, lost)
         next_offset = first
