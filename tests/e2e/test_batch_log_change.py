@@ -1,6 +1,6 @@
 """Workers in front of a batch topic that is not the log their state was built from.
 
-Invariant 14 (docs/exactly-once.md): the state applies a batch partition from the message after
+Invariant 12 (docs/exactly-once.md): the state applies a batch partition from the message after
 the last batch it applied, in the numbering of the log in front of it, or not at all (the
 partition stops and says why) until the operator says whether the log's batches were applied.
 

@@ -1,6 +1,6 @@
 """Where the state continues in a batch partition that may not be the log it was built from.
 
-Invariant (docs/exactly-once.md, 14): the state applies a batch partition from the message
+Invariant (docs/exactly-once.md, 12): the state applies a batch partition from the message
 after the last batch it applied, in whatever numbering the log in front of it has, or not at
 all. The batches here are written in Kafka transactions, as the ingest stage writes them, so
 that every transaction's marker takes an offset; the copy is written without transactions, as
