@@ -19,9 +19,9 @@ from streamagg.errors import StreamaggError
 
 CDR_FIELDS = (
     "callid", "dt", "customer_id", "provider_id", "customer_charge", "provider_charge",
-    "dest_number", "dest_cli", "tech_prefix", "duration", "sip_code", "dtmf",
+    "dest_number", "dest_cli", "tech_prefix", "duration", "sip_code", "dtmf", "pdd_ms",
 )  # fmt: skip
-INTEGER_COLUMNS = ("sip_code",)
+INTEGER_COLUMNS = ("sip_code", "pdd_ms")
 NUMBER_COLUMNS = ("duration", "dt")  # dt: an epoch number stays a number, a date stays text
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

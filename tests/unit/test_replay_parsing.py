@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import io
+from typing import get_args
 
+import msgspec
 import orjson
 import pytest
 
-from streamagg.cli.cdr_export import CdrExport, detect_format
+from streamagg.cdr.typical import _Typical
+from streamagg.cli.cdr_export import (
+    CDR_FIELDS,
+    INTEGER_COLUMNS,
+    NUMBER_COLUMNS,
+    CdrExport,
+    detect_format,
+)
 from streamagg.errors import StreamaggError
 
 
@@ -176,3 +185,24 @@ def test_a_line_larger_than_a_cdr_is_sent_cut_and_listed_not_the_end_of_the_expo
     ]
     assert messages[1][1] == big[:65_537]
     assert export.oversized_lines == [(2, len(big))]
+
+
+def test_replay_sends_numbers_where_the_contract_allows_no_text() -> (
+    None
+):
+    """The contract's fields as the decoder types them (SPEC §1): a field that takes no text
+    must leave a CSV as a JSON number, or every call carrying it is dead-lettered (found by an
+    audit: a pdd_ms column sent as text)."""
+    contract = {f.name: f.type for f in msgspec.structs.fields(_Typical)}
+    assert set(CDR_FIELDS) == set(contract)
+    for name, annotation in contract.items():
+        allowed = set(get_args(annotation)) - {type(None)} or {annotation}
+        if str not in allowed:
+            assert name in (NUMBER_COLUMNS if float in allowed else INTEGER_COLUMNS), name
+
+
+def test_a_pdd_column_is_sent_as_milliseconds() -> None:
+    export = CdrExport([b"callid,dt,customer_id,sip_code,pdd_ms\n", b"c,0,1,200,800\n"], "csv")
+    assert [orjson.loads(value) for _key, value in export.messages()] == [
+        {"callid": "c", "dt": 0, "customer_id": "1", "sip_code": 200, "pdd_ms": 800}
+    ]
