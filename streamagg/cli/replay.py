@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "customer_id. JSON lines: every non-blank line is sent byte for byte, even one that is "
         "not valid JSON (the worker sends it to the dead-letter topic; the summary lists its "
         "line number). CSV: a header line of CDR field names (SPEC §1); empty cells are left "
-        "out, sip_code, pdd_ms, duration and dt become numbers where they parse, amounts stay decimal "
-        "strings, and each row is sent as a JSON object."
+        "out, sip_code, pdd_ms, duration and dt become numbers where they parse, amounts "
+        "stay decimal strings, and each row is sent as a JSON object."
     )
     parser.add_argument("file", help="a .jsonl/.json or .csv file (.gz accepted), or - for stdin")
     parser.add_argument(
