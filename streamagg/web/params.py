@@ -225,20 +225,24 @@ def _format(query: Mapping[str, str], accept: str) -> str:
 
 def parse_customer_partitions(
     query: Mapping[str, str], partitions: int, forwarded: bool
-) -> list[int]:
-    """The partitions a customer list covers: all of them, unless a worker asks another for
-    some (``partitions=1,5``, with the forwarding header)."""
-    allowed = {"partitions"} if forwarded else set()
+) -> tuple[list[int], bool]:
+    """The partitions a customer list covers (all of them, unless a worker asks another for
+    some: ``partitions=1,5``, with the forwarding header), and whether a list without the
+    partitions that cannot answer now is wanted (``partial=true``)."""
+    allowed = {"partitions", "partial"} if forwarded else {"partial"}
     for name in query:
         if name not in allowed:
-            raise BadQuery(name[:64], "unknown parameter; this request takes none")
+            raise BadQuery(name[:64], "unknown parameter; this request takes partial only")
+    partial = query.get("partial", "false")
+    if partial not in ("true", "false"):
+        raise BadQuery("partial", "true or false")
     text = query.get("partitions")
     if text is None:
-        return list(range(partitions))
+        return list(range(partitions)), partial == "true"
     try:
         chosen = sorted({int(part) for part in text.split(",")})
     except ValueError:
         raise BadQuery("partitions", "comma-separated partition numbers") from None
     if not chosen or chosen[0] < 0 or chosen[-1] >= partitions:
         raise BadQuery("partitions", f"partition numbers from 0 to {partitions - 1}")
-    return chosen
+    return chosen, partial == "true"

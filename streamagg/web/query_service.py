@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import aiohttp
+import orjson
 
 from streamagg.batches import customer_partition
 from streamagg.errors import NotOwner, Unavailable
@@ -40,32 +42,90 @@ def local_rows(app: StreamaggApp, query: ReportQuery) -> AsyncIterator[Row]:
     return stream_rows(query.report, query.start_quarter, query.end_quarter, reader.scan, context)
 
 
+@dataclass
+class CustomerLatest:
+    """customer → start of its latest call, and the partitions that could not answer."""
+
+    latest: dict[str, int] = field(default_factory=dict)
+    unavailable: dict[int, str] = field(default_factory=dict)  # partition → why
+
+    def add(self, customer: str, start: int) -> None:
+        self.latest[customer] = max(self.latest.get(customer, start), start)
+
+
 async def customer_latest_calls(
-    app: StreamaggApp, partitions: list[int], authorization: str, forwarded: bool
-) -> dict[str, int]:
-    """customer → start of its latest call, over ``partitions``: this worker's own from its
-    state, the others' from their owners (one request each). Unavailable when a partition has
-    no answer now (moving, recovering, its owner away): a partial list would mislead."""
+    app: StreamaggApp, partitions: list[int], authorization: str, forwarded: bool, partial: bool
+) -> CustomerLatest:
+    """The latest call of each customer of ``partitions``: this worker's own from its state,
+    the others' from their owners (one request each). A partition without an answer now
+    (stopped, moving, its owner away) makes the list Unavailable, naming it: a partial list
+    would mislead a client that takes it for all. With ``partial`` the others are listed and it
+    is named in ``unavailable`` instead (the page's suggestions)."""
     state = app.runtime.state
-    latest: dict[str, int] = {}
+    found = CustomerLatest()
     remote: dict[str, list[int]] = {}
     for partition in partitions:
         try:
-            latest |= latest_calls(state.reader(partition).scan)
+            for customer, start in latest_calls(state.reader(partition).scan).items():
+                found.add(customer, start)
         except NotOwner:
             url = state.owner_url(partition)
-            if url is None or forwarded:
-                raise Unavailable("partitions are moving between workers; retry shortly") from None
-            remote.setdefault(url, []).append(partition)
+            if url is not None and not forwarded:
+                remote.setdefault(url, []).append(partition)
+            else:
+                _missing(found, partition, "is moving between workers", partial)
+        except Unavailable as exc:
+            _missing(found, partition, _without_subject(str(exc)), partial)
     for url, owned in remote.items():
-        path = "/api/v1/customers?partitions=" + ",".join(map(str, owned))
+        await _ask_owner(app, url, owned, authorization, partial, found)
+    return found
+
+
+async def _ask_owner(
+    app: StreamaggApp,
+    url: str,
+    owned: list[int],
+    authorization: str,
+    partial: bool,
+    found: CustomerLatest,
+) -> None:
+    """Add the customers of the partitions another worker owns, asked of it."""
+    path = "/api/v1/customers?partitions=" + ",".join(map(str, owned))
+    try:
+        answer = await fetch_json(app, url, path + ("&partial=true" * partial), authorization)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        why = _peer_failure(url, exc)
+        for partition in owned:
+            _missing(found, partition, why, partial)
+        return
+    for entry in answer["customers"]:
+        start = datetime.fromisoformat(entry["latest_call"]).timestamp()
+        found.add(entry["customer_id"], int(start))
+    for entry in answer.get("unavailable_partitions", ()):
+        found.unavailable[int(entry["partition"])] = str(entry["reason"])
+
+
+def _missing(found: CustomerLatest, partition: int, why: str, partial: bool) -> None:
+    if not partial:
+        raise Unavailable(f"the customer list lacks partition {partition}: it {why}; retry shortly")
+    found.unavailable[partition] = f"it {why}"
+
+
+def _without_subject(message: str) -> str:
+    """A state refusal ("this customer's partition is stopped (…); retry shortly") said of a
+    partition: "is stopped (…)"."""
+    for subject in ("this customer's partition ", "partitions "):
+        message = message.removeprefix(subject)
+    return message.removesuffix("; retry shortly").removesuffix("; retry")
+
+
+def _peer_failure(url: str, exc: BaseException) -> str:
+    """Why another worker gave no list: its own refusal when it answered one, else that it did
+    not answer."""
+    if isinstance(exc, aiohttp.ClientResponseError):
         try:
-            answer = await fetch_json(app, url, path, authorization)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Unavailable(
-                f"the worker {url} does not answer ({exc.__class__.__name__}); retry shortly"
-            ) from None
-        for entry in answer["customers"]:
-            start = int(datetime.fromisoformat(entry["latest_call"]).timestamp())
-            latest[entry["customer_id"]] = max(latest.get(entry["customer_id"], start), start)
-    return latest
+            said = str(orjson.loads(exc.message)["error"]["message"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            said = exc.message[:200]
+        return f"is held by {url}, which answered {exc.status}: {said}"
+    return f"is held by {url}, which does not answer ({exc.__class__.__name__})"

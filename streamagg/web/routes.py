@@ -113,16 +113,21 @@ async def customers(request: web.Request) -> web.Response:
     grant = runtime.tokens.authenticate(authorization)
     forwarded = bool(request.headers.get("X-Streamagg-Forwarded"))
     query = single_valued(request.query.items())
-    partitions = parse_customer_partitions(query, runtime.settings.partitions, forwarded)
-    latest = await customer_latest_calls(app, partitions, authorization or "", forwarded)
+    partitions, partial = parse_customer_partitions(query, runtime.settings.partitions, forwarded)
+    found = await customer_latest_calls(app, partitions, authorization or "", forwarded, partial)
     oldest = time.time() - runtime.settings.retention_days * 86400  # (older data has expired)
-    body = {
+    body: dict[str, object] = {
         "customers": [
             {"customer_id": customer, "latest_call": iso(datetime.fromtimestamp(start, UTC))}
-            for customer, start in sorted(latest.items())
+            for customer, start in sorted(found.latest.items())
             if start >= oldest and grant.allows(customer)
         ]
     }
+    if found.unavailable:
+        body["unavailable_partitions"] = [
+            {"partition": partition, "reason": why}
+            for partition, why in sorted(found.unavailable.items())
+        ]
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 

@@ -3,7 +3,8 @@
 - A worker's first start on fresh topics answers every report of every customer with 200 as
   soon as /readyz says 200 (issue 13 saw 503 "owner moving" after readiness).
 - A batch that cannot be applied stops its partition: /readyz, the metric and the log say so,
-  the batches behind it wait (nothing is skipped), the other partitions go on.
+  the batches behind it wait (nothing is skipped), the other partitions go on; the customer
+  list names the partition it lacks (a 503, or with partial=true the others' customers).
 """
 
 from __future__ import annotations
@@ -106,6 +107,17 @@ async def test_a_batch_that_cannot_be_applied_stops_its_partition_and_nothing_be
     assert metrics["streamagg_partition_stopped"][(("partition", "1"),)] == 0
     assert metrics["streamagg_state_transactions_total"][(("outcome", "failed"),)] >= 1
     assert "partition 0 stopped" in worker.log_path.read_text()
+    # The customer list: refused naming the partition, or without it when partial is asked
+    # for (the page's suggestions), never a list that silently lacks some customers.
+    strict = worker.get("/api/v1/customers", ADMIN_TOKEN)
+    assert strict.status_code == 503, strict.text
+    message = strict.json()["error"]["message"]
+    assert "lacks partition 0" in message and "stopped" in message, message
+    partial = worker.get("/api/v1/customers", ADMIN_TOKEN, partial="true")
+    assert partial.status_code == 200, partial.text
+    assert [c["customer_id"] for c in partial.json()["customers"]] == [healthy]
+    (missing,) = partial.json()["unavailable_partitions"]
+    assert missing["partition"] == 0 and "format 99" in missing["reason"], missing
     # Retried, and still stopped: the calls behind the batch were never skipped past it.
     await asyncio.sleep(5)
     assert worker.get("/readyz").status_code == 503

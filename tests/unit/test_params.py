@@ -220,8 +220,14 @@ def test_granularity_is_dtmf_only_and_names_itself_when_wrong() -> None:
 
 
 def test_the_customer_list_takes_partitions_only_from_another_worker() -> None:
-    assert parse_customer_partitions({}, 8, forwarded=False) == list(range(8))
-    assert parse_customer_partitions({"partitions": "5,1,5"}, 8, forwarded=True) == [1, 5]
+    assert parse_customer_partitions({}, 8, forwarded=False) == (list(range(8)), False)
+    assert parse_customer_partitions({"partitions": "5,1,5"}, 8, forwarded=True) == ([1, 5], False)
+    assert parse_customer_partitions({"partial": "true"}, 8, forwarded=False) == (
+        list(range(8)),
+        True,
+    )
+    with pytest.raises(BadQuery, match=r"^partial: true or false"):
+        parse_customer_partitions({"partial": "yes"}, 8, forwarded=False)
     for query in (
         {"partitions": "8"},
         {"partitions": "-1"},

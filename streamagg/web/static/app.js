@@ -70,7 +70,8 @@ async function loadCustomers() {
     return;
   }
   try {
-    const body = await (await apiGet("/api/v1/customers", "application/json")).json();
+    // (partial: one stopped partition must not take the suggestions from every customer)
+    const body = await (await apiGet("/api/v1/customers?partial=true", "application/json")).json();
     list.replaceChildren(...body.customers.map((c) => {
       const option = document.createElement("option");
       option.value = c.customer_id;
@@ -78,6 +79,7 @@ async function loadCustomers() {
       return option;
     }));
     list.dataset.count = String(body.customers.length);
+    list.dataset.missingPartitions = (body.unavailable_partitions || []).map((u) => u.partition).join(",");
   } catch { /* no list (token refused, worker not ready): the field still takes any id */ }
 }
 
