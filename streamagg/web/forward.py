@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 # The owner must start answering within 15 s; a long export may take longer in all.
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5, sock_read=15)
 FORWARD_CHUNK_BYTES = 64 * 1024
-_PASSED_HEADERS = ("Authorization", "Accept")
+_PASSED_HEADERS = ("Authorization", "Accept", "If-None-Match")
+# (ETag and Cache-Control: a page polling a worker that does not own its customer gets the
+# owner's 304s too, instead of the whole answer every time)
+_RETURNED_HEADERS = ("Content-Type", "Content-Disposition", "ETag", "Cache-Control")
 
 
 async def forward_request(app: StreamaggApp, request: web.Request, url: str) -> web.StreamResponse:
@@ -31,9 +34,7 @@ async def forward_request(app: StreamaggApp, request: web.Request, url: str) -> 
         session.get(yarl.URL(target, encoded=True), headers=headers, ssl=tls) as upstream,
     ):
         passed = {
-            name: upstream.headers[name]
-            for name in ("Content-Type", "Content-Disposition")
-            if name in upstream.headers
+            name: upstream.headers[name] for name in _RETURNED_HEADERS if name in upstream.headers
         }
         response = web.StreamResponse(status=upstream.status, headers=passed)
         await response.prepare(request)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import ADMIN_TOKEN, LIMITED_TOKEN
@@ -94,6 +95,11 @@ def test_two_workers_answer_every_customer_and_one_survives_the_other(
             assert listed.json()["customers"] == oracle.customer_list()
             limited = worker.get("/api/v1/customers", LIMITED_TOKEN).json()["customers"]
             assert limited == [c for c in oracle.customer_list() if c["customer_id"] == "42"]
+
+        # A polling page gets 304s from either worker: a forwarded answer keeps the owner's
+        # ETag, and its If-None-Match reaches the owner.
+        for worker in (a, b):
+            assert unchanged_answers_are_304(worker, oracle.customers(), now)
 
         orphans.update(kill_tree(b))
         # Until the group drops the dead member, its partitions' requests have no live owner:
@@ -190,3 +196,21 @@ def ready_or_fail(*workers: WorkerProcess) -> None:
             worker.wait_ready()
         except AssertionError as exc:
             pytest.fail(str(exc))
+
+
+def unchanged_answers_are_304(worker: WorkerProcess, customers: list[str], now: datetime) -> bool:
+    start, end = full_range(now)
+    for customer in customers:
+        url = f"{worker.base_url}/api/v1/customers/{customer}/reports/tech-prefix"
+        params = {
+            "from": start.isoformat().replace("+00:00", "Z"),
+            "to": end.isoformat().replace("+00:00", "Z"),
+        }
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        first = httpx.get(url, params=params, headers=auth, timeout=30)
+        assert first.status_code == 200 and "ETag" in first.headers, (customer, first.headers)
+        again = httpx.get(
+            url, params=params, headers={**auth, "If-None-Match": first.headers["ETag"]}, timeout=30
+        )
+        assert again.status_code == 304 and again.content == b"", (customer, again.status_code)
+    return True
