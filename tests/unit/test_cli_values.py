@@ -66,7 +66,20 @@ def test_a_reference_file_that_cannot_be_written_is_one_line(
     assert err.startswith("streamagg generate: cannot write ") and "Traceback" not in err
 
 
-@pytest.mark.parametrize("url", ["http://[::1", "http://256.1.1.1:99999", "http://x:abc"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://256.1.1.1:99999",
+        "http://x:abc",
+        "localhost:6066",  # (found by an audit: these waited out the timeout, exit 1)
+        "notaurl",
+        "ftp://x",
+        "http//x",
+        "",
+        "http://",
+    ],
+)
 def test_check_with_a_url_that_is_no_url_says_so(
     url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
