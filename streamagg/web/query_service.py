@@ -116,6 +116,8 @@ def _without_subject(message: str) -> str:
     partition: "is stopped (…)"."""
     for subject in ("this customer's partition ", "partitions "):
         message = message.removeprefix(subject)
+    if message.startswith("are "):  # ("partitions are being rebalanced")
+        message = "is " + message.removeprefix("are ")
     return message.removesuffix("; retry shortly").removesuffix("; retry")
 
 

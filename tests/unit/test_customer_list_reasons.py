@@ -29,6 +29,8 @@ def test_the_owners_own_refusal_is_passed_on_not_called_silence() -> None:
 def test_a_state_refusal_reads_as_said_of_the_partition() -> None:
     said = "this customer's partition is stopped (batch b/0/7: FormatError(...)); retry shortly"
     assert _without_subject(said) == "is stopped (batch b/0/7: FormatError(...))"
+    rebalancing = "partitions are being rebalanced; retry shortly"
+    assert _without_subject(rebalancing) == "is being rebalanced"
 
 
 def test_missing_partitions_refuse_the_whole_list_unless_partial() -> None:
