@@ -10,7 +10,6 @@ MirrorMaker writes one, so the same batch sits at a smaller offset there.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -30,14 +29,6 @@ Message = tuple[int, bytes]  # offset, value
 def batch(source_offset: int) -> bytes:
     cdr = Cdr(f"call-{source_offset}", "42", 1795000000, "7", 0, 0, "", 0, False, False, "", "", "")
     return Batch("cdrs/0", [Record(source_offset, 1795000000000, cdr)]).encode()
-
-
-@pytest.fixture
-async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await client.start()
-    yield client
-    await client.close()
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ one passes, and the same topic passes once an operator has made it compacted."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -31,14 +31,6 @@ def settings(kafka_bootstrap: str, unique_name: str) -> Settings:
         dids_topic=f"{unique_name}-dids",
         partitions=PARTITIONS,
     )
-
-
-@pytest.fixture
-async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await client.start()
-    yield client
-    await client.close()
 
 
 async def test_a_changelog_that_deletes_by_age_stops_the_worker_before_it_starts(
@@ -143,7 +135,22 @@ async def test_a_topic_that_takes_smaller_records_than_streamagg_writes_is_refus
 
     resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": "1048588"})
     await admin.alter_configs([resource])
+    await until_configured(admin, topic, "max.message.bytes", "1048588")  # (a busy broker lags)
     assert await ensure_topics(settings) == 1
+
+
+async def until_configured(
+    admin: AIOKafkaAdminClient, topic: str, name: str, value: str, timeout: float = 30
+) -> None:
+    """Until the broker describes the topic's config ``name`` as ``value``."""
+    async with asyncio.timeout(timeout):
+        while True:
+            resource = ConfigResource(ConfigResourceType.TOPIC, topic, {name: None})
+            (response,) = await admin.describe_configs([resource])
+            entries = response.to_object()["resources"][0]["config_entries"]
+            if any(e["config_names"] == name and e["config_value"] == value for e in entries):
+                return
+            await asyncio.sleep(0.2)
 
 
 async def test_the_topics_streamagg_creates_take_its_largest_records_whatever_the_broker_default(
