@@ -187,3 +187,14 @@ async def wait_for_broker(settings: Settings, retry_seconds: float = 5.0) -> int
         except BrokerUnavailable as exc:
             log.warning("%s; retrying in %.0f s", exc, retry_seconds)
             await asyncio.sleep(retry_seconds)
+
+
+async def cluster_id(settings: Settings) -> str | None:
+    """The Kafka cluster's id, or None when the broker does not say (a very old broker)."""
+    admin = admin_client(settings)
+    try:
+        await admin.start()
+        found = (await admin.describe_cluster()).get("cluster_id")
+    finally:
+        await admin.close()
+    return str(found) if found else None

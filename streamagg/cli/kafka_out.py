@@ -44,6 +44,7 @@ PACED_TICKS_PER_SECOND = 20
 # A transaction holds back what read_committed consumers (the worker's ingest) read of its
 # partitions, live CDRs included, until it ends: keep them short.
 TRANSACTION_SECONDS = 0.5
+COMMIT_TIMEOUT_S = 60.0  # (the transaction timeout: past it, the broker aborts it anyway)
 ABORT_TIMEOUT_S = 5.0
 
 
@@ -68,7 +69,7 @@ class SendSummary:
         return text + (f", stopped by {self.stopped_by}" if self.stopped_by else "")
 
 
-@dataclass(frozen=True)
+@dataclass
 class SendPlan:
     """How to send: pacing, limits and progress display."""
 
@@ -136,11 +137,17 @@ async def _send_until_stopped(
 
 
 class _StopFlag:
+    """The first SIGINT/SIGTERM stops after the chunk in hand (its transaction committed);
+    a second one stops at once, even a commit waiting for the broker."""
+
     def __init__(self) -> None:
         self.event = asyncio.Event()
+        self.again = asyncio.Event()
         self.reason: str | None = None
 
     def set(self, reason: str) -> None:
+        if self.event.is_set():
+            self.again.set()
         self.reason = reason
         self.event.set()
 
@@ -254,7 +261,7 @@ class _BatchSender:
                     await asyncio.sleep(0)  # let the producer's sender task run
             await self._submit_open_batches()
             await self._drain(0)
-            if self.checkpoints is not None:
+            if self.checkpoints is not None and (sent or exhausted):
                 await self._commit(sent, finished=exhausted)
         return SendSummary(self.topic, sent, time.monotonic() - started, self.stop.reason)
 
@@ -277,15 +284,36 @@ class _BatchSender:
         await self._submit_open_batches()
         await self._drain(0)
         offset, metadata = checkpoints.position(finished)
-        try:
-            await self.producer.send_offsets_to_transaction(
-                {checkpoints.partition: (offset, metadata)}, checkpoints.group_id
+        # aiokafka retries a commit for as long as the coordinator is away: bound it, and let
+        # a second Ctrl-C end it (the transaction then commits or is aborted; --resume reads
+        # which).
+        commit = asyncio.ensure_future(self._commit_offsets(offset, metadata))
+        stopped = asyncio.ensure_future(self.stop.again.wait())
+        done, _pending = await asyncio.wait(
+            {commit, stopped}, timeout=COMMIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        stopped.cancel()
+        if commit not in done:
+            commit.cancel()
+            why = f"stopped by {self.stop.reason}" if self.stop.reason else "timed out"
+            raise StreamaggError(
+                f"committing to {self.topic} {why} after {COMMIT_TIMEOUT_S:.0f} s at most; "
+                "whether its last transaction committed is recorded in Kafka"
             )
-            await self.producer.commit_transaction()
+        try:
+            commit.result()
         except KafkaError as exc:
             raise StreamaggError(f"committing to {self.topic} failed: {exc}") from exc
         self.in_transaction = False
         checkpoints.committed(sent, offset, finished)
+
+    async def _commit_offsets(self, offset: int, metadata: str) -> None:
+        checkpoints = self.checkpoints
+        assert checkpoints is not None
+        await self.producer.send_offsets_to_transaction(
+            {checkpoints.partition: (offset, metadata)}, checkpoints.group_id
+        )
+        await self.producer.commit_transaction()
 
     async def abort_open_transaction(self) -> None:
         """End a transaction cut off by an error, so that read_committed consumers of its

@@ -26,10 +26,10 @@ from streamagg.cli.kafka_out import (
     send_in_transactions,
 )
 from streamagg.cli.replay_progress import (
+    AlreadySent,
     Checkpoints,
     ExportProgress,
     Fingerprint,
-    Mark,
     first_line_to_send,
 )
 from streamagg.errors import StreamaggError
@@ -93,10 +93,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     path_name = args.file
-    fingerprint = None if path_name == "-" else Fingerprint.of(Path(path_name))
-    export_id = args.export_id or ExportProgress.default_export_id(path_name)
-    progress = ExportProgress(settings.topic, export_id, fingerprint)
     with open_export(path_name) as export_file:
+        fingerprint = None if path_name == "-" else Fingerprint.of(Path(path_name))
+        export_id = args.export_id or ExportProgress.default_export_id(path_name)
+        progress = ExportProgress(settings.topic, export_id, fingerprint)
         leading = leading_lines(export_file)
         file_format = args.format
         if file_format == "auto":
@@ -106,16 +106,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         replay = _Replay(args, settings, progress, file_format, lines)
         try:
             summary = send_in_transactions(
-                settings, settings.topic, replay.messages, replay.plan(), replay.checkpoints
+                settings, settings.topic, replay.messages, replay.plan, replay.checkpoints
             )
+        except AlreadySent as done:
+            print(f"{export_id!r} was {done}", file=sys.stderr)
+            return 0
         except StreamaggError as exc:
             if not replay.sending:
                 raise
             raise StreamaggError(f"{exc}\n{replay.where_it_stopped()}") from None
-    if replay.already_sent is not None:
-        print(f"{export_id!r} was already sent in full ({replay.already_sent.at}); "
-              "nothing to resume", file=sys.stderr)  # fmt: skip
-        return 0
     _print_summary(summary, replay.export, file_format)
     if summary.stopped_by:
         print(replay.where_it_stopped(), file=sys.stderr)
@@ -140,38 +139,36 @@ class _Replay:
         self.file_format = file_format
         self.first_line = args.from_line or 1
         self.export = CdrExport(lines, file_format, keyed=not args.no_key)
-        self.already_sent: Mark | None = None  # --resume of a finished export
         self.sending = False  # (the start was decided; a stop leaves something to resume)
+        self.plan = SendPlan(
+            rate=args.rate, show_progress=progress_wanted(args.progress), label="replay"
+        )
         self.checkpoints = Checkpoints(
             progress.transactional_id, progress.group_id, progress.partition, self._position
         )
 
     async def messages(self) -> Iterable[Message]:
+        """The messages from the start line on, decided from the committed progress (read
+        once every earlier run of the export is fenced)."""
         mark = await self.progress.read(self.settings)
-        if self.args.resume and mark is not None and mark.finished:
-            self.already_sent = mark
-            return ()
         self.first_line = first_line_to_send(
             mark, self.progress, self.args.resume, self.args.from_line
         )
         self.export.first_line = self.first_line
+        self.plan.total = self._lines_to_send()
         self.sending = True
         return self.export.messages()
 
-    def plan(self) -> SendPlan:
+    def _lines_to_send(self) -> int | None:
         total = count_lines(self.args.file)
-        if total is not None:
-            skipped = max(self.first_line - 1, 1 if self.file_format == "csv" else 0)
-            total = max(total - skipped, 0)
-        return SendPlan(
-            rate=self.args.rate,
-            total=total,
-            show_progress=progress_wanted(self.args.progress),
-            label="replay",
-        )
+        if total is None:
+            return None
+        skipped = max(self.first_line - 1, 1 if self.file_format == "csv" else 0)
+        return max(total - skipped, 0)
 
     def _position(self, finished: bool) -> tuple[int, str]:
-        line = self.export.line_number
+        # (never below where this run started: a stop before its first line keeps the mark)
+        line = max(self.export.line_number, self.first_line - 1)
         return line, self.progress.mark(line, finished).metadata()
 
     def where_it_stopped(self) -> str:

@@ -176,10 +176,19 @@ class ExportProgress:
         return Mark(line, finished, self.fingerprint, now)
 
 
+class AlreadySent(StreamaggError):
+    """--resume of an export whose every line is committed: nothing to send (exit 0)."""
+
+    def __init__(self, mark: Mark) -> None:
+        super().__init__(f"already sent in full ({mark.at}); nothing to resume")
+        self.mark = mark
+
+
 def first_line_to_send(
     mark: Mark | None, progress: ExportProgress, resume: bool, from_line: int | None
 ) -> int:
-    """Where this replay starts, or a refusal naming the choice the operator has to make."""
+    """Where this replay starts, or a refusal naming the choice the operator has to make
+    (AlreadySent: a --resume with nothing left)."""
     name = progress.export_id
     if from_line is not None:
         return from_line
@@ -195,10 +204,12 @@ def first_line_to_send(
             and mark.fingerprint != progress.fingerprint
         ):
             raise StreamaggError(
-                f"the replay of {name!r} that stopped at line {mark.line:,} read another file "
+                f"the replay of {name!r} that got to line {mark.line:,} read another file "
                 f"({mark.fingerprint.size:,} bytes; this one has {progress.fingerprint.size:,}); "
                 "resume with the same file, or choose the line with --from-line"
             )
+        if mark.finished:
+            raise AlreadySent(mark)
         return mark.line + 1
     if mark is None:
         return 1

@@ -7,9 +7,13 @@ import logging
 
 import faust
 
-from streamagg.cli.worker_checks import check_port_free, claim_state_folder
+from streamagg.cli.worker_checks import (
+    check_port_free,
+    claim_state_folder,
+    forget_copies_of_another_cluster,
+)
 from streamagg.settings import Settings
-from streamagg.topics import wait_for_broker
+from streamagg.topics import cluster_id, wait_for_broker
 
 log = logging.getLogger("streamagg")
 
@@ -24,8 +28,17 @@ def run_worker(settings: Settings) -> int:
     state_lock = claim_state_folder(settings)  # (held, open, for the process's life)
     try:
         replication = asyncio.run(wait_for_broker(settings))
+        cluster = asyncio.run(cluster_id(settings))
     except KeyboardInterrupt:
         return 130
+    forgotten = forget_copies_of_another_cluster(settings, cluster)
+    if forgotten:
+        log.warning(
+            "the local state copies were made from another Kafka cluster's changelog (not %s): "
+            "deleted %s; they are rebuilt from this cluster's changelog",
+            cluster,
+            ", ".join(forgotten),
+        )
 
     from streamagg.app import create_app
 

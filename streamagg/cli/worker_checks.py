@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import IO
@@ -15,6 +16,7 @@ from streamagg.errors import SettingsError
 from streamagg.settings import Settings, env_name
 
 LOCK_NAME = "worker.lock"
+CLUSTER_NAME = "cluster-id"
 
 
 def claim_state_folder(settings: Settings) -> IO[str]:
@@ -71,3 +73,24 @@ def check_port_free(settings: Settings) -> None:
 
 def _failed_path(exc: OSError, folder: Path) -> str:
     return str(exc.filename) if exc.filename else str(folder)
+
+
+def forget_copies_of_another_cluster(settings: Settings, cluster_id: str | None) -> list[str]:
+    """Delete the partitions' local copies when they were made from another Kafka cluster's
+    changelog; returns the folders deleted. A copy's position is an offset of the changelog it
+    was made from: against another cluster's copy of that changelog (a MirrorMaker failover,
+    workers that kept their disks), whose offsets differ, the copy would go on from the wrong
+    record. The cluster's id is written next to the copies; a folder without one (first start,
+    or an older version's) is taken as this cluster's."""
+    folder = settings.data_dir / "state" / settings.app_id
+    if cluster_id is None:
+        return []  # (the broker did not say: nothing to compare, nothing written)
+    marker = folder / CLUSTER_NAME
+    known = marker.read_text(encoding="utf-8").strip() if marker.is_file() else cluster_id
+    deleted = []
+    if known != cluster_id:
+        for copy in sorted(folder.glob("partition-*")):
+            shutil.rmtree(copy, ignore_errors=True)
+            deleted.append(copy.name)
+    marker.write_text(cluster_id + "\n", encoding="utf-8")
+    return deleted

@@ -95,19 +95,21 @@ async def continue_at(
     elsewhere in the log. When the log does not hold it: BatchLogMismatch, or the log's end or
     start as ``when_unknown`` says (the operator's choice, STREAMAGG_UNKNOWN_BATCH_LOG).
     ``reader`` reads with read_committed and belongs to no group."""
-    if last is None:
-        return Position(next_offset)
     first = (await reader.beginning_offsets([batches]))[batches]
     end = (await reader.end_offsets([batches]))[batches]
-    if last.offset < first:
-        return Position(next_offset)  # deleted by retention: nothing to compare
-    reader.assign([batches])
-    there = await _read_at(reader, batches, last.offset, end)
-    if there is not None and batch_digest(there.value or b"") == last.digest:
-        return Position(next_offset)
-    found = await _find(reader, batches, last.digest, first, end)
     number = batches.partition
-    if found is not None:
+    found = None
+    if last is not None and last.offset >= first:
+        reader.assign([batches])
+        if next_offset <= end:
+            there = await _read_at(reader, batches, last.offset, end)
+            if there is not None and batch_digest(there.value or b"") == last.digest:
+                return Position(next_offset)
+        found = await _find(reader, batches, last.digest, first, end)
+    elif next_offset <= end:
+        return Position(next_offset)  # nothing to compare: none recorded, or deleted since
+    # (else: the state applied past this log's end, so it is not this log)
+    if found is not None and last is not None:
         log.warning(
             "partition %d: the batch topic holds the last batch the state applied at offset "
             "%d, not %d (a copy of the topic, with other offsets); continuing at %d",
@@ -117,9 +119,10 @@ async def continue_at(
             found + 1,
         )
         return Position(found + 1, moved=True, last=LastBatch(found, last.digest))
+    applied = f"offset {last.offset}" if last is not None else f"up to offset {next_offset}"
     unknown = (
         f"the batch topic {batches.topic} partition {number} does not hold the last batch "
-        f"this state applied (offset {last.offset}; the log holds [{first}, {end}))"
+        f"this state applied ({applied}; the log holds [{first}, {end}))"
     )
     if when_unknown == "from-end":
         log.warning("partition %d: %s; continuing at its end, %d, as told", number, unknown, end)

@@ -73,9 +73,9 @@ async def customer_latest_calls(
             if url is not None and not forwarded:
                 remote.setdefault(url, []).append(partition)
             else:
-                _missing(found, partition, "is moving between workers", partial)
+                _missing(found, [partition], "is moving between workers", partial)
         except Unavailable as exc:
-            _missing(found, partition, _without_subject(str(exc)), partial)
+            _missing(found, [partition], _without_subject(str(exc)), partial)
     for url, owned in remote.items():
         await _ask_owner(app, url, owned, authorization, partial, found)
     return found
@@ -94,9 +94,7 @@ async def _ask_owner(
     try:
         answer = await fetch_json(app, url, path + ("&partial=true" * partial), authorization)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        why = _peer_failure(url, exc)
-        for partition in owned:
-            _missing(found, partition, why, partial)
+        _missing(found, owned, _peer_failure(url, exc), partial)
         return
     for entry in answer["customers"]:
         start = datetime.fromisoformat(entry["latest_call"]).timestamp()
@@ -105,10 +103,17 @@ async def _ask_owner(
         found.unavailable[int(entry["partition"])] = str(entry["reason"])
 
 
-def _missing(found: CustomerLatest, partition: int, why: str, partial: bool) -> None:
+def _missing(found: CustomerLatest, partitions: list[int], why: str, partial: bool) -> None:
+    """Note ``partitions`` as unavailable (``why``: "is …"), or refuse the whole list."""
     if not partial:
-        raise Unavailable(f"the customer list lacks partition {partition}: it {why}; retry shortly")
-    found.unavailable[partition] = f"it {why}"
+        if len(partitions) == 1:
+            subject = f"partition {partitions[0]}: it"
+        else:
+            subject = f"partitions {', '.join(map(str, partitions))}: they"
+            why = "are " + why.removeprefix("is ") if why.startswith("is ") else why
+        raise Unavailable(f"the customer list lacks {subject} {why}; retry shortly")
+    for partition in partitions:
+        found.unavailable[partition] = f"it {why}"
 
 
 def _without_subject(message: str) -> str:

@@ -185,3 +185,50 @@ class _Message:
     def __init__(self, offset: int, value: bytes) -> None:
         self.offset = offset
         self.value = value
+
+
+async def test_a_state_past_the_logs_end_is_not_taken_for_this_log_even_without_a_record(
+    settings: Settings, admin: AIOKafkaAdminClient, unique_name: str
+) -> None:
+    """Found by review: a state from before the record (no last batch) in front of a shorter
+    log, or a log cut after the last batch but before the state's offset, went round between
+    'past the end' and a recovery that kept the offset."""
+    topic = f"{unique_name}-batches"
+    await topics(admin, topic)
+    written = await write_in_transactions(
+        settings, topic, [batch(n) for n in range(6)], random.Random(5)
+    )
+    offset, value = written[-1]
+    last = LastBatch(offset, LastBatch.of(_Message(offset, value)).digest)
+    beyond = written[-1][0] + 50
+
+    with pytest.raises(BatchLogMismatch, match="does not hold the last batch"):
+        await continue_in_maybe(settings, topic, beyond, None)
+    # Cut after the last batch: what followed it is gone; the state goes on right after it.
+    assert await continue_in_maybe(settings, topic, beyond, last) == Position(
+        offset + 1, moved=True, last=last
+    )
+    assert await continue_in_maybe(settings, topic, beyond, None, "from-end") == Position(
+        await committed_end(settings, topic), moved=True
+    )
+
+
+async def continue_in_maybe(
+    settings: Settings, topic: str, next_offset: int, last: LastBatch | None, when: str = "stop"
+) -> Position:
+    reader = committed_reader(settings)
+    await reader.start()
+    try:
+        return await continue_at(reader, TopicPartition(topic, 0), next_offset, last, when)
+    finally:
+        await stop_quietly(reader)
+
+
+async def committed_end(settings: Settings, topic: str) -> int:
+    reader = committed_reader(settings)
+    await reader.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        return int((await reader.end_offsets([tp]))[tp])
+    finally:
+        await stop_quietly(reader)

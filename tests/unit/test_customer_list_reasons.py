@@ -36,6 +36,9 @@ def test_a_state_refusal_reads_as_said_of_the_partition() -> None:
 def test_missing_partitions_refuse_the_whole_list_unless_partial() -> None:
     found = CustomerLatest()
     with pytest.raises(Unavailable, match="the customer list lacks partition 3: it is moving"):
-        _missing(found, 3, "is moving between workers", partial=False)
-    _missing(found, 3, "is moving between workers", partial=True)
+        _missing(found, [3], "is moving between workers", partial=False)
+    held = f"is held by {OWNER}, which answered 503: partition 5 is stopped"
+    with pytest.raises(Unavailable, match=r"lacks partitions 1, 5: they are held by http"):
+        _missing(found, [1, 5], held, partial=False)
+    _missing(found, [3], "is moving between workers", partial=True)
     assert found.unavailable == {3: "it is moving between workers"}

@@ -187,9 +187,7 @@ def test_a_line_larger_than_a_cdr_is_sent_cut_and_listed_not_the_end_of_the_expo
     assert export.oversized_lines == [(2, len(big))]
 
 
-def test_replay_sends_numbers_where_the_contract_allows_no_text() -> (
-    None
-):
+def test_replay_sends_numbers_where_the_contract_allows_no_text() -> None:
     """The contract's fields as the decoder types them (SPEC §1): a field that takes no text
     must leave a CSV as a JSON number, or every call carrying it is dead-lettered (found by an
     audit: a pdd_ms column sent as text)."""

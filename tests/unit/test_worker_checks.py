@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from streamagg.cli.worker_checks import check_port_free, claim_state_folder
+from streamagg.cli.worker_checks import (
+    check_port_free,
+    claim_state_folder,
+    forget_copies_of_another_cluster,
+)
 from streamagg.errors import SettingsError
 from streamagg.settings import Settings
 
@@ -50,3 +54,23 @@ def test_a_taken_http_port_is_one_line() -> None:
             check_port_free(Settings(web_bind="127.0.0.1", web_port=port))
     assert str(refused.value).startswith(f"STREAMAGG_WEB_PORT={port}: cannot listen on 127.0.0.1")
     check_port_free(Settings(web_bind="127.0.0.1", web_port=port))  # (free again)
+
+
+def test_copies_made_from_another_clusters_changelog_are_deleted(tmp_path: Path) -> None:
+    """A copy's position is an offset of the changelog it was made from; another cluster's
+    copy of that changelog (a MirrorMaker failover onto workers that kept their disks) has
+    other offsets, so the copies are rebuilt instead of going on from a wrong record."""
+    settings = Settings(data_dir=tmp_path, app_id="app")
+    folder = tmp_path / "state" / "app"
+    for partition in (0, 3):
+        (folder / f"partition-{partition}").mkdir(parents=True)
+        (folder / f"partition-{partition}" / "CURRENT").write_text("x")
+
+    assert forget_copies_of_another_cluster(settings, "cluster-a") == []  # first start: kept
+    assert forget_copies_of_another_cluster(settings, "cluster-a") == []  # same cluster
+    assert forget_copies_of_another_cluster(settings, None) == []  # broker did not say
+    assert sorted(p.name for p in folder.glob("partition-*")) == ["partition-0", "partition-3"]
+
+    assert forget_copies_of_another_cluster(settings, "cluster-b") == ["partition-0", "partition-3"]
+    assert list(folder.glob("partition-*")) == []
+    assert (folder / "cluster-id").read_text().strip() == "cluster-b"
