@@ -10,27 +10,22 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
-    KafkaConnectionError,
     KafkaError,
-    UnknownTopicOrPartitionError,
 )
 from aiokafka.partitioner import murmur2
 from tqdm import tqdm
 
 from streamagg.cli.replay_progress import Checkpoints
-from streamagg.errors import BrokerUnavailable, StreamaggError
+from streamagg.cli.tool_producer import quiet_aiokafka, start_producer
+from streamagg.errors import StreamaggError
 from streamagg.kafka_clients import (
-    acked_producer,
-    authentication_failure,
-    fencing_producer,
     stop_quietly,
-    unreachable,
 )
 from streamagg.settings import Settings
 
@@ -122,11 +117,11 @@ async def _send_until_stopped(
         loop.add_signal_handler(signum, stop.set, signal.Signals(signum).name)
     try:
         transactional_id = checkpoints.transactional_id if checkpoints else None
-        producer = await _start_producer(settings, topic, transactional_id)
+        producer = await start_producer(settings, topic, transactional_id)
         sender = _BatchSender(producer, topic, plan, stop, checkpoints)
         try:
             messages = await source()
-            with _quiet_aiokafka(logging.ERROR):  # retried warnings, e.g. a topic being created
+            with quiet_aiokafka(logging.ERROR):  # retried warnings, e.g. a topic being created
                 return await sender.send(messages)
         finally:
             await sender.abort_open_transaction()
@@ -150,51 +145,6 @@ class _StopFlag:
             self.again.set()
         self.reason = reason
         self.event.set()
-
-
-async def _start_producer(
-    settings: Settings, topic: str, transactional_id: str | None
-) -> AIOKafkaProducer:
-    address = settings.bootstrap_servers
-    try:
-        with _quiet_aiokafka(logging.CRITICAL):  # its warnings would repeat our error
-            if transactional_id is not None:
-                producer = await fencing_producer(settings, transactional_id)
-            else:
-                producer = acked_producer(settings, linger_ms=5, client_id="streamagg-tools")
-                try:
-                    await producer.start()
-                except BaseException:
-                    await stop_quietly(producer)
-                    raise
-    except (KafkaConnectionError, OSError) as exc:
-        with _quiet_aiokafka(logging.CRITICAL):
-            refused = await authentication_failure(settings)
-        raise BrokerUnavailable(refused or unreachable(address, exc)) from None
-    except KafkaError as exc:  # e.g. no ACL for the transactional id
-        raise StreamaggError(
-            f"starting a producer with transactional id {transactional_id!r} failed: {exc!r}"
-        ) from None
-    try:
-        with _quiet_aiokafka(logging.CRITICAL):  # "topic not found" while it is created
-            await producer.partitions_for(topic)
-    except UnknownTopicOrPartitionError:
-        await producer.stop()
-        raise StreamaggError(
-            f"topic {topic!r} does not exist on {address} and the broker does not create it"
-        ) from None
-    return producer
-
-
-@contextlib.contextmanager
-def _quiet_aiokafka(level: int) -> Iterator[None]:
-    logger = logging.getLogger("aiokafka")
-    previous = logger.level
-    logger.setLevel(max(level, previous))
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 class _BatchSender:
