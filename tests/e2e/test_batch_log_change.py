@@ -81,6 +81,25 @@ def every_report(oracle: ReportOracle, span: Span) -> list[tuple[str, str, datet
     return [(report, c, *span) for c in oracle.customers() for report in REPORTS]
 
 
+def applied_first(
+    bootstrap: str, name: str, folder: Path, tokens_file: Path, mix: CdrMix, first: list[bytes]
+) -> WorkerProcess:
+    """A worker of ``name`` (with the mix's DIDs) that has applied ``first``, as the oracle
+    counts it."""
+    asyncio.run(produce_dids(bootstrap, f"{name}-dids", mix.dids))
+    worker = start_worker(bootstrap, name, folder, tokens_file)
+    try:
+        worker.wait_ready()
+        asyncio.run(produce(bootstrap, f"{name}-cdrs", first))
+        oracle = ReportOracle(first, did_owner=mix.dids)
+        checks = totals(oracle, full_range(utc_now_hour()))
+        wait_until_equal([worker], ADMIN_TOKEN, oracle, checks, 120, "the first CDRs")
+    except BaseException:
+        worker.stop()
+        raise
+    return worker
+
+
 def topics_of(name: str) -> dict[str, str]:
     return {
         "cdrs": f"{name}-cdrs",
@@ -104,14 +123,9 @@ def test_a_worker_on_a_copy_of_the_cluster_goes_on_exactly(
     mix = CdrMix(seed=SEED, now=now, customers=10)
     first, second, third = mix.messages(6000), mix.messages(4000), mix.messages(3000)
     topics = topics_of(unique_name)
-    asyncio.run(produce_dids(kafka_bootstrap, topics["dids"], mix.dids))
-    a = start_worker(kafka_bootstrap, unique_name, tmp_path / "a", tokens_file)
+    a = applied_first(kafka_bootstrap, unique_name, tmp_path / "a", tokens_file, mix, first)
     b: WorkerProcess | None = None
     try:
-        a.wait_ready()
-        asyncio.run(produce(kafka_bootstrap, topics["cdrs"], first))
-        oracle = ReportOracle(first, did_owner=mix.dids)
-        wait_until_equal([a], ADMIN_TOKEN, oracle, totals(oracle, span), 120, "the first CDRs")
         # A copy of the worker's data folder as it is now: the new cluster's worker starts from
         # it, stale and made from the old cluster's changelog (a machine that kept its disk).
         a.stop()
@@ -172,13 +186,8 @@ def test_a_recreated_batch_topic_stops_the_partitions_until_told_and_loses_nothi
     mix = CdrMix(seed=SEED + 1, now=now, customers=8)
     first, second = mix.messages(4000), mix.messages(2000)
     topics = topics_of(unique_name)
-    asyncio.run(produce_dids(kafka_bootstrap, topics["dids"], mix.dids))
-    worker = start_worker(kafka_bootstrap, unique_name, tmp_path / "w", tokens_file)
+    worker = applied_first(kafka_bootstrap, unique_name, tmp_path / "w", tokens_file, mix, first)
     try:
-        worker.wait_ready()
-        asyncio.run(produce(kafka_bootstrap, topics["cdrs"], first))
-        oracle = ReportOracle(first, did_owner=mix.dids)
-        wait_until_equal([worker], ADMIN_TOKEN, oracle, totals(oracle, span), 120, "the first CDRs")
         worker.stop()
         asyncio.run(recreate(kafka_bootstrap, topics["batches"]))
 

@@ -88,7 +88,11 @@ async def copy_topic(bootstrap: str, source: str, target: str) -> list[Message]:
 
 
 async def continue_in(
-    settings: Settings, topic: str, next_offset: int, last: LastBatch, when_unknown: str = "stop"
+    settings: Settings,
+    topic: str,
+    next_offset: int,
+    last: LastBatch | None,
+    when_unknown: str = "stop",
 ) -> Position:
     reader = committed_reader(settings)
     await reader.start()
@@ -203,25 +207,14 @@ async def test_a_state_past_the_logs_end_is_not_taken_for_this_log_even_without_
     beyond = written[-1][0] + 50
 
     with pytest.raises(BatchLogMismatch, match="does not hold the last batch"):
-        await continue_in_maybe(settings, topic, beyond, None)
+        await continue_in(settings, topic, beyond, None)
     # Cut after the last batch: what followed it is gone; the state goes on right after it.
-    assert await continue_in_maybe(settings, topic, beyond, last) == Position(
+    assert await continue_in(settings, topic, beyond, last) == Position(
         offset + 1, moved=True, last=last
     )
-    assert await continue_in_maybe(settings, topic, beyond, None, "from-end") == Position(
+    assert await continue_in(settings, topic, beyond, None, "from-end") == Position(
         await committed_end(settings, topic), moved=True
     )
-
-
-async def continue_in_maybe(
-    settings: Settings, topic: str, next_offset: int, last: LastBatch | None, when: str = "stop"
-) -> Position:
-    reader = committed_reader(settings)
-    await reader.start()
-    try:
-        return await continue_at(reader, TopicPartition(topic, 0), next_offset, last, when)
-    finally:
-        await stop_quietly(reader)
 
 
 async def committed_end(settings: Settings, topic: str) -> int:
