@@ -175,11 +175,8 @@ class _Replay:
         """What is in Kafka after a stop, and the command that sends the rest."""
         committed = self.checkpoints.offset
         if committed is None:
-            before = ""
-            if self.first_line > 1:
-                before = f"lines before {self.first_line:,} were not sent by this run; "
             again = " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
-            return f"{before}nothing of this run was committed: run the same command again" + (
+            return "nothing of this run was committed: run the same command again" + (
                 f" (streamagg {again})" if again else ""
             )
         command = ["streamagg", "replay", self.args.file, "--resume"]
