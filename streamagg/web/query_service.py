@@ -92,7 +92,14 @@ async def _ask_owner(
     """Add the customers of the partitions another worker owns, asked of it."""
     path = "/api/v1/customers?partitions=" + ",".join(map(str, owned))
     try:
-        answer = await fetch_json(app, url, path + ("&partial=true" * partial), authorization)
+        try:
+            answer = await fetch_json(app, url, path + ("&partial=true" * partial), authorization)
+        except aiohttp.ClientResponseError as exc:
+            if not (partial and exc.status == 400):
+                raise
+            # A worker of the version before knows no partial (a rolling upgrade): ask it for
+            # the whole of its partitions.
+            answer = await fetch_json(app, url, path, authorization)
     except (aiohttp.ClientError, TimeoutError) as exc:
         _missing(found, owned, _peer_failure(url, exc), partial)
         return

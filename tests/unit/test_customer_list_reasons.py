@@ -8,6 +8,7 @@ import pytest
 from yarl import URL
 
 from streamagg.errors import Unavailable
+from streamagg.web import query_service
 from streamagg.web.query_service import CustomerLatest, _missing, _peer_failure, _without_subject
 
 OWNER = "http://10.0.0.7:6066"
@@ -42,3 +43,27 @@ def test_missing_partitions_refuse_the_whole_list_unless_partial() -> None:
         _missing(found, [1, 5], held, partial=False)
     _missing(found, [3], "is moving between workers", partial=True)
     assert found.unavailable == {3: "it is moving between workers"}
+
+
+async def test_a_peer_of_the_version_before_is_asked_without_partial(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """During a rolling upgrade the older workers refuse partial=true (400, unknown
+    parameter): the page must not lose their partitions' customers for it."""
+    asked: list[str] = []
+
+    async def fetch_json(app: object, url: str, path: str, authorization: str) -> object:
+        asked.append(path)
+        if "partial" in path:
+            body = orjson.dumps({"error": {"code": "bad_parameter", "message": "partial: ..."}})
+            raise refused(400, body)
+        return {"customers": [{"customer_id": "42", "latest_call": "2026-12-01T10:00:00+00:00"}]}
+
+    monkeypatch.setattr(query_service, "fetch_json", fetch_json)
+    found = CustomerLatest()
+    await query_service._ask_owner(None, OWNER, [1, 5], "Bearer t", True, found)  # type: ignore[arg-type]
+    assert asked == [
+        "/api/v1/customers?partitions=1,5&partial=true",
+        "/api/v1/customers?partitions=1,5",
+    ]
+    assert list(found.latest) == ["42"] and found.unavailable == {}
