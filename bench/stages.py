@@ -22,8 +22,9 @@ from streamagg.batches import Batch, split_into_batches
 from streamagg.cdr import TimePolicy
 from streamagg.cli.cdrgen import CdrGenerator, GeneratorOptions
 from streamagg.reports import REPORTS
-from streamagg.tables.fold import _is_duplicate, add_expiry_groups, fold_report
+from streamagg.tables.fold import _is_duplicate, add_expiry_groups
 from streamagg.tables.store import PartitionStore
+from streamagg.tables.sums import fold_report
 from streamagg.tables.transaction import PartitionTransaction
 
 HORIZON_MS = 48 * 3600 * 1000

@@ -69,7 +69,7 @@ class ReportAgent:
             for message in batches
             for record in Batch.decode(message.value, message.headers).records
         ]
-        fold = BatchFold(txn, REPORTS, self.horizon)
+        fold = BatchFold(txn, REPORTS, self.horizon, expected=len(records))
         for first in range(0, len(records), FOLD_SLICE_CDRS):
             await asyncio.sleep(0)  # (also between the partitions of a cycle)
             fold.add(records[first : first + FOLD_SLICE_CDRS])

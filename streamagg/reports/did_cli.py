@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import polars as pl
+
 from streamagg.cdr import Cdr
 from streamagg.reports.base import Groups, QueryContext, Row
 from streamagg.reports.view import Chart, Column, Tone, TopBars
@@ -61,6 +63,13 @@ class DidCliReport:
 
     def delta(self, cdr: Cdr) -> list[int]:
         return [1]
+
+    def group_column(self) -> pl.Expr:
+        owner = pl.col("did_owner")
+        return pl.when(owner != "").then(pl.concat_str(owner, pl.lit("\x1f"), "cli"))
+
+    def delta_columns(self) -> list[pl.Expr]:
+        return [pl.lit(1)]
 
     def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
         rows: list[Row] = []

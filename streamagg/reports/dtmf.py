@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import polars as pl
+
 from streamagg.cdr import Cdr
 from streamagg.reports.base import Groups, QueryContext, Row, margin, money
 from streamagg.reports.periods import label
@@ -65,6 +67,14 @@ class DtmfReport:
 
     def delta(self, cdr: Cdr) -> list[int]:
         return [cdr.customer_charge, cdr.provider_charge, int(cdr.has_dtmf), 1]
+
+    def group_column(self) -> pl.Expr:
+        return pl.concat_str(
+            (pl.col("start") // 3600).cast(pl.String), pl.lit("\x1f"), "provider_id"
+        )
+
+    def delta_columns(self) -> list[pl.Expr]:
+        return [pl.col("customer_charge"), pl.col("provider_charge"), pl.col("has_dtmf"), pl.lit(1)]
 
     def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
         # (the query has put each group in its period: {period start}␟{provider})

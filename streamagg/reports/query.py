@@ -29,7 +29,6 @@ from streamagg.tables.buckets import (
     finest,
     signed_cover,
 )
-from streamagg.tables.fold import add_vector
 from streamagg.tables.keys import (
     ROLLED_UP_TO,
     SEP,
@@ -41,6 +40,7 @@ from streamagg.tables.keys import (
     report_bucket_prefix,
 )
 from streamagg.tables.rollup import hour_total
+from streamagg.tables.sums import add_vector
 
 ROWS_PER_STEP = 200  # rows yielded between two returns to the event loop
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import polars as pl
+
 from streamagg.cdr import Cdr
 from streamagg.reports.base import Groups, QueryContext, Row, margin, money
 from streamagg.reports.view import Chart, Column, TopBars, margin_columns
@@ -54,6 +56,13 @@ class RateCenterReport:
 
     def delta(self, cdr: Cdr) -> list[int]:
         return [cdr.customer_charge, cdr.provider_charge, 1]
+
+    def group_column(self) -> pl.Expr:
+        number = pl.col("nanp_number")
+        return pl.when(number != "").then(number.str.slice(0, 7))
+
+    def delta_columns(self) -> list[pl.Expr]:
+        return [pl.col("customer_charge"), pl.col("provider_charge"), pl.lit(1)]
 
     def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
         resolve = context.resolve_rate_center

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import polars as pl
+
 from streamagg.cdr import NO_PDD, NO_SIP_CODE, Cdr
+from streamagg.cdr.model import EFFECTIVE_SIP_CODES
 from streamagg.reports.base import Groups, QueryContext, Row, ratio
 from streamagg.reports.view import Chart, Column, Tone, TopBars, Total, asr_acd_columns
 from streamagg.tables.buckets import DAY, HOUR, MONTH, Grain
-from streamagg.tables.fold import add_vector
+from streamagg.tables.sums import add_vector
 
 ATTEMPTS, ANSWERED, ANSWERED_MICROS, EFFECTIVE, SHORT, PDD_SUM, PDD_CALLS = range(7)
 SHORT_CALL_MICROS = 6_000_000  # an answered call of at most 6 s is a short call
@@ -119,6 +122,32 @@ class RoutesReport:
             int(answered and cdr.duration <= SHORT_CALL_MICROS),
             cdr.pdd_ms if has_pdd else 0,
             int(has_pdd),
+        ]
+
+    def group_column(self) -> pl.Expr:
+        code = pl.col("sip_code")
+        code_text = pl.when(code == NO_SIP_CODE).then(pl.lit("")).otherwise(code.cast(pl.String))
+        return pl.concat_str(
+            "provider_id", pl.lit("\x1f"), "tech_prefix", pl.lit("\x1f"), code_text
+        )
+
+    def delta_columns(self) -> list[pl.Expr]:
+        answered, duration = pl.col("answered"), pl.col("duration")
+        code, pdd = pl.col("sip_code"), pl.col("pdd_ms")
+        effective = (
+            pl.when(code == NO_SIP_CODE)
+            .then(answered)
+            .otherwise(code.is_in(sorted(EFFECTIVE_SIP_CODES)))
+        )
+        has_pdd = pdd != NO_PDD
+        return [
+            pl.lit(1),
+            answered,
+            pl.when(answered).then(duration).otherwise(0),
+            effective,
+            answered & (duration <= SHORT_CALL_MICROS),
+            pl.when(has_pdd).then(pdd).otherwise(0),
+            has_pdd,
         ]
 
     def rows(self, groups: Groups, context: QueryContext) -> list[Row]:

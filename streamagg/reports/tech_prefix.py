@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import polars as pl
+
 from streamagg.cdr import Cdr
 from streamagg.reports.base import Groups, QueryContext, Row, ratio
 from streamagg.reports.view import Chart, Column, Tone, TopBars, asr_acd_columns
@@ -46,6 +48,13 @@ class TechPrefixReport:
         if cdr.answered:
             return [1, 1, cdr.duration]
         return [1, 0, 0]
+
+    def group_column(self) -> pl.Expr:
+        return pl.col("tech_prefix")
+
+    def delta_columns(self) -> list[pl.Expr]:
+        answered = pl.col("answered")
+        return [pl.lit(1), answered, pl.when(answered).then("duration").otherwise(0)]
 
     def rows(self, groups: Groups, context: QueryContext) -> list[Row]:
         rows: list[Row] = [

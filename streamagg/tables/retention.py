@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from streamagg.tables.buckets import QUARTERS_PER_HOUR
-from streamagg.tables.fold import ReportFold
 from streamagg.tables.keys import (
     NEWEST_MS,
     RETENTION_DAYS,
@@ -31,6 +30,7 @@ from streamagg.tables.keys import (
     parse_expiry_key,
     report_expiry_range,
 )
+from streamagg.tables.sums import ReportFold
 
 # Call ids are kept this much longer than the horizon, for input partitions that lag behind
 # the newest message of the partition: the dedup state is at most (horizon + slack) of traffic.

@@ -37,7 +37,7 @@ from streamagg.tables.keys import (
 )
 
 if TYPE_CHECKING:
-    from streamagg.tables.fold import ReportFold
+    from streamagg.tables.sums import ReportFold
 
 HOUR_MS = 3_600_000
 # The hour of the newest message and the one before it stay open: most calls of a live stream

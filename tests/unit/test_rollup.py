@@ -22,9 +22,10 @@ from streamagg.reports import REPORTS
 from streamagg.reports.base import QueryContext
 from streamagg.reports.query import run_query
 from streamagg.tables import rollup
-from streamagg.tables.fold import BatchFold, fold_records, fold_report
+from streamagg.tables.fold import BatchFold, fold_records
 from streamagg.tables.keys import ROLLED_UP_TO, decode_int, decode_vector
 from streamagg.tables.rollup import HOUR_MS, OPEN_HOURS
+from streamagg.tables.sums import fold_report
 from tests.support.memstore import MemState
 from tests.unit.test_fold import T0, cdr
 

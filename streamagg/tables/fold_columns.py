@@ -1,0 +1,186 @@
+"""A transaction's report sums computed on columns (Polars), with no Python work per CDR.
+
+The same sums as ``QuarterSums`` (tables/fold.py), the per-CDR fold, which stays the
+definition: every report states its fold twice, per CDR (``group``, ``delta``) and as column
+expressions (``group_column``, ``delta_columns``), and a property test holds the two equal.
+What a large transaction costs in Python is then one pass over the CDRs to lay them out as
+columns, and one step per state key written (BENCHMARKS.md, issue 15).
+
+Polars sums in 64-bit integers; the state's sums are exact at any size. A transaction whose
+values could pass 2**63 in a sum (amounts near the contract's largest, many times over) is
+folded per CDR instead (``fits_in_64_bits``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, Protocol, cast
+
+import polars as pl
+from msgspec.structs import astuple
+
+from streamagg.cdr import Cdr
+from streamagg.tables.buckets import DAY, HOUR, MONTH, QUARTER_SECONDS, Grain, coarser, finest
+from streamagg.tables.keys import SEP, SplitValue
+from streamagg.tables.sums import KeyValue, ReportFold, write_sums
+
+# The CDR fields a report's columns may use: every field of Cdr but the call id, in order.
+FIELDS = (
+    "customer_id",
+    "start",
+    "provider_id",
+    "customer_charge",
+    "provider_charge",
+    "tech_prefix",
+    "duration",
+    "answered",
+    "has_dtmf",
+    "nanp_number",
+    "cli",
+    "did_owner",
+    "sip_code",
+    "pdd_ms",
+)
+_SCHEMA = {
+    "customer_id": pl.String,
+    "start": pl.Int64,
+    "provider_id": pl.String,
+    "customer_charge": pl.Int64,
+    "provider_charge": pl.Int64,
+    "tech_prefix": pl.String,
+    "duration": pl.Int64,
+    "answered": pl.Boolean,
+    "has_dtmf": pl.Boolean,
+    "nanp_number": pl.String,
+    "cli": pl.String,
+    "did_owner": pl.String,
+    "sip_code": pl.Int64,
+    "pdd_ms": pl.Int64,
+}
+_CDR_FIELDS = len(Cdr.__struct_fields__)
+assert Cdr.__struct_fields__[1:] == FIELDS, "FIELDS follows Cdr's fields"
+_INT_FIELDS = tuple(name for name, kind in _SCHEMA.items() if kind == pl.Int64)
+_LIMIT = 2**63 - 1
+
+
+class ColumnarFold(Protocol):
+    """A report whose fold is also stated as column expressions over a frame of FIELDS."""
+
+    name: ClassVar[str]
+    grains: ClassVar[tuple[Grain, ...]]
+    fields: ClassVar[tuple[str, ...]]
+
+    def group_column(self) -> pl.Expr:
+        """The group of each CDR, as ``group``; null where ``group`` is None."""
+
+    def delta_columns(self) -> list[pl.Expr]:
+        """The entries of each CDR's delta, as ``delta`` (integers or booleans)."""
+
+
+def is_columnar(report: object) -> bool:
+    return hasattr(report, "group_column") and hasattr(report, "delta_columns")
+
+
+def cdr_frame(cdrs: Sequence[Cdr]) -> pl.DataFrame:
+    """The CDRs as columns (one pass over them per field)."""
+    columns = list(zip(*map(astuple, cdrs), strict=True)) if cdrs else [()] * _CDR_FIELDS
+    return pl.DataFrame(dict(zip(FIELDS, columns[1:], strict=True)), schema=_SCHEMA)
+
+
+def fits_in_64_bits(frame: pl.DataFrame) -> bool:
+    """Whether no sum of any integer column over the whole frame can pass 64 bits (each
+    report's deltas are CDR fields or 0/1 flags, so their sums are bounded by these)."""
+    if frame.height == 0:
+        return True
+    largest = frame.select(pl.max_horizontal(pl.col(_INT_FIELDS).abs().max())).item()
+    return int(largest) * frame.height <= _LIMIT
+
+
+def report_sums(
+    frame: pl.DataFrame, report: ColumnarFold, open_from: int | None
+) -> tuple[dict[bytes, SplitValue], dict[bytes, list[int]]]:
+    """What ``QuarterSums.write`` adds to the state, as (finest-grain values by quarter, sums
+    of the coarser grains), both by state key."""
+    width = len(report.fields)
+    names = [f"v{i}" for i in range(width)]
+    deltas = report.delta_columns()
+    quarterly = (
+        frame.select(
+            pl.col("customer_id").alias("customer"),
+            (pl.col("start") // QUARTER_SECONDS).alias("quarter"),
+            report.group_column().alias("group"),
+            *[delta.cast(pl.Int64).alias(name) for delta, name in zip(deltas, names, strict=True)],
+        )
+        .filter(pl.col("group").is_not_null())
+        .group_by("customer", "quarter", "group")
+        .agg(pl.col(names).sum())
+        .with_columns(hour=pl.col("quarter") // 4, part=pl.col("quarter") % 4)
+    )
+    fine = finest(report.grains)
+    split: dict[bytes, SplitValue] = {}
+    keyed = quarterly.select(_key(report.name, fine, _bucket(fine, pl.col("hour"))), "part", *names)
+    for key, part, *vector in _rows(keyed):
+        parts = split.get(key)
+        if parts is None:
+            parts = split[key] = [None, None, None, None]
+        parts[part] = vector
+    sums: dict[bytes, list[int]] = {}
+    if len(report.grains) > 1:
+        closed = quarterly
+        if open_from is not None:
+            closed = closed.filter(pl.col("hour") < open_from)
+        for grain in coarser(report.grains):
+            level = (
+                closed.with_columns(bucket=_bucket(grain, pl.col("hour")))
+                .group_by("customer", "bucket", "group")
+                .agg(pl.col(names).sum())
+                .select(_key(report.name, grain, pl.col("bucket")), *names)
+            )
+            for key, *vector in _rows(level):
+                sums[key] = vector
+    return split, sums
+
+
+def _rows(frame: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
+    """The frame's rows as tuples (by columns: twice as fast as iter_rows)."""
+    return zip(*[series.to_list() for series in frame.get_columns()], strict=True)
+
+
+def _bucket(grain: Grain, hour: pl.Expr) -> pl.Expr:
+    """Grain.bucket as an expression."""
+    if grain == HOUR:
+        return hour
+    if grain == DAY:
+        return hour // 24
+    assert grain == MONTH
+    moment = pl.from_epoch(hour * 3600, time_unit="s")
+    return moment.dt.year().cast(pl.Int64) * 12 + moment.dt.month().cast(pl.Int64) - 1
+
+
+def _key(report: str, grain: Grain, bucket: pl.Expr) -> pl.Expr:
+    """keys.report_key as an expression (bytes)."""
+    return (
+        pl.concat_str(
+            pl.lit(f"R{SEP}{report}{SEP}{grain.code}"),
+            bucket.cast(pl.String).str.zfill(8),
+            pl.lit(SEP),
+            pl.col("customer"),
+            pl.lit(SEP),
+            pl.col("group"),
+        )
+        .cast(pl.Binary)
+        .alias("key")
+    )
+
+
+class ColumnSums:
+    """QuarterSums' sums of a transaction's CDRs, computed on columns."""
+
+    def __init__(self, report: ReportFold, frame: pl.DataFrame) -> None:
+        self.report = report
+        self._frame = frame
+
+    def write(self, txn: KeyValue, open_from: int | None = None) -> int:
+        split, sums = report_sums(self._frame, cast(ColumnarFold, self.report), open_from)
+        write_sums(txn, self.report, split, sums)
+        return len(split) + len(sums)

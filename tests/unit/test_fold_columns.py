@@ -1,0 +1,116 @@
+"""Sums on columns (tables/fold_columns.py) against the per-CDR fold, which defines them.
+
+Invariant: a transaction folded on columns writes exactly the state keys and values the
+per-CDR fold writes, whatever the CDRs (every field over its contract's range), the state
+before (values to add to, hours already in their days and months) and the message times
+(which hours the fold closes)."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamagg.batches import Record
+from streamagg.cdr import MAX_DURATION, Cdr
+from streamagg.cdr.general import MAX_MICROS
+from streamagg.cdr.model import MAX_PDD_MS, NO_PDD, NO_SIP_CODE
+from streamagg.reports import REPORTS
+from streamagg.tables.fold import BatchFold
+from streamagg.tables.fold_columns import cdr_frame, fits_in_64_bits, is_columnar
+from streamagg.tables.keys import decode_vector
+from tests.support.memstore import MemState
+from tests.support.toy_report import ToyReport
+
+HORIZON_S = 48 * 3600
+T0 = 1_795_608_000  # 2026-11-25T12:00:00Z
+ON_COLUMNS = 10**9  # records a fold is told to expect: sums on columns
+_serial = itertools.count()
+
+amounts = st.one_of(st.integers(0, 10**9), st.integers(-MAX_MICROS, MAX_MICROS))
+calls = st.builds(
+    Cdr,
+    callid=st.builds(lambda: f"c{next(_serial)}") | st.sampled_from(["a", "b", "c"]),
+    customer_id=st.sampled_from(["42", "43", "é 9"]),
+    # (October and November; most often the hours around T0, which the messages' times close
+    # or leave open; starts a few minutes apart share a quarter)
+    start=st.integers(T0 - 30 * 86_400, T0 + 3 * 86_400)
+    | st.integers(T0 - 4 * 3_600, T0 + 2 * 3_600)
+    | st.sampled_from([T0, T0 + 899, T0 + 900]),
+    provider_id=st.sampled_from(["", "7", "prov\x1fX"]),
+    customer_charge=amounts,
+    provider_charge=amounts,
+    tech_prefix=st.sampled_from(["", "1#", "ü#"]),
+    duration=st.integers(0, MAX_DURATION * 1_000_000) | st.sampled_from([6_000_000, 6_000_001]),
+    answered=st.booleans(),
+    has_dtmf=st.booleans(),
+    nanp_number=st.sampled_from(["", "2125551234", "2125559999", "3105550000"]),
+    cli=st.sampled_from(["", "6465550100", "6465550101"]),
+    did_owner=st.sampled_from(["", "7", "42"]),
+    sip_code=st.sampled_from([NO_SIP_CODE, 200, 486, 404, 503, 600, 699]),
+    pdd_ms=st.sampled_from([NO_PDD, 0, MAX_PDD_MS]) | st.integers(0, MAX_PDD_MS),
+)
+
+
+def _fold(state: MemState, records: list[Record], expected: int) -> BatchFold:
+    fold = BatchFold(state, REPORTS, HORIZON_S, expected=expected)
+    fold.add(records)
+    assert list(fold.finish())  # (every step done)
+    return fold
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(calls, max_size=30),
+    st.lists(calls, min_size=1, max_size=60),
+    st.integers(0, 3 * 3_600_000) | st.integers(0, 4 * 86_400_000),
+)
+def test_sums_on_columns_write_what_the_per_cdr_fold_writes(
+    before: list[Cdr], cdrs: list[Cdr], spread_ms: int
+) -> None:
+    stamp = (T0 - 3_600) * 1000
+    earlier = [Record(i, stamp - 86_400_000 + i * 1000, c) for i, c in enumerate(before)]
+    records = [Record(i, stamp + i * spread_ms // 60, c) for i, c in enumerate(cdrs)]
+    per_cdr, on_columns = MemState(), MemState()
+    for state in (per_cdr, on_columns):
+        _fold(state, earlier, expected=0)
+    reference = _fold(per_cdr, records, expected=0)
+    fold = _fold(on_columns, records, expected=ON_COLUMNS)
+    assert fold.on_columns and not reference.on_columns
+    assert on_columns.data == per_cdr.data
+    assert fold.outcome.keys_written == reference.outcome.keys_written
+
+
+def test_every_report_states_its_fold_on_columns() -> None:
+    """A report without column expressions would send every large transaction back to the
+    per-CDR fold (correct, but slower): the shipped reports all have them."""
+    assert all(is_columnar(report) for report in REPORTS.values())
+
+
+def test_a_report_without_columns_keeps_the_per_cdr_fold() -> None:
+    reports = {**REPORTS, "toy-minutes": ToyReport()}
+    fold = BatchFold(MemState(), reports, HORIZON_S, expected=ON_COLUMNS)
+    fold.add([Record(0, T0 * 1000, _call(0, 1))])
+    list(fold.finish())
+    assert not fold.on_columns
+
+
+def test_sums_that_could_pass_64_bits_stay_exact() -> None:
+    """10,000 calls of the contract's largest charge: 10**19 micro-units, past 2**63. Such a
+    transaction is summed per CDR, in exact integers."""
+    cdrs = [_call(i, MAX_MICROS) for i in range(10_000)]
+    assert not fits_in_64_bits(cdr_frame(cdrs))
+    assert fits_in_64_bits(cdr_frame(cdrs[:9_000]))
+    state = MemState()
+    fold = _fold(state, [Record(i, T0 * 1000, c) for i, c in enumerate(cdrs)], ON_COLUMNS)
+    assert not fold.on_columns
+    (month,) = [v for k, v in state.data.items() if k.startswith(b"R\x1frate-center\x1fm")]
+    assert decode_vector(month) == [10_000 * MAX_MICROS, 0, 10_000]
+
+
+def _call(i: int, charge: int) -> Cdr:
+    # (an hour before T0: rolled into its day and month by the fold of T0's messages)
+    return Cdr(
+        f"big-{i}", "42", T0 - 7_200, "7", charge, 0, "1#", 0, False, False, "2125551234", "", ""
+    )
