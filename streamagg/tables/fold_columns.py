@@ -13,16 +13,16 @@ folded per CDR instead (``fits_in_64_bits``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar, Protocol, cast
+from collections.abc import Sequence
+from typing import ClassVar, Protocol, cast
 
 import polars as pl
 from msgspec.structs import astuple
 
 from streamagg.cdr import Cdr
 from streamagg.tables.buckets import DAY, HOUR, MONTH, QUARTER_SECONDS, Grain, coarser, finest
-from streamagg.tables.keys import SEP, SplitValue
-from streamagg.tables.sums import KeyValue, ReportFold, write_sums
+from streamagg.tables.keys import SEP
+from streamagg.tables.sums import KeyValue, ReportFold, add_encoded
 
 # The CDR fields a report's columns may use: every field of Cdr but the call id, in order.
 FIELDS = (
@@ -96,11 +96,15 @@ def fits_in_64_bits(frame: pl.DataFrame) -> bool:
     return int(largest) * frame.height <= _LIMIT
 
 
+# (key, value) pairs, both bytes: a value encoded as the state keeps it (tables/keys.py)
+Encoded = list[tuple[bytes, bytes]]
+
+
 def report_sums(
     frame: pl.DataFrame, report: ColumnarFold, open_from: int | None
-) -> tuple[dict[bytes, SplitValue], dict[bytes, list[int]]]:
-    """What ``QuarterSums.write`` adds to the state, as (finest-grain values by quarter, sums
-    of the coarser grains), both by state key."""
+) -> tuple[Encoded, Encoded]:
+    """What ``QuarterSums.write`` adds to the state, encoded: the finest grain's values by
+    quarter (``encode_split_value``) and the coarser grains' sums (``encode_vector``)."""
     width = len(report.fields)
     names = [f"v{i}" for i in range(width)]
     deltas = report.delta_columns()
@@ -117,14 +121,17 @@ def report_sums(
         .with_columns(hour=pl.col("quarter") // 4, part=pl.col("quarter") % 4)
     )
     fine = finest(report.grains)
-    split: dict[bytes, SplitValue] = {}
-    keyed = quarterly.select(_key(report.name, fine, _bucket(fine, pl.col("hour"))), "part", *names)
-    for key, part, *vector in _rows(keyed):
-        parts = split.get(key)
-        if parts is None:
-            parts = split[key] = [None, None, None, None]
-        parts[part] = vector
-    sums: dict[bytes, list[int]] = {}
+    split = (
+        quarterly.select(
+            _key(report.name, fine, _bucket(fine, pl.col("hour"))),
+            pl.col("part"),
+            pl.concat_str(pl.col("part"), pl.lit(":"), _vector(names)).alias("segment"),
+        )
+        .sort("key", "part")
+        .group_by("key", maintain_order=True)
+        .agg(pl.col("segment").str.join(";").cast(pl.Binary))
+    )
+    sums: Encoded = []
     if len(report.grains) > 1:
         closed = quarterly
         if open_from is not None:
@@ -134,16 +141,21 @@ def report_sums(
                 closed.with_columns(bucket=_bucket(grain, pl.col("hour")))
                 .group_by("customer", "bucket", "group")
                 .agg(pl.col(names).sum())
-                .select(_key(report.name, grain, pl.col("bucket")), *names)
+                .select(_key(report.name, grain, pl.col("bucket")), _vector(names).cast(pl.Binary))
             )
-            for key, *vector in _rows(level):
-                sums[key] = vector
-    return split, sums
+            sums += _pairs(level)
+    return _pairs(split), sums
 
 
-def _rows(frame: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
-    """The frame's rows as tuples (by columns: twice as fast as iter_rows)."""
-    return zip(*[series.to_list() for series in frame.get_columns()], strict=True)
+def _vector(names: list[str]) -> pl.Expr:
+    """keys.encode_vector of the columns as an expression (a string)."""
+    return pl.concat_str([pl.col(name) for name in names], separator=",")
+
+
+def _pairs(frame: pl.DataFrame) -> Encoded:
+    """A two-column frame's rows as tuples (by columns: twice as fast as iter_rows)."""
+    keys, values = (series.to_list() for series in frame.get_columns())
+    return list(zip(keys, values, strict=True))
 
 
 def _bucket(grain: Grain, hour: pl.Expr) -> pl.Expr:
@@ -182,5 +194,5 @@ class ColumnSums:
 
     def write(self, txn: KeyValue, open_from: int | None = None) -> int:
         split, sums = report_sums(self._frame, cast(ColumnarFold, self.report), open_from)
-        write_sums(txn, self.report, split, sums)
+        add_encoded(txn, self.report, split, sums)
         return len(split) + len(sums)

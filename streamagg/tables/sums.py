@@ -139,6 +139,34 @@ def write_sums(
         set_(key, encode_vector(vector))
 
 
+def add_encoded(
+    txn: KeyValue,
+    report: ReportFold,
+    split: Iterable[tuple[bytes, bytes]],
+    sums: Iterable[tuple[bytes, bytes]],
+) -> None:
+    """write_sums of sums already encoded: a key without a stored value takes the encoded
+    value as it is (most keys of a large transaction), the others are added up as values."""
+    get, set_ = txn.get, txn.set
+    name, fields = report.name, report.fields
+    for key, value in split:
+        raw = get(key)
+        if raw is None:
+            set_(key, value)
+        else:
+            parts = add_split(
+                decode_split_value(raw, name, fields), decode_split_value(value, name, fields)
+            )
+            set_(key, encode_split_value(parts))
+    for key, value in sums:
+        raw = get(key)
+        if raw is None:
+            set_(key, value)
+        else:
+            added = decode_report_value(value, name, fields)
+            set_(key, encode_vector(list(map(add, decode_report_value(raw, name, fields), added))))
+
+
 def add_split(stored: SplitValue, added: SplitValue) -> SplitValue:
     """Quarter by quarter, stored + added (a new list; neither is changed)."""
     total: SplitValue = []
