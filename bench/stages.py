@@ -1,9 +1,13 @@
-"""`python -m bench.stages [CDRS]`: CPU per CDR of each stage of the CDR path, without Kafka.
+"""`python -m bench.stages [CDRS] [TRANSACTION]`: CPU per CDR of each stage, without Kafka.
 
 The bench's live-order stream (`streamagg generate`, one day, seed 2026) goes through the
 ingest stage's work (decode and triage, split and encode into batch messages) and the state
-layer's (decode the batches, dedup, fold each report, write the local RocksDB copy) in one
-process, stage by stage; prints the CPU time per CDR of each. The Kafka clients and
+layer's (decode the batches, dedup, each report's sums and writes, the local RocksDB copy) in
+one process, stage by stage, each partition's share in state transactions of up to
+TRANSACTION records (20,000: a worker catching up; a few hundred: a live stream, summed per
+CDR; 5,000 and more are summed on columns, tables/fold_columns.py); prints the CPU time per
+CDR of each. The first report's figure includes the transaction's shared work before it
+(expiry groups, latest calls; on columns, laying the CDRs out as columns). The Kafka clients and
 transactions are left out: this is for comparing a change of one stage, on one machine, in
 one run (BENCHMARKS.md, "Issue 15").
 """
@@ -22,9 +26,8 @@ from streamagg.batches import Batch, split_into_batches
 from streamagg.cdr import TimePolicy
 from streamagg.cli.cdrgen import CdrGenerator, GeneratorOptions
 from streamagg.reports import REPORTS
-from streamagg.tables.fold import _is_duplicate, add_expiry_groups
+from streamagg.tables.fold import BatchFold
 from streamagg.tables.store import PartitionStore
-from streamagg.tables.sums import fold_report
 from streamagg.tables.transaction import PartitionTransaction
 
 HORIZON_MS = 48 * 3600 * 1000
@@ -32,7 +35,7 @@ POLL = 5000  # messages per ingest poll
 PARTITIONS = 8
 
 
-def main(count: int) -> dict[str, float]:
+def main(count: int, transaction: int = 20_000) -> dict[str, float]:
     now = time.time()
     generator = CdrGenerator(
         GeneratorOptions(seed=2026, count=count, start=now - 86400, event_step=86400 / count)
@@ -67,24 +70,18 @@ def main(count: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         store = PartitionStore(Path(folder) / "p")
         for partition_payloads in payloads:
-            for raw in partition_payloads:
+            began = time.process_time()
+            records = [r for raw in partition_payloads for r in Batch.decode(raw).records]
+            timed("state: decode batches", began)
+            for first in range(0, len(records), transaction):
                 began = time.process_time()
-                records = Batch.decode(raw).records
-                began = timed("state: decode batches", began)
+                chunk = records[first : first + transaction]
                 txn = PartitionTransaction(0, store, None, "changelog")
-                fresh = [r for r in records if not _is_duplicate(txn, r, HORIZON_MS)]
-                accepted = [r.cdr for r in fresh]
-                add_expiry_groups(
-                    txn,
-                    [
-                        (r.timestamp_ms, c.customer_id, c.callid)
-                        for r, c in zip(fresh, accepted, strict=True)
-                    ],
-                )
-                began = timed("state: dedup", began)
-                for report in REPORTS.values():
-                    fold_report(txn, report, accepted)
-                    began = timed(f"state: fold {report.name}", began)
+                fold = BatchFold(txn, REPORTS, HORIZON_MS // 1000, expected=len(chunk))
+                fold.add(chunk)
+                began = timed("state: dedup (+ per-CDR sums)", began)
+                for step in fold.finish():
+                    began = timed(f"state: {step}", began)
                 for key in txn._changes:
                     writes[key[:1].decode()] = writes.get(key[:1].decode(), 0) + 1
                 store.apply(txn._changes, 0)
@@ -98,5 +95,7 @@ def main(count: int) -> dict[str, float]:
 
 if __name__ == "__main__":
     cdrs = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
-    for stage, micros in main(cdrs).items():
+    size = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
+    print(f"{cdrs:,} CDRs, state transactions of up to {size:,} records (a partition's share)")
+    for stage, micros in main(cdrs, size).items():
         print(f"{stage:32} {micros:6.2f} µs CPU per CDR")
