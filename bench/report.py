@@ -387,6 +387,7 @@ def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
         ".venv/bin/python -m bench.compare /tmp/base   # this tree against a checkout, one run",
         ".venv/bin/python -m bench.big_answer          # a ~1,000,000-row CSV export, streamed",
         ".venv/bin/python -m bench.stages              # CPU per CDR of each stage, no Kafka",
+        ".venv/bin/python -m bench.column_sums         # report sums per CDR vs on columns",
         ".venv/bin/python -m bench.store_options       # RocksDB options side by side",
         ".venv/bin/python -m bench.soak                # RSS after 10 M CDRs, 30-minute soak",
         ".venv/bin/python -m bench --profile           # + py-spy summaries and flamegraphs/*.svg",
