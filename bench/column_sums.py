@@ -5,7 +5,7 @@ The bench generator's CDRs (seed 2026) over the last DAYS days (1: the live-orde
 history) are split by customer partition into transactions of TRANSACTION records; each is
 summed and written into an empty dict-backed state both ways (tables/sums.py, per CDR;
 tables/fold_columns.py, on columns), the two states are checked equal, and the CPU per CDR of
-each is printed. This is where COLUMNAR_FROM_CDRS (tables/fold.py) comes from.
+each is printed. This is where the default of STREAMAGG_COLUMN_SUMS_FROM comes from.
 """
 
 from __future__ import annotations

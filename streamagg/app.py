@@ -129,7 +129,7 @@ def create_app(
     state = StateLayer(
         settings,
         metrics,
-        ReportAgent(metrics, horizon, settings.dlq_topic),
+        ReportAgent(metrics, horizon, settings.dlq_topic, settings.column_sums_from),
         RetentionSweeper(REPORTS, settings.retention_days, horizon),
     )
     app.runtime = Runtime(

@@ -23,6 +23,7 @@ NUMBER_RANGES = {
     "ingest_linger_ms": (0, 60_000),
     "ingest_max_records": (1, 1_000_000),
     "batch_max_cdrs": (1, 1_000_000),
+    "column_sums_from": (0, 1_000_000_000),
     "metrics_max_prefixes": (1, 1_000_000),
     "web_idle_seconds": (1, 86_400),
     "web_max_connections": (1, 1_000_000),
@@ -155,6 +156,15 @@ class Settings:
     )
     batch_max_cdrs: int = field(
         default=4000, metadata=_doc("Most CDRs packed into one internal batch message.")
+    )
+    column_sums_from: int = field(
+        default=5000,
+        metadata=_doc(
+            "Calls in a state transaction from which its report sums are computed on columns "
+            "(Polars group-bys) instead of call by call: the same sums, cheaper per call for a "
+            "backlog or a backfill; below it Polars' fixed cost per step outweighs the saving "
+            "(`python -m bench.column_sums` measures both on this machine). 0: always."
+        ),
     )
     metrics_max_prefixes: int = field(
         default=1000,

@@ -23,7 +23,7 @@ from streamagg.agents.dead_letters import dead_letter
 from streamagg.batches import Batch, is_batch
 from streamagg.metrics import Metrics
 from streamagg.reports import REPORTS
-from streamagg.tables.fold import BatchFold, FoldOutcome
+from streamagg.tables.fold import COLUMN_SUMS_FROM, BatchFold, FoldOutcome
 from streamagg.tables.transaction import PartitionTransaction
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,17 @@ class AppliedBatches:
 class ReportAgent:
     """The state layer's BatchHandler: decode batch messages, fold them, count what committed."""
 
-    def __init__(self, metrics: Metrics, dedup_horizon_seconds: int, dlq_topic: str) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        dedup_horizon_seconds: int,
+        dlq_topic: str,
+        column_sums_from: int = COLUMN_SUMS_FROM,
+    ) -> None:
         self.metrics = metrics
         self.horizon = dedup_horizon_seconds
         self.dlq_topic = dlq_topic
+        self.column_sums_from = column_sums_from
 
     async def apply(
         self, txn: PartitionTransaction, messages: Sequence[ConsumerRecord[Any, Any]]
@@ -69,7 +76,8 @@ class ReportAgent:
             for message in batches
             for record in Batch.decode(message.value, message.headers).records
         ]
-        fold = BatchFold(txn, REPORTS, self.horizon, expected=len(records))
+        on_columns = len(records) >= self.column_sums_from
+        fold = BatchFold(txn, REPORTS, self.horizon, on_columns)
         for first in range(0, len(records), FOLD_SLICE_CDRS):
             await asyncio.sleep(0)  # (also between the partitions of a cycle)
             fold.add(records[first : first + FOLD_SLICE_CDRS])

@@ -43,9 +43,10 @@ from streamagg.tables.rollup import (
 )
 from streamagg.tables.sums import KeyValue, QuarterSums, ReportFold, Sums, write_sums
 
-# Records of a transaction from which its sums are computed on columns: below, Polars' fixed
-# cost per step (~0.3 ms) outweighs the per-CDR work it saves (BENCHMARKS.md, issue 15).
-COLUMNAR_FROM_CDRS = 5_000
+# Records of a transaction from which the report agent has its sums computed on columns
+# (STREAMAGG_COLUMN_SUMS_FROM): below, Polars' fixed cost per step (~0.3 ms) outweighs the
+# per-CDR work it saves (`python -m bench.column_sums`, BENCHMARKS.md).
+COLUMN_SUMS_FROM = 5_000
 
 
 @dataclass
@@ -53,6 +54,7 @@ class FoldOutcome:
     accepted: list[Cdr] = field(default_factory=list)
     duplicates: int = 0
     keys_written: int = 0
+    on_columns: bool = False  # the report sums were computed on columns (tables/fold_columns.py)
 
 
 def fold_records(
@@ -80,7 +82,7 @@ class BatchFold:
         txn: RolledState,
         reports: Mapping[str, ReportFold],
         dedup_horizon_seconds: int,
-        expected: int = 0,
+        on_columns: bool = False,
     ) -> None:
         self.txn = txn
         self.outcome = FoldOutcome()
@@ -88,10 +90,9 @@ class BatchFold:
         self._newest_ms = decode_int(txn.get(NEWEST_MS), 0)
         self._expiring: list[ExpiryEntry] = []
         self._reports = reports
-        # A transaction of ``expected`` records or more sums on columns (tables/fold_columns.py)
-        # once every record is in; smaller ones per CDR, slice by slice.
-        self._columnar = expected >= COLUMNAR_FROM_CDRS and all(map(is_columnar, reports.values()))
-        self.on_columns = False  # (after finish: whether the sums were computed on columns)
+        # ``on_columns``: the sums are computed on columns (tables/fold_columns.py) once every
+        # record is in (if every report has column expressions); else per CDR, slice by slice.
+        self._columnar = on_columns and all(map(is_columnar, reports.values()))
         self._per_cdr = [] if self._columnar else [QuarterSums(r) for r in reports.values()]
 
     def add(self, records: Iterable[Record]) -> None:
@@ -122,7 +123,7 @@ class BatchFold:
         add_expiry_groups(txn, self._expiring)
         note_latest_calls(txn, self.outcome.accepted)
         every_sums = self._column_sums() if self._columnar else self._per_cdr
-        self.on_columns = all(isinstance(sums, ColumnSums) for sums in every_sums)
+        self.outcome.on_columns = all(isinstance(sums, ColumnSums) for sums in every_sums)
         for sums in every_sums:
             if rolled is not None and open_from > rolled and rolls_up(sums.report):
                 for closed in close_hours(txn, sums.report, rolled, open_from):

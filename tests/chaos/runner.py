@@ -144,6 +144,7 @@ class Run:
                 STREAMAGG_RATECENTERS=str(self.tmp / "ratecenters.csv"),
                 STREAMAGG_INGEST_MODE=scenario.ingest_mode,
                 **scenario.extra_env,
+                **column_sums_env(scenario),
             )
             port = int(env["STREAMAGG_WEB_PORT"])
             log = self.tmp / f"worker{index}.log"
@@ -545,3 +546,9 @@ def message_clock(scenario: S.Scenario, chunks: int) -> list[int] | None:
     now_ms = int(time.time() * 1000)
     span_ms = scenario.message_clock_hours * 3_600_000
     return [now_ms - span_ms + span_ms * i // max(1, chunks - 1) for i in range(chunks)]
+
+
+def column_sums_env(scenario: S.Scenario) -> dict[str, str]:
+    if scenario.column_sums_from is None:
+        return {}
+    return {"STREAMAGG_COLUMN_SUMS_FROM": str(scenario.column_sums_from)}

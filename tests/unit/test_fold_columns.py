@@ -25,7 +25,6 @@ from tests.support.toy_report import ToyReport
 
 HORIZON_S = 48 * 3600
 T0 = 1_795_608_000  # 2026-11-25T12:00:00Z
-ON_COLUMNS = 10**9  # records a fold is told to expect: sums on columns
 _serial = itertools.count()
 
 amounts = st.one_of(st.integers(0, 10**9), st.integers(-MAX_MICROS, MAX_MICROS))
@@ -53,8 +52,8 @@ calls = st.builds(
 )
 
 
-def _fold(state: MemState, records: list[Record], expected: int) -> BatchFold:
-    fold = BatchFold(state, REPORTS, HORIZON_S, expected=expected)
+def _fold(state: MemState, records: list[Record], on_columns: bool) -> BatchFold:
+    fold = BatchFold(state, REPORTS, HORIZON_S, on_columns)
     fold.add(records)
     assert list(fold.finish())  # (every step done)
     return fold
@@ -72,13 +71,13 @@ def test_sums_on_columns_write_what_the_per_cdr_fold_writes(
     stamp = (T0 - 3_600) * 1000
     earlier = [Record(i, stamp - 86_400_000 + i * 1000, c) for i, c in enumerate(before)]
     records = [Record(i, stamp + i * spread_ms // 60, c) for i, c in enumerate(cdrs)]
-    per_cdr, on_columns = MemState(), MemState()
-    for state in (per_cdr, on_columns):
-        _fold(state, earlier, expected=0)
-    reference = _fold(per_cdr, records, expected=0)
-    fold = _fold(on_columns, records, expected=ON_COLUMNS)
-    assert fold.on_columns and not reference.on_columns
-    assert on_columns.data == per_cdr.data
+    per_cdr, columnar = MemState(), MemState()
+    for state in (per_cdr, columnar):
+        _fold(state, earlier, on_columns=False)
+    reference = _fold(per_cdr, records, on_columns=False)
+    fold = _fold(columnar, records, on_columns=True)
+    assert fold.outcome.on_columns and not reference.outcome.on_columns
+    assert columnar.data == per_cdr.data
     assert fold.outcome.keys_written == reference.outcome.keys_written
 
 
@@ -90,10 +89,10 @@ def test_every_report_states_its_fold_on_columns() -> None:
 
 def test_a_report_without_columns_keeps_the_per_cdr_fold() -> None:
     reports = {**REPORTS, "toy-minutes": ToyReport()}
-    fold = BatchFold(MemState(), reports, HORIZON_S, expected=ON_COLUMNS)
+    fold = BatchFold(MemState(), reports, HORIZON_S, on_columns=True)
     fold.add([Record(0, T0 * 1000, _call(0, 1))])
     list(fold.finish())
-    assert not fold.on_columns
+    assert not fold.outcome.on_columns
 
 
 def test_sums_that_could_pass_64_bits_stay_exact() -> None:
@@ -103,8 +102,8 @@ def test_sums_that_could_pass_64_bits_stay_exact() -> None:
     assert not fits_in_64_bits(cdr_frame(cdrs))
     assert fits_in_64_bits(cdr_frame(cdrs[:9_000]))
     state = MemState()
-    fold = _fold(state, [Record(i, T0 * 1000, c) for i, c in enumerate(cdrs)], ON_COLUMNS)
-    assert not fold.on_columns
+    fold = _fold(state, [Record(i, T0 * 1000, c) for i, c in enumerate(cdrs)], on_columns=True)
+    assert not fold.outcome.on_columns
     (month,) = [v for k, v in state.data.items() if k.startswith(b"R\x1frate-center\x1fm")]
     assert decode_vector(month) == [10_000 * MAX_MICROS, 0, 10_000]
 

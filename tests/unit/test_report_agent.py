@@ -91,6 +91,22 @@ async def test_a_backlog_is_folded_in_slices_with_the_event_loop_served_between(
     assert applied.messages == 4
 
 
+@pytest.mark.parametrize(("column_sums_from", "on_columns"), [(0, True), (301, False), (300, True)])
+async def test_a_transaction_from_column_sums_from_records_is_summed_on_columns(
+    column_sums_from: int, on_columns: bool
+) -> None:
+    """STREAMAGG_COLUMN_SUMS_FROM: a transaction of at least that many records (duplicates
+    included) sums its reports on columns; the state is the same either way."""
+    records = calls(300)
+    agent = ReportAgent(create_metrics(CollectorRegistry()), HORIZON_S, "dlq", column_sums_from)
+    state = MemState()
+    applied = await agent.apply(cast(Any, state), messages(records, 100))
+    assert applied.fold.on_columns is on_columns
+    whole = MemState()
+    fold_records(whole, records, REPORTS, HORIZON_S)
+    assert state.data == whole.data
+
+
 async def test_a_message_that_is_no_streamagg_batch_goes_to_the_dead_letter_topic() -> None:
     """A producer pointed at the internal batch topic by mistake (a raw CDR, no format header)
     stopped the partition for good: every retry failed on the same message. It holds no
