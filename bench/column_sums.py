@@ -14,41 +14,17 @@ import gc
 import sys
 import time
 
-from aiokafka.structs import ConsumerRecord
-
-from streamagg.agents.ingest import triage
-from streamagg.batches import customer_partition
-from streamagg.cdr import Cdr, TimePolicy
-from streamagg.cli.cdrgen import CdrGenerator, GeneratorOptions
 from streamagg.reports import REPORTS
-from streamagg.tables.fold_columns import ColumnSums, cdr_frame, fits_in_64_bits
+from streamagg.tables.fold_columns import cdr_frame, column_sums
 from streamagg.tables.sums import QuarterSums
+from tests.support.generated import partitions_of
 from tests.support.memstore import MemState
 
 PARTITIONS = 8
 
 
-def partitions_of(count: int, days: float) -> list[list[Cdr]]:
-    now = time.time()
-    span = days * 86400
-    options = GeneratorOptions(seed=2026, count=count, start=now - span, event_step=span / count)
-    generator = CdrGenerator(options)
-    stamp = int(now * 1000)
-    messages = [
-        ConsumerRecord("cdr-events", 0, i, stamp, 0, key, value, None, 0, len(value), [])
-        for i, (key, value) in enumerate(generator.messages())
-    ]
-    owners = dict(generator.did_inventory())
-    policy = TimePolicy(retention_days=max(400, int(days) + 2))
-    poll = triage(messages, now=now, policy=policy, did_owner=lambda cli: owners.get(cli, ""))
-    shares: list[list[Cdr]] = [[] for _ in range(PARTITIONS)]
-    for record in poll.records:
-        shares[customer_partition(record.cdr.customer_id, PARTITIONS)].append(record.cdr)
-    return shares
-
-
 def main(count: int, transaction: int, days: float) -> tuple[float, float]:
-    shares = partitions_of(count, days)
+    shares = partitions_of(count, days, PARTITIONS)
     open_from = int(time.time() // 3600) - 2  # (older hours go to their days and months)
     per_cdr = on_columns = 0.0
     gc.disable()  # (as a worker's state cycle: gc_tuning.collector_paused)
@@ -63,9 +39,10 @@ def main(count: int, transaction: int, days: float) -> tuple[float, float]:
                 sums.write(one, open_from)
             middle = time.process_time()
             frame = cdr_frame(cdrs)
-            assert fits_in_64_bits(frame)
             for report in REPORTS.values():
-                ColumnSums(report, frame).write(other, open_from)
+                sums = column_sums(report, frame)
+                assert sums is not None, "a report summed per CDR"
+                sums.write(other, open_from)
             ended = time.process_time()
             assert one.data == other.data, "the two sums differ"
             per_cdr += middle - began

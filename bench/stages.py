@@ -26,7 +26,8 @@ from streamagg.batches import Batch, split_into_batches
 from streamagg.cdr import TimePolicy
 from streamagg.cli.cdrgen import CdrGenerator, GeneratorOptions
 from streamagg.reports import REPORTS
-from streamagg.tables.fold import COLUMN_SUMS_FROM, BatchFold
+from streamagg.settings import COLUMN_SUMS_FROM
+from streamagg.tables.fold import BatchFold
 from streamagg.tables.store import PartitionStore
 from streamagg.tables.transaction import PartitionTransaction
 

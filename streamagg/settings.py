@@ -28,6 +28,10 @@ NUMBER_RANGES = {
     "web_idle_seconds": (1, 86_400),
     "web_max_connections": (1, 1_000_000),
 }
+# Records of a state transaction from which its report sums are computed on columns: below,
+# Polars' fixed cost per step (~0.1-0.3 ms) outweighs the per-CDR work it saves
+# (`python -m bench.column_sums`, BENCHMARKS.md, issue 15, eleventh session).
+COLUMN_SUMS_FROM = 5_000
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
@@ -158,12 +162,14 @@ class Settings:
         default=4000, metadata=_doc("Most CDRs packed into one internal batch message.")
     )
     column_sums_from: int = field(
-        default=5000,
+        default=COLUMN_SUMS_FROM,
         metadata=_doc(
-            "Calls in a state transaction from which its report sums are computed on columns "
-            "(Polars group-bys) instead of call by call: the same sums, cheaper per call for a "
-            "backlog or a backfill; below it Polars' fixed cost per step outweighs the saving "
-            "(`python -m bench.column_sums` measures both on this machine). 0: always."
+            "Records (calls, duplicates included) of a state transaction from which its report "
+            "sums are computed on columns (Polars group-bys) instead of call by call: the same "
+            "sums, cheaper per call for a backlog or a backfill; below it Polars' fixed cost "
+            "per step outweighs the saving (`python -m bench.column_sums` measures both on "
+            "this machine). 0: always. A report whose sums could pass 64 bits in a transaction "
+            "is summed call by call whatever this says."
         ),
     )
     metrics_max_prefixes: int = field(

@@ -23,7 +23,8 @@ from streamagg.agents.dead_letters import dead_letter
 from streamagg.batches import Batch, is_batch
 from streamagg.metrics import Metrics
 from streamagg.reports import REPORTS
-from streamagg.tables.fold import COLUMN_SUMS_FROM, BatchFold, FoldOutcome
+from streamagg.settings import COLUMN_SUMS_FROM
+from streamagg.tables.fold import BatchFold, FoldOutcome
 from streamagg.tables.transaction import PartitionTransaction
 
 log = logging.getLogger(__name__)

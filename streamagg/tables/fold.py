@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import polars as pl
+
 from streamagg.batches import Record
 from streamagg.cdr import Cdr
-from streamagg.tables.fold_columns import ColumnSums, cdr_frame, fits_in_64_bits, is_columnar
+from streamagg.tables.fold_columns import cdr_frame, column_sums, is_columnar
 from streamagg.tables.keys import (
     EXPIRY_GROUP_IDS,
     NEWEST_MS,
@@ -42,11 +44,6 @@ from streamagg.tables.rollup import (
     set_rolled_hour,
 )
 from streamagg.tables.sums import KeyValue, QuarterSums, ReportFold, Sums, write_sums
-
-# Records of a transaction from which the report agent has its sums computed on columns
-# (STREAMAGG_COLUMN_SUMS_FROM): below, Polars' fixed cost per step (~0.3 ms) outweighs the
-# per-CDR work it saves (`python -m bench.column_sums`, BENCHMARKS.md).
-COLUMN_SUMS_FROM = 5_000
 
 
 @dataclass
@@ -90,10 +87,15 @@ class BatchFold:
         self._newest_ms = decode_int(txn.get(NEWEST_MS), 0)
         self._expiring: list[ExpiryEntry] = []
         self._reports = reports
-        # ``on_columns``: the sums are computed on columns (tables/fold_columns.py) once every
-        # record is in (if every report has column expressions); else per CDR, slice by slice.
-        self._columnar = on_columns and all(map(is_columnar, reports.values()))
-        self._per_cdr = [] if self._columnar else [QuarterSums(r) for r in reports.values()]
+        # ``on_columns``: the sums of the reports that have column expressions are computed on
+        # columns (tables/fold_columns.py), the CDRs laid out as columns slice by slice; the
+        # others' per CDR, slice by slice.
+        self._frames: list[pl.DataFrame] | None = [] if on_columns else None
+        self._per_cdr = {
+            name: QuarterSums(report)
+            for name, report in reports.items()
+            if not (on_columns and is_columnar(report))
+        }
 
     def add(self, records: Iterable[Record]) -> None:
         txn, horizon_ms, outcome = self.txn, self._horizon_ms, self.outcome
@@ -109,8 +111,10 @@ class BatchFold:
             newest_ms = max(newest_ms, record.timestamp_ms)
         self._newest_ms = newest_ms
         outcome.accepted.extend(accepted)
-        for sums in self._per_cdr:
+        for sums in self._per_cdr.values():
             sums.add(accepted)
+        if self._frames is not None:
+            self._frames.append(cdr_frame(accepted))
 
     def finish(self) -> Iterator[str]:
         """Write everything, step by step: yields each report's name once its sums are written.
@@ -122,9 +126,8 @@ class BatchFold:
         txn.set(NEWEST_MS, encode_int(self._newest_ms))
         add_expiry_groups(txn, self._expiring)
         note_latest_calls(txn, self.outcome.accepted)
-        every_sums = self._column_sums() if self._columnar else self._per_cdr
-        self.outcome.on_columns = all(isinstance(sums, ColumnSums) for sums in every_sums)
-        for sums in every_sums:
+        self.outcome.on_columns = self._frames is not None and not self._per_cdr
+        for sums in self._every_sums():
             if rolled is not None and open_from > rolled and rolls_up(sums.report):
                 for closed in close_hours(txn, sums.report, rolled, open_from):
                     write_sums(txn, sums.report, {}, closed)
@@ -135,14 +138,19 @@ class BatchFold:
         if open_from != rolled:
             set_rolled_hour(txn, open_from)
 
-    def _column_sums(self) -> Sequence[Sums]:
-        frame = cdr_frame(self.outcome.accepted)
-        if fits_in_64_bits(frame):
-            return [ColumnSums(report, frame) for report in self._reports.values()]
-        per_cdr = [QuarterSums(report) for report in self._reports.values()]
-        for sums in per_cdr:  # (a sum could pass 64 bits: exact Python integers)
-            sums.add(self.outcome.accepted)
-        return per_cdr
+    def _every_sums(self) -> Iterator[Sums]:
+        """Each report's sums in turn (those on columns worked out when their turn comes)."""
+        frames = self._frames
+        frame = None if frames is None else pl.concat(frames) if frames else cdr_frame([])
+        for name, report in self._reports.items():
+            sums: Sums | None = self._per_cdr.get(name)
+            if sums is None and frame is not None:
+                sums = column_sums(report, frame)
+            if sums is None:  # (its sums could pass 64 bits: exact Python integers)
+                sums = QuarterSums(report)
+                sums.add(self.outcome.accepted)
+                self.outcome.on_columns = False
+            yield sums
 
 
 def _is_duplicate(txn: KeyValue, record: Record, horizon_ms: int) -> bool:

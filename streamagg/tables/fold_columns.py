@@ -1,20 +1,20 @@
 """A transaction's report sums computed on columns (Polars), with no Python work per CDR.
 
-The same sums as ``QuarterSums`` (tables/fold.py), the per-CDR fold, which stays the
+The same sums as ``QuarterSums`` (tables/sums.py), the per-CDR fold, which stays the
 definition: every report states its fold twice, per CDR (``group``, ``delta``) and as column
 expressions (``group_column``, ``delta_columns``), and a property test holds the two equal.
 What a large transaction costs in Python is then one pass over the CDRs to lay them out as
-columns, and one step per state key written (BENCHMARKS.md, issue 15).
+columns, and one step per state key written (BENCHMARKS.md, issue 15, eleventh session).
 
-Polars sums in 64-bit integers; the state's sums are exact at any size. A transaction whose
-values could pass 2**63 in a sum (amounts near the contract's largest, many times over) is
-folded per CDR instead (``fits_in_64_bits``).
+Polars sums in 64-bit integers; the state's sums are exact at any size. A report whose deltas
+could pass 2**63 in a transaction's sum (amounts near the contract's largest, thousands of
+times) is summed per CDR instead (``column_sums`` returns None).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Protocol, cast
+from typing import Protocol, cast
 
 import polars as pl
 from msgspec.structs import astuple
@@ -24,23 +24,7 @@ from streamagg.tables.buckets import DAY, HOUR, MONTH, QUARTER_SECONDS, Grain, c
 from streamagg.tables.keys import SEP
 from streamagg.tables.sums import KeyValue, ReportFold, add_encoded
 
-# The CDR fields a report's columns may use: every field of Cdr but the call id, in order.
-FIELDS = (
-    "customer_id",
-    "start",
-    "provider_id",
-    "customer_charge",
-    "provider_charge",
-    "tech_prefix",
-    "duration",
-    "answered",
-    "has_dtmf",
-    "nanp_number",
-    "cli",
-    "did_owner",
-    "sip_code",
-    "pdd_ms",
-)
+# The CDR fields a report's columns may use (every field of Cdr but the call id, in order).
 _SCHEMA = {
     "customer_id": pl.String,
     "start": pl.Int64,
@@ -57,24 +41,22 @@ _SCHEMA = {
     "sip_code": pl.Int64,
     "pdd_ms": pl.Int64,
 }
+FIELDS = tuple(_SCHEMA)
 _CDR_FIELDS = len(Cdr.__struct_fields__)
 assert Cdr.__struct_fields__[1:] == FIELDS, "FIELDS follows Cdr's fields"
-_INT_FIELDS = tuple(name for name, kind in _SCHEMA.items() if kind == pl.Int64)
 _LIMIT = 2**63 - 1
 
 
-class ColumnarFold(Protocol):
+class ColumnarFold(ReportFold, Protocol):
     """A report whose fold is also stated as column expressions over a frame of FIELDS."""
-
-    name: ClassVar[str]
-    grains: ClassVar[tuple[Grain, ...]]
-    fields: ClassVar[tuple[str, ...]]
 
     def group_column(self) -> pl.Expr:
         """The group of each CDR, as ``group``; null where ``group`` is None."""
 
     def delta_columns(self) -> list[pl.Expr]:
-        """The entries of each CDR's delta, as ``delta`` (integers or booleans)."""
+        """The entries of each CDR's delta, as ``delta`` (integers or booleans), each in 64
+        bits for every CDR (fields, flags, sums of a few fields; their sums over a
+        transaction are checked)."""
 
 
 def is_columnar(report: object) -> bool:
@@ -87,13 +69,18 @@ def cdr_frame(cdrs: Sequence[Cdr]) -> pl.DataFrame:
     return pl.DataFrame(dict(zip(FIELDS, columns[1:], strict=True)), schema=_SCHEMA)
 
 
-def fits_in_64_bits(frame: pl.DataFrame) -> bool:
-    """Whether no sum of any integer column over the whole frame can pass 64 bits (each
-    report's deltas are CDR fields or 0/1 flags, so their sums are bounded by these)."""
-    if frame.height == 0:
-        return True
-    largest = frame.select(pl.max_horizontal(pl.col(_INT_FIELDS).abs().max())).item()
-    return int(largest) * frame.height <= _LIMIT
+def column_sums(report: ReportFold, frame: pl.DataFrame) -> ColumnSums | None:
+    """The report's sums on columns, or None when its deltas' sums over the frame could pass
+    64 bits (the largest delta entry times the number of CDRs)."""
+    if not is_columnar(report):
+        return None
+    fold = cast(ColumnarFold, report)
+    if frame.height:
+        deltas = enumerate(fold.delta_columns())
+        largest = frame.select(d.cast(pl.Int64).abs().max().alias(f"v{i}") for i, d in deltas)
+        if max(int(value or 0) for value in largest.row(0)) * frame.height > _LIMIT:
+            return None
+    return ColumnSums(fold, frame)
 
 
 # (key, value) pairs, both bytes: a value encoded as the state keeps it (tables/keys.py)
@@ -188,11 +175,11 @@ def _key(report: str, grain: Grain, bucket: pl.Expr) -> pl.Expr:
 class ColumnSums:
     """QuarterSums' sums of a transaction's CDRs, computed on columns."""
 
-    def __init__(self, report: ReportFold, frame: pl.DataFrame) -> None:
+    def __init__(self, report: ColumnarFold, frame: pl.DataFrame) -> None:
         self.report = report
         self._frame = frame
 
     def write(self, txn: KeyValue, open_from: int | None = None) -> int:
-        split, sums = report_sums(self._frame, cast(ColumnarFold, self.report), open_from)
+        split, sums = report_sums(self._frame, self.report, open_from)
         add_encoded(txn, self.report, split, sums)
         return len(split) + len(sums)

@@ -50,7 +50,8 @@ class ReportFold(Protocol):
 class Sums(Protocol):
     """One report's sums of a transaction, written to every bucket of the report."""
 
-    report: ReportFold
+    @property
+    def report(self) -> ReportFold: ...
 
     def write(self, txn: KeyValue, open_from: int | None = None) -> int: ...
 
