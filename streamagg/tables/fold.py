@@ -70,7 +70,8 @@ def fold_records(
 
 class BatchFold:
     """One transaction's fold, fed in slices: ``add`` decides duplicates record by record (its
-    reads and writes go to the transaction at once) and sums each report's deltas in memory;
+    reads and writes go to the transaction at once) and sums each report's deltas in memory
+    (or, ``on_columns``, lays the accepted CDRs out as columns, summed in ``finish``);
     ``finish`` writes the sums, one report per step. Slices sum to what one fold of all their
     records would write: a caller may serve other work between the steps."""
 
