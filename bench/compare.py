@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def measure(
     ds: bench_data.Dataset, label: str, tree: Path | None, out: Path, settings: dict[str, str]
-) -> Throughput:
+) -> tuple[Throughput, dict]:
     folder = out / label
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -65,10 +65,10 @@ def measure(
         extra["PYTHONPATH"] = str(tree)
     worker = worker_runs.start_worker(ds.bootstrap, ds.name, folder, tokens, **extra)
     try:
-        result, _counts = worker_runs.measure_throughput(worker, ds.total, 120 + ds.total / 1000)
+        result, counts = worker_runs.measure_throughput(worker, ds.total, 120 + ds.total / 1000)
     finally:
         worker_runs.stop_worker(worker)
-    return result
+    return result, counts
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,11 +96,13 @@ def main(argv: list[str] | None = None) -> None:
                 ("base", args.base.resolve(), base_env),
                 ("this", None, this_env),
             ):
-                result = measure(ds, f"{label}{round_}", tree, out, env)
+                result, counts = measure(ds, f"{label}{round_}", tree, out, env)
                 rates[label].append(result)
                 print(
                     f"round {round_} {label}: {result.steady_rate:,.0f} CDR/s steady, "
-                    f"{1e6 / result.per_cpu_second:.0f} us CPU/CDR",
+                    f"{1e6 / result.per_cpu_second:.0f} us CPU/CDR; cores: state "
+                    f"{counts['state_cores']:.2f}, ingest {counts['ingest_cores']:.2f}, "
+                    f"machine {counts['cores_busy']:.2f}",
                     flush=True,
                 )
         print(f"\n{ds.total:,} CDRs per run; median of {args.rounds} runs")

@@ -85,7 +85,8 @@ def processed(worker: WorkerProcess) -> int:
         return 0
 
 
-Baseline = tuple[float, float, float]  # (the worker's CPU seconds, machine busy seconds, time)
+# (the worker's CPU seconds, machine busy seconds, time, the CPU seconds of each of its processes)
+Baseline = tuple[float, float, float, dict[int, float]]
 
 
 def baseline(worker: WorkerProcess, timeout: float = 180.0) -> Baseline:
@@ -102,8 +103,9 @@ def baseline(worker: WorkerProcess, timeout: float = 180.0) -> Baseline:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-    pid = worker.process.pid
-    return cpu_seconds(process_tree(pid)), machine_busy_seconds(), time.time()
+    tree = process_tree(worker.process.pid)
+    each = {pid: cpu_seconds([pid]) for pid in tree}
+    return sum(each.values()), machine_busy_seconds(), time.time(), each
 
 
 def measure_throughput(
@@ -115,7 +117,7 @@ def measure_throughput(
     instead would leave out the first state cycle's work while counting its CDRs, and a
     backlog's first cycle can be a large share of the run."""
     pid = worker.process.pid
-    cpu_at_start, machine_at_start, started = since or baseline(worker)
+    cpu_at_start, machine_at_start, started, each_at_start = since or baseline(worker)
     samples: list[tuple[float, int]] = []
     deadline = time.monotonic() + timeout
     last_progress = time.monotonic()
@@ -135,10 +137,19 @@ def measure_throughput(
             )
         samples.append((now, done))
         time.sleep(0.1)
-    cpu_used = cpu_seconds(process_tree(pid)) - cpu_at_start
+    tree = process_tree(pid)
+    cpu_used = cpu_seconds(tree) - cpu_at_start
+    elapsed = time.time() - started
     machine = {
-        "cores_busy": (machine_busy_seconds() - machine_at_start) / (time.time() - started),
-        "worker_cores": cpu_used / (time.time() - started),
+        "cores_busy": (machine_busy_seconds() - machine_at_start) / elapsed,
+        "worker_cores": cpu_used / elapsed,
+        # The state layer (the main process) and the ingest stage (its children: a child
+        # restarted during the run counts from its start).
+        "state_cores": (cpu_seconds([pid]) - each_at_start.get(pid, 0.0)) / elapsed,
+        "ingest_cores": sum(
+            cpu_seconds([child]) - each_at_start.get(child, 0.0) for child in tree[1:]
+        )
+        / elapsed,
     }
     return throughput(samples, total, cpu_used), {**counts(metrics_text(worker)), **machine}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-_NANP_RE = re.compile(r"[2-9][0-9]{2}[2-9][0-9]{6}")
 _NON_DIGITS = re.compile(r"[^0-9]")
 
 
@@ -17,7 +16,10 @@ def nanp_number(dest_number: str, tech_prefix: str) -> str:
         number = number[1:]
     if len(number) == 11 and number[0] == "1":
         number = number[1:]
-    return number if len(number) == 10 and _NANP_RE.fullmatch(number) else ""
+    # (isascii and isdigit: the digits 0-9 only, as the pattern [2-9][0-9]{2}[2-9][0-9]{6})
+    if len(number) == 10 and number.isascii() and number.isdigit():
+        return number if number[0] not in "01" and number[3] not in "01" else ""
+    return ""
 
 
 def normalise_number(number: str) -> str:

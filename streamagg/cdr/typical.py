@@ -7,8 +7,10 @@ doubt it returns None and the general road decides (tests/unit/test_cdr_roads.py
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
 from streamagg.cdr.general import (
     DT_PATTERN,
@@ -33,26 +35,36 @@ from streamagg.numbers import nanp_number, normalise_number
 
 
 class _Typical(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """The message as softswitches usually send it: only contract fields, each of a type the
-    contract allows. A message of any other shape fails to decode here (in C, cheaply) and
-    takes the general road."""
+    """The message as softswitches usually send it: only contract fields, each of a type and
+    within the bounds the contract allows (msgspec checks both, in C). A message of any other
+    shape fails to decode here, cheaply, and takes the general road."""
 
-    callid: str
+    callid: Annotated[str, Meta(min_length=1, max_length=256)]
     dt: str | int | float
     customer_id: str | int
     provider_id: str | int | None = None
     customer_charge: str | int | float | None = None
     provider_charge: str | int | float | None = None
-    tech_prefix: str | None = None
-    duration: int | float | None = None
-    sip_code: int | None = None
-    pdd_ms: int | None = None
+    tech_prefix: Annotated[str, Meta(max_length=32)] | None = None
+    duration: (
+        Annotated[int, Meta(ge=0, le=MAX_DURATION)]
+        | Annotated[float, Meta(ge=0, le=MAX_DURATION)]
+        | None
+    ) = None
+    sip_code: Annotated[int, Meta(ge=100, le=699)] | None = None
+    pdd_ms: Annotated[int, Meta(ge=0, le=MAX_PDD_MS)] | None = None
     dtmf: str | None = None
     dest_number: str | None = None
     dest_cli: str | None = None
 
 
 _TYPICAL = msgspec.json.Decoder(_Typical)
+
+# Values a stream repeats millions of times (customer and provider ids, zero charges), each
+# with what it decoded to. Only valid values are kept; bounded (cleared when full).
+_IDS: dict[str | int, str] = {}
+_AMOUNTS: dict[str | int | float, int] = {}
+_MAX_CACHED = 100_000
 
 
 def decode_typical(raw: bytes, now: float, policy: TimePolicy) -> Cdr | None:
@@ -66,19 +78,16 @@ def decode_typical(raw: bytes, now: float, policy: TimePolicy) -> Cdr | None:
         m = _TYPICAL.decode(raw)
     except msgspec.MsgspecError:
         return None
+    # JSON text holds no raw control character (msgspec refuses one) and DEL is the only
+    # non-printable ASCII it may hold raw: without an escape and a DEL, every string of the
+    # message is printable.
+    printable = b"\\" not in raw and b"\x7f" not in raw
     callid = m.callid
-    if not 1 <= len(callid) <= 256 or not callid.isprintable():
+    tech_prefix = m.tech_prefix or ""
+    if not printable and not (callid.isprintable() and tech_prefix.isprintable()):
         return None
-    dt = m.dt
-    if type(dt) is str:
-        start = _typical_dt(dt)
-        if start is None:
-            return None
-    elif type(dt) is int:
-        start = dt
-    elif isinstance(dt, float) and math.isfinite(dt) and not dt.is_integer():
-        start = math.floor(dt)  # (a whole float may be 59.9999999 rounded up: the general road)
-    else:
+    start = _typical_start(m.dt)
+    if start is None:
         return None
     if (
         not now - policy.retention_days * 86400
@@ -86,26 +95,24 @@ def decode_typical(raw: bytes, now: float, policy: TimePolicy) -> Cdr | None:
         <= now + policy.future_tolerance_hours * 3600
     ):
         return None
-    customer = _typical_id(m.customer_id)
-    provider = "" if m.provider_id is None else _typical_id(m.provider_id)
-    tech_prefix = m.tech_prefix or ""
+    customer = _IDS.get(m.customer_id) or _typical_id(m.customer_id, printable)
+    provider_id = m.provider_id
+    provider = (
+        "" if provider_id is None else _IDS.get(provider_id) or _typical_id(provider_id, printable)
+    )
     duration = _typical_duration(m.duration)
-    customer_charge = 0 if m.customer_charge is None else _typical_micros(m.customer_charge)
-    provider_charge = 0 if m.provider_charge is None else _typical_micros(m.provider_charge)
-    sip_code = m.sip_code
-    pdd_ms = m.pdd_ms
+    customer_charge = _typical_charge(m.customer_charge)
+    provider_charge = _typical_charge(m.provider_charge)
     if (
         not customer
         or provider is None
-        or len(tech_prefix) > 32
-        or not tech_prefix.isprintable()
         or duration is None
         or customer_charge is None
         or provider_charge is None
-        or (sip_code is not None and not 100 <= sip_code <= 699)
-        or (pdd_ms is not None and not 0 <= pdd_ms <= MAX_PDD_MS)
     ):
         return None
+    sip_code = m.sip_code
+    pdd_ms = m.pdd_ms
     return Cdr(
         callid,
         customer,
@@ -119,25 +126,51 @@ def decode_typical(raw: bytes, now: float, policy: TimePolicy) -> Cdr | None:
         bool(m.dtmf),
         nanp_number(m.dest_number or "", tech_prefix),
         normalise_number(m.dest_cli or ""),
-        sip_code=NO_SIP_CODE if sip_code is None else sip_code,
-        pdd_ms=NO_PDD if pdd_ms is None else pdd_ms,
+        "",
+        NO_SIP_CODE if sip_code is None else sip_code,
+        NO_PDD if pdd_ms is None else pdd_ms,
     )
 
 
-def _typical_id(value: str | int) -> str | None:
-    """An id of the typical road ("" for an empty string), or None to leave it to the other."""
+def _typical_start(dt: str | int | float) -> int | None:
+    """Epoch seconds of a call start, or None to leave the message to the general road."""
+    if type(dt) is str:
+        return _typical_dt(dt)
+    if type(dt) is int:
+        return dt
+    if isinstance(dt, float) and math.isfinite(dt) and not dt.is_integer():
+        return math.floor(dt)  # (a whole float may be 59.9999999 rounded up: the general road)
+    return None
+
+
+def _typical_charge(value: str | int | float | None) -> int | None:
+    """Micro-units of a charge (0 without one), or None."""
+    if value is None:
+        return 0
+    micros = _AMOUNTS.get(value, -1)
+    return micros if micros >= 0 else _typical_micros(value)
+
+
+def _typical_id(value: str | int, printable: bool) -> str | None:
+    """An id of the typical road ("" for an empty string), or None to leave it to the other.
+    ``printable``: the message's strings are known to be printable."""
     text = str(value) if type(value) is int else value
     assert isinstance(text, str)
     # (ASCII here, so isprintable() is "no control characters")
-    return text if len(text) <= ID_MAX_CHARS and text.isprintable() else None
+    if len(text) > ID_MAX_CHARS or not (printable or text.isprintable()):
+        return None
+    if text:
+        if len(_IDS) >= _MAX_CACHED:
+            _IDS.clear()
+        _IDS[value] = text
+    return text
 
 
 def _typical_duration(value: int | float | None) -> int | None:
-    """Billed micro-seconds of a duration of at most 6 decimals, or None."""
+    """Billed micro-seconds of a duration (0 to MAX_DURATION, checked by msgspec) of at most 6
+    decimals, or None."""
     if value is None:
         return 0
-    if not 0 <= value <= MAX_DURATION:  # (False for NaN too)
-        return None
     if type(value) is int:
         return value * 1_000_000
     if float_places(value) > 6:
@@ -150,7 +183,6 @@ def _typical_duration(value: int | float | None) -> int | None:
 # repeats a few of them millions of times. Only valid spellings are kept; bounded.
 _HOURS: dict[str, int] = {}
 _OFFSETS: dict[str | None, int] = {None: 0, "Z": 0}
-_MAX_CACHED = 100_000
 
 
 def _typical_dt(text: str) -> int | None:
@@ -186,15 +218,23 @@ def _typical_dt(text: str) -> int | None:
 
 def _typical_micros(value: str | int | float) -> int | None:
     """Micro-units of an amount, or None. A string here is ASCII, where isdigit() means 0-9:
-    the general road's plain pattern, `[0-9]{1,10}(.[0-9]{1,6})?`, without a regex."""
+    the general road's plain pattern, `[0-9]{1,10}(.[0-9]{1,6})?`, without a regex. A valid
+    amount is kept in _AMOUNTS (a float equal to an int, or to -0.0, has the same micro-units)."""
     if type(value) is not str:
-        return fast_micros(value)
-    whole, dot, fraction = value.partition(".")
-    if not (0 < len(whole) <= 10 and whole.isdigit()):
-        return None
-    micros = int(whole) * 1_000_000
-    if dot:
-        if not (0 < len(fraction) <= 6 and fraction.isdigit()):
+        micros = fast_micros(value)
+    else:
+        whole, dot, fraction = value.partition(".")
+        if not (0 < len(whole) <= 10 and whole.isdigit()):
             return None
-        micros += int(fraction.ljust(6, "0"))
-    return micros if micros <= MAX_MICROS else None
+        micros = int(whole) * 1_000_000
+        if dot:
+            if not (0 < len(fraction) <= 6 and fraction.isdigit()):
+                return None
+            micros += int(fraction.ljust(6, "0"))
+        if micros > MAX_MICROS:
+            return None
+    if micros is not None:
+        if len(_AMOUNTS) >= _MAX_CACHED:
+            _AMOUNTS.clear()
+        _AMOUNTS[value] = micros
+    return micros

@@ -8,13 +8,21 @@ and from a corpus of hostile payloads; the generator's stream checks the fast ro
 
 from __future__ import annotations
 
+import re
 import time
 
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamagg.cdr import Cdr, Rejection, TimePolicy, decode_general, decode_typical
+from streamagg.cdr import (
+    Cdr,
+    Rejection,
+    TimePolicy,
+    decode_general,
+    decode_typical,
+    nanp_number,
+)
 from streamagg.cli.cdrgen import CdrGenerator, GeneratorOptions
 from tests.unit.test_cdr_properties import (
     DEFAULT_POLICY,
@@ -57,6 +65,25 @@ HOSTILE = [
     b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "duration": -0.0}',
     b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "customer_charge": "1e3"}',
     b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "customer_charge": " 1"}',
+    # The typical road skips the printable checks of a message without escapes and DEL.
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "tech_prefix": "1\x7f"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1\x7f"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "provider_id": "\x7f"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "a\\tb"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "provider_id": "p\\n"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "tech_prefix": "\\t"}',
+    b'{"callid": "a\\t", "dt": 1795613400, "customer_id": "1"}',
+    b'{"callid": "a\\/b", "dt": 1795613400, "customer_id": "1", "tech_prefix": "1\\/"}',
+    # ... and keeps the ids and amounts it decoded: equal keys of other types come after.
+    b'{"callid": "a", "dt": 1795613400, "customer_id": 7, "customer_charge": 1}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "7", "customer_charge": 1.0}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": 7.0, "customer_charge": "1"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "provider_charge": 0}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "provider_charge": -0.0}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "provider_charge": -0}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "provider_charge": "0.000000"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "provider_charge": "0.0000000"}',
+    b'{"callid": "a", "dt": 1795613400, "customer_id": "1", "provider_charge": 1e-7}',
 ]
 
 
@@ -151,6 +178,24 @@ def test_any_json_value_in_any_field(fields: dict, field: str, value: object) ->
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes(raw: bytes) -> None:
     assert_roads_agree(raw)
+
+
+@PROPS
+@given(
+    st.sampled_from(["", "1", "+", "+1", "1#", "#"]),
+    st.lists(st.sampled_from("0123456789\u0663\u00b3 "), min_size=9, max_size=11).map("".join),
+    st.sampled_from(["", "1#", "+"]),
+)
+def test_a_nanp_number_is_ten_ascii_digits(head: str, digits: str, tech: str) -> None:
+    """nanp_number checks digits without a pattern: it must keep the pattern's meaning (ASCII
+    digits only, not other scripts' digits, which str.isdigit() takes)."""
+    dest = head + digits
+    number = dest[len(tech) :] if tech and dest.startswith(tech) else dest
+    number = number.removeprefix("+")
+    if len(number) == 11 and number[0] == "1":
+        number = number[1:]
+    expected = number if re.fullmatch(r"[2-9][0-9]{2}[2-9][0-9]{6}", number) else ""
+    assert nanp_number(dest, tech) == expected
 
 
 def test_the_generators_stream_takes_the_typical_road() -> None:
