@@ -293,8 +293,14 @@ def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
     wc = r["worker_counts"]
     out += [
         f"- during the worker's throughput run the whole machine kept {wc['cores_busy']:.2f} of "
-        f"its cores busy, the worker {wc['worker_cores']:.2f} (the rest: the broker, and any "
-        "other work on the machine — it is shared, so figures vary between runs)",
+        f"its cores busy, the worker {wc['worker_cores']:.2f}"
+        + (
+            f" (its state layer {wc['state_cores']:.2f}, its ingest stage {wc['ingest_cores']:.2f})"
+            if "state_cores" in wc
+            else ""
+        )
+        + " (the rest: the broker, and any other work on the machine — it is shared, so "
+        "figures vary between runs)",
         "- worker settings: "
         + ", ".join(f"`{k}={v}`" for k, v in r["worker_settings"].items())
         + " (rest: defaults)",
