@@ -7,7 +7,10 @@ alternating the two so that a shift of the shared machine's load hits both:
     python -m bench.compare /tmp/base            # prints a table; --cdrs, --rounds
 
 Each round starts a fresh worker of each tree (own app id, own state) on the bench's data set
-(bench/data.py) and measures it as `python -m bench` does (bench/worker_runs.py).
+(bench/data.py) and measures it as `python -m bench` does (bench/worker_runs.py). With
+``--freshness-rate R`` each round also starts a worker of each tree on an empty topic of its
+own and measures freshness while a live stream of R CDR/s runs (bench/freshness.py): the same
+rate for both trees, where `python -m bench` takes half of each run's own backlog rate.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import statistics
 from pathlib import Path
 
 from bench import data as bench_data
-from bench import worker_runs
+from bench import freshness, worker_runs
 from bench.env import REPO, Broker
 from bench.rates import Throughput
+from bench.report import percentile
 from tests.support.worker import write_tokens
 
 
@@ -43,15 +47,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="a worker setting for the base tree only",
     )
+    parser.add_argument(
+        "--freshness-rate",
+        type=float,
+        metavar="CDR_PER_S",
+        help="after the backlog, measure freshness under a live stream of this rate",
+    )
+    parser.add_argument(
+        "--freshness-seconds", type=float, default=60.0, help="probing time of each freshness run"
+    )
     return parser.parse_args(argv)
 
 
-def measure(
-    ds: bench_data.Dataset, label: str, tree: Path | None, out: Path, settings: dict[str, str]
-) -> tuple[Throughput, dict]:
-    folder = out / label
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+def start(
+    ds: bench_data.Dataset, label: str, tree: Path | None, folder: Path, settings: dict[str, str]
+) -> worker_runs.WorkerProcess:
+    """A worker of one tree (own app id, own state) on the bench's data set."""
     tokens = write_tokens(folder / "tokens.json", {worker_runs.TOKEN: ["*"]})
     extra = {
         "STREAMAGG_APP_ID": f"{ds.name}-{label}",
@@ -63,12 +74,59 @@ def measure(
     }
     if tree is not None:  # the worker imports streamagg from that tree first
         extra["PYTHONPATH"] = str(tree)
-    worker = worker_runs.start_worker(ds.bootstrap, ds.name, folder, tokens, **extra)
+    return worker_runs.start_worker(ds.bootstrap, ds.name, folder, tokens, **extra)
+
+
+def measure(
+    ds: bench_data.Dataset, label: str, tree: Path | None, out: Path, settings: dict[str, str]
+) -> tuple[Throughput, dict]:
+    """One worker of one tree through the backlog."""
+    folder = out / label
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    worker = start(ds, label, tree, folder, settings)
     try:
-        result, counts = worker_runs.measure_throughput(worker, ds.total, 120 + ds.total / 1000)
+        return worker_runs.measure_throughput(worker, ds.total, 120 + ds.total / 1000)
     finally:
         worker_runs.stop_worker(worker)
-    return result, counts
+
+
+def measure_freshness(
+    ds: bench_data.Dataset,
+    label: str,
+    tree: Path | None,
+    out: Path,
+    settings: dict[str, str],
+    live: tuple[float, float],
+) -> list[float]:
+    """Freshness of a worker of one tree under a live stream of (rate, seconds): a worker of
+    its own on a topic of its own, empty at the start (a live stream written into the
+    backlog's topic would be the next worker's backlog)."""
+    folder = out / f"{label}-live"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    topic = f"{ds.topic}-{label}-live"
+    bench_data.create_topic(ds.bootstrap, topic)
+    worker = start(ds, f"{label}-live", tree, folder, {**settings, "STREAMAGG_TOPIC": topic})
+    try:
+        worker_runs.baseline(worker)  # (started: answers /metrics)
+        rate, seconds = live
+        # (the same generator, this tree's, with the same seed for both trees)
+        found = freshness.measure(
+            ds.bootstrap,
+            topic,
+            worker,
+            worker_runs.TOKEN,
+            ds.env(topic),
+            rate,
+            seconds,
+            bench_data.SEED_LIVE,
+            folder / "live.log",
+        )
+    finally:
+        worker_runs.stop_worker(worker)
+    latencies: list[float] = found["latencies"]  # type: ignore[assignment]
+    return latencies
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         bench_data.produce(ds, out / "generate.log")
         rates: dict[str, list[Throughput]] = {"base": [], "this": []}
+        freshness_seen: dict[str, list[float]] = {"base": [], "this": []}
         for round_ in range(args.rounds):
             this_env = dict(item.split("=", 1) for item in args.this_env)
             base_env = dict(item.split("=", 1) for item in args.base_env)
@@ -98,6 +157,16 @@ def main(argv: list[str] | None = None) -> None:
             ):
                 result, counts = measure(ds, f"{label}{round_}", tree, out, env)
                 rates[label].append(result)
+                if args.freshness_rate is not None:
+                    live = (args.freshness_rate, args.freshness_seconds)
+                    seen = measure_freshness(ds, f"{label}{round_}", tree, out, env, live)
+                    freshness_seen[label] += seen
+                    print(
+                        f"round {round_} {label}: freshness at {live[0]:,.0f} CDR/s p50 / p99 "
+                        f"{percentile(seen, 0.5) * 1000:.0f} / {percentile(seen, 0.99) * 1000:.0f}"
+                        " ms",
+                        flush=True,
+                    )
                 print(
                     f"round {round_} {label}: {result.steady_rate:,.0f} CDR/s steady, "
                     f"{1e6 / result.per_cpu_second:.0f} us CPU/CDR; cores: state "
@@ -111,6 +180,12 @@ def main(argv: list[str] | None = None) -> None:
             rate = statistics.median(r.steady_rate for r in results)
             cpu = statistics.median(1e6 / r.per_cpu_second for r in results)
             print(f"| {label} | {rate:,.0f} | {cpu:.0f} |")
+        if args.freshness_rate is not None:
+            print(f"\nfreshness at {args.freshness_rate:,.0f} CDR/s, every round's probes")
+            print("| tree | p50 | p99 |\n|---|---:|---:|")
+            for label, seen in freshness_seen.items():
+                p50, p99 = (percentile(seen, q) * 1000 for q in (0.5, 0.99))
+                print(f"| {label} | {p50:.0f} ms | {p99:.0f} ms |")
     finally:
         broker.stop()
 

@@ -128,6 +128,11 @@ async def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
         await admin.close()
 
 
+def create_topic(bootstrap: str, topic: str, partitions: int = CDR_PARTITIONS) -> None:
+    """An input topic, empty (the live stream of a freshness run writes into it)."""
+    asyncio.run(_create_topic(bootstrap, topic, partitions))
+
+
 def produce(data: Dataset, log: Path) -> dict[str, float]:
     """Fill the topic once; returns how long each step took (s)."""
     import time

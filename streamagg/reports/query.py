@@ -25,7 +25,7 @@ from streamagg.tables.buckets import (
     QUARTERS_PER_HOUR,
     Grain,
     Tile,
-    cover,
+    cached_cover,
     finest,
     signed_cover,
 )
@@ -57,7 +57,7 @@ def period_groups(
     each with the quarter where its part of the range ends. (Coarser buckets no longer know
     the hours of their calls: periods are read from the finest grain only.)"""
     fine = finest(report.grains)
-    for grain, bucket in cover(start, end, (fine,)):
+    for grain, bucket in cached_cover(start, end, (fine,)):
         prefix = report_bucket_prefix(report.name, grain.code, bucket, context.customer_id)
         groups: Groups = {}
         _add_periods(groups, scan(prefix, _after(prefix)), len(prefix), report, start, end, context)
