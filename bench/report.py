@@ -391,6 +391,8 @@ def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
         ".venv/bin/python -m bench --quick   # ~200,000 CDRs, under 10 minutes on 2 cores",
         ".venv/bin/python -m bench --cdrs 2000000 --skip-quix --out /tmp/B.md",
         ".venv/bin/python -m bench.compare /tmp/base   # this tree against a checkout, one run",
+        ".venv/bin/python -m bench.compare /tmp/base --freshness-rate 15000  # + freshness, both",
+        ".venv/bin/python -m bench.decode /tmp/base    # decode_cdr of both trees, in process",
         ".venv/bin/python -m bench.big_answer          # a ~1,000,000-row CSV export, streamed",
         ".venv/bin/python -m bench.stages              # CPU per CDR of each stage, no Kafka",
         ".venv/bin/python -m bench.column_sums         # report sums per CDR vs on columns",
