@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--freshness-rate",
         type=float,
         metavar="CDR_PER_S",
-        help="after the backlog, measure freshness under a live stream of this rate",
+        help="also measure freshness under a live stream of this rate (a worker of each tree "
+        "on an empty topic of its own)",
     )
     parser.add_argument(
         "--freshness-seconds", type=float, default=60.0, help="probing time of each freshness run"
@@ -60,9 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def start(
-    ds: bench_data.Dataset, label: str, tree: Path | None, folder: Path, settings: dict[str, str]
+    ds: bench_data.Dataset, label: str, tree: Path | None, out: Path, settings: dict[str, str]
 ) -> worker_runs.WorkerProcess:
-    """A worker of one tree (own app id, own state) on the bench's data set."""
+    """A worker of one tree (own app id, own state and folder, out/label) on the bench's data
+    set."""
+    folder = out / label
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     tokens = write_tokens(folder / "tokens.json", {worker_runs.TOKEN: ["*"]})
     extra = {
         "STREAMAGG_APP_ID": f"{ds.name}-{label}",
@@ -81,10 +86,7 @@ def measure(
     ds: bench_data.Dataset, label: str, tree: Path | None, out: Path, settings: dict[str, str]
 ) -> tuple[Throughput, dict]:
     """One worker of one tree through the backlog."""
-    folder = out / label
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    worker = start(ds, label, tree, folder, settings)
+    worker = start(ds, label, tree, out, settings)
     try:
         return worker_runs.measure_throughput(worker, ds.total, 120 + ds.total / 1000)
     finally:
@@ -102,12 +104,9 @@ def measure_freshness(
     """Freshness of a worker of one tree under a live stream of (rate, seconds): a worker of
     its own on a topic of its own, empty at the start (a live stream written into the
     backlog's topic would be the next worker's backlog)."""
-    folder = out / f"{label}-live"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
     topic = f"{ds.topic}-{label}-live"
     bench_data.create_topic(ds.bootstrap, topic)
-    worker = start(ds, f"{label}-live", tree, folder, {**settings, "STREAMAGG_TOPIC": topic})
+    worker = start(ds, f"{label}-live", tree, out, {**settings, "STREAMAGG_TOPIC": topic})
     try:
         worker_runs.baseline(worker)  # (started: answers /metrics)
         rate, seconds = live
@@ -121,7 +120,7 @@ def measure_freshness(
             rate,
             seconds,
             bench_data.SEED_LIVE,
-            folder / "live.log",
+            out / f"{label}-live" / "live.log",
         )
     finally:
         worker_runs.stop_worker(worker)
@@ -157,6 +156,13 @@ def main(argv: list[str] | None = None) -> None:
             ):
                 result, counts = measure(ds, f"{label}{round_}", tree, out, env)
                 rates[label].append(result)
+                print(
+                    f"round {round_} {label}: {result.steady_rate:,.0f} CDR/s steady, "
+                    f"{1e6 / result.per_cpu_second:.0f} us CPU/CDR; cores: state "
+                    f"{counts['state_cores']:.2f}, ingest {counts['ingest_cores']:.2f}, "
+                    f"machine {counts['cores_busy']:.2f}",
+                    flush=True,
+                )
                 if args.freshness_rate is not None:
                     live = (args.freshness_rate, args.freshness_seconds)
                     seen = measure_freshness(ds, f"{label}{round_}", tree, out, env, live)
@@ -167,13 +173,6 @@ def main(argv: list[str] | None = None) -> None:
                         " ms",
                         flush=True,
                     )
-                print(
-                    f"round {round_} {label}: {result.steady_rate:,.0f} CDR/s steady, "
-                    f"{1e6 / result.per_cpu_second:.0f} us CPU/CDR; cores: state "
-                    f"{counts['state_cores']:.2f}, ingest {counts['ingest_cores']:.2f}, "
-                    f"machine {counts['cores_busy']:.2f}",
-                    flush=True,
-                )
         print(f"\n{ds.total:,} CDRs per run; median of {args.rounds} runs")
         print("| tree | CDR/s steady | µs CPU per CDR |\n|---|---:|---:|")
         for label, results in rates.items():
