@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from streamagg.reports.query import Scan
+from streamagg.reports.range_sums import Scan
 from streamagg.tables.keys import CUSTOMERS_RANGE, decode_int
 
 

@@ -8,44 +8,30 @@ each group per quarter-hour: its quarters outside the range are left out, and fo
 whose rows are periods (dtmf), each quarter goes to the local hour, day or month that holds
 it (reports/periods.py). Such rows stream period by period, in
 order, without the whole answer in memory. The other reports sum their groups over the
-buckets first (their groups are few: prefixes, DIDs).
+buckets first (their groups are few: prefixes, DIDs), in reports/range_sums.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from operator import add, sub
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 from streamagg.reports.base import Groups, QueryContext, Report, Row
 from streamagg.reports.periods import hour_periods, period_start
-from streamagg.tables.buckets import (
-    HOUR,
-    QUARTER_SECONDS,
-    QUARTERS_PER_HOUR,
-    Grain,
-    Tile,
-    cached_cover,
-    finest,
-    signed_cover,
+from streamagg.reports.range_sums import (
+    RangeSums,
+    Scan,
+    after,
+    merge_groups,
+    quarters_in_range,
+    range_steps,
 )
-from streamagg.tables.keys import (
-    ROLLED_UP_TO,
-    SEP,
-    SplitValue,
-    customer_key,
-    decode_int,
-    decode_report_value,
-    decode_split_value,
-    report_bucket_prefix,
-)
+from streamagg.tables.buckets import QUARTER_SECONDS, cached_cover, finest
+from streamagg.tables.keys import SEP, decode_split_value, report_bucket_prefix
 from streamagg.tables.rollup import hour_total
 from streamagg.tables.sums import add_vector
 
 ROWS_PER_STEP = 200  # rows yielded between two returns to the event loop
-
-# Every (key, value) of the state with low <= key < high, in key order.
-Scan = Callable[[bytes, bytes], Iterable[tuple[bytes, bytes]]]
 
 
 def period_groups(
@@ -60,87 +46,8 @@ def period_groups(
     for grain, bucket in cached_cover(start, end, (fine,)):
         prefix = report_bucket_prefix(report.name, grain.code, bucket, context.customer_id)
         groups: Groups = {}
-        _add_periods(groups, scan(prefix, _after(prefix)), len(prefix), report, start, end, context)
+        _add_periods(groups, scan(prefix, after(prefix)), len(prefix), report, start, end, context)
         yield min(grain.quarters(bucket)[1], end), groups
-
-
-def range_groups(
-    report: Report, start: int, end: int, scan: Scan, context: QueryContext
-) -> Iterator[Groups]:
-    """What each step of the range's signed cover adds (a report without periods in its
-    groups): a bucket read whole, or a bucket less its part outside the range, read at one
-    moment. A group may come out at zero (its calls all outside the range)."""
-    safe_from = end if context.intact_from is None else context.intact_from
-    for step in signed_cover(start, end, report.grains, safe_from):
-        net: Groups = {}
-        for tile in step:
-            merge_groups(net, _tile_groups(report, tile, scan, context), tile[0])
-        yield net
-
-
-def _tile_groups(report: Report, tile: Tile, scan: Scan, context: QueryContext) -> Groups:
-    """The groups of one bucket: a coarser one whole (with the open hours it spans), one of the
-    finest grain (an hour) for its quarters in the tile's [first, end) only."""
-    _, grain, bucket, first, end = tile
-    name, fields, customer = report.name, report.fields, context.customer_id
-    prefix = report_bucket_prefix(name, grain.code, bucket, customer)
-    cut = len(prefix)
-    groups: Groups = {}
-    rows = scan(prefix, _after(prefix))
-    if grain != finest(report.grains):
-        for key, raw in rows:
-            groups[key[cut:].decode()] = decode_report_value(raw, name, fields)
-        _add_open_hours(groups, report, grain, bucket, customer, scan)
-    else:  # (the finest grain of the reports without periods is the hour: the bucket is one)
-        for key, raw in rows:
-            total = _sum_in_range(decode_split_value(raw, name, fields), bucket, first, end)
-            if total is not None:
-                groups[key[cut:].decode()] = total
-    return groups
-
-
-def _add_open_hours(
-    groups: Groups, report: Report, grain: Grain, bucket: int, customer: str, scan: Scan
-) -> None:
-    """A day or month bucket holds its closed hours only (tables/rollup.py): add the hours it
-    spans from the partition's first open hour on, read in the same step as the bucket (no
-    commit can close an hour in between).
-
-    The hours end at the customer's latest call (``C␟customer``, raised by the fold that
-    accepts a call, in the same transaction): early in a month, "this month" would otherwise
-    look up every empty hour to its end, ~700 of them. An open hour holds only calls folded by
-    a version that keeps that key (state of older versions has every hour closed)."""
-    found = _one(scan, ROLLED_UP_TO)
-    if found is None:  # (every hour is closed)
-        return
-    latest = _one(scan, customer_key(customer))
-    if latest is None:  # (no call of this customer)
-        return
-    first, end = grain.span(bucket)
-    end = min(end, decode_int(latest, 0) // 3600 + 1)  # (the hour of that call, included)
-    name, fields = report.name, report.fields
-    for hour in range(max(first, decode_int(found, 0)), end):
-        prefix = report_bucket_prefix(name, HOUR.code, hour, customer)
-        for key, raw in scan(prefix, _after(prefix)):
-            total = hour_total(decode_split_value(raw, name, fields))
-            if total is not None:
-                add_vector(groups, key[len(prefix) :].decode(), total)
-
-
-def _one(scan: Scan, key: bytes) -> bytes | None:
-    """The value of one key, through the scan (a query reads nothing else)."""
-    found = next(iter(scan(key, key + b"\x00")), None)
-    return None if found is None else found[1]
-
-
-def _quarters_in_range(hour: int, start: int, end: int) -> range:
-    """The quarters (0–3) of an epoch hour inside the epoch quarters [start, end)."""
-    first = hour * QUARTERS_PER_HOUR
-    return range(max(0, start - first), min(QUARTERS_PER_HOUR, end - first))
-
-
-def _sum_in_range(parts: SplitValue, hour: int, start: int, end: int) -> list[int] | None:
-    return hour_total(parts, _quarters_in_range(hour, start, end))
 
 
 def _add_periods(
@@ -166,7 +73,7 @@ def _add_periods(
         if hour != last_hour:
             last_hour = hour
             periods = hour_periods(hour, context.zone, context.granularity)
-            quarters = _quarters_in_range(hour, start, end)
+            quarters = quarters_in_range(hour, start, end)
             whole = f"{periods[0]}{SEP}" if periods[0] == periods[-1] else ""
         parts = decode_split_value(raw, name, fields)
         if whole:
@@ -189,34 +96,16 @@ def merged_groups(
         for _, groups in period_groups(report, start, end, scan, context):
             merge_groups(merged, groups)
         return merged
-    for groups in range_groups(report, start, end, scan, context):
-        merge_groups(merged, groups)
-    return _with_calls(merged)
+    sums = RangeSums(report, context.customer_id, scan)
+    for step in range_steps(report, start, end, context):
+        sums.read(step)
+    return _with_calls(sums.total())
 
 
 def _with_calls(groups: Groups) -> Groups:
     """The groups with calls in the range: a bucket less its part outside the range leaves
     a group whose calls were all outside at zero (a group with a call has a count above 0)."""
     return {group: vector for group, vector in groups.items() if any(vector)}
-
-
-def merge_groups(merged: Groups, groups: Groups, sign: int = 1) -> None:
-    """merged += groups (or -= when sign is -1), group by group. Takes the vectors of
-    ``groups`` (new lists, one bucket's, used once) into ``merged`` without copying them; a sum
-    is a new list."""
-    get = merged.get
-    combine = add if sign > 0 else sub
-    for group, vector in groups.items():
-        existing = get(group)
-        if existing is not None:
-            merged[group] = list(map(combine, existing, vector))
-        else:
-            merged[group] = vector if sign > 0 else [-value for value in vector]
-
-
-def _after(prefix: bytes) -> bytes:
-    """The smallest key above every key that starts with prefix (which ends with 0x1f)."""
-    return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 def run_query(report: Report, start: int, end: int, scan: Scan, context: QueryContext) -> list[Row]:
@@ -233,11 +122,11 @@ async def stream_rows(
         async for row in _stream_periods(report, end, buckets, context):
             yield row
         return
-    merged: Groups = {}
-    for groups in range_groups(report, start, end, scan, context):
-        merge_groups(merged, groups)
+    sums = RangeSums(report, context.customer_id, scan)
+    for step in range_steps(report, start, end, context):
+        sums.read(step)
         await asyncio.sleep(0)
-    for row in report.rows(_with_calls(merged), context):
+    for row in report.rows(_with_calls(sums.total()), context):
         yield row
 
 
