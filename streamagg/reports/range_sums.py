@@ -136,6 +136,8 @@ def sum_groups(
     msgspec decodes exactly at any size. When a value is not in the form this version writes
     (a format 1 hour, a vector of another version's width, a number JSON does not write that
     way), each value is decoded by those functions instead, which also name what is wrong."""
+    if not by_group:
+        return {}
     width = len(fields)
     laid_out = _vectors(by_group, split)
     if laid_out is not None and set(map(bytes.count, laid_out[0], repeat(b","))) <= {width - 1}:
@@ -149,7 +151,12 @@ def sum_groups(
             at = 0
             for group, count in zip(by_group, counts, strict=True):
                 end = at + count * width
-                sums[group.decode()] = [sum(numbers[i:end:width]) for i in range(at, at + width)]
+                if count == 1:  # (most groups of a short range: one bucket, one quarter)
+                    sums[group.decode()] = numbers[at:end]
+                else:
+                    sums[group.decode()] = [
+                        sum(numbers[i:end:width]) for i in range(at, at + width)
+                    ]
                 at = end
             return sums
     sums = {}
