@@ -393,6 +393,7 @@ def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
         ".venv/bin/python -m bench.compare /tmp/base   # this tree against a checkout, one run",
         ".venv/bin/python -m bench.compare /tmp/base --freshness-rate 15000  # + freshness, both",
         ".venv/bin/python -m bench.decode /tmp/base    # decode_cdr of both trees, in process",
+        ".venv/bin/python -m bench.range_query /tmp/base  # queries over the last run's state",
         ".venv/bin/python -m bench.big_answer          # a ~1,000,000-row CSV export, streamed",
         ".venv/bin/python -m bench.stages              # CPU per CDR of each stage, no Kafka",
         ".venv/bin/python -m bench.column_sums         # report sums per CDR vs on columns",
