@@ -80,9 +80,9 @@ class RangeSums:
             merge_groups(self._decoded, groups, sign)
 
     def total(self) -> Groups:
-        """Every group's sum over the steps read. A group may be at zero (its calls all in the
-        parts taken away)."""
-        total = self._decoded
+        """Every group's sum over the steps read (once, after the last step). A group may be
+        at zero (its calls all in the parts taken away)."""
+        total = self._decoded  # (taken: the sums go into it)
         name, fields = self._name, self._fields
         for sign, whole, hours in (
             (1, self._whole[0], self._hours[0]),
