@@ -15,6 +15,7 @@ The sums stay Python integers, exact at any size.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain, repeat
@@ -38,6 +39,15 @@ from streamagg.tables.rollup import hour_total
 Scan = Callable[[bytes, bytes], Iterable[tuple[bytes, bytes]]]
 ByGroup = defaultdict[bytes, list[bytes]]  # stored values by group
 _INTEGERS = msgspec.json.Decoder(list[int])
+# An hour's value as encode_split_value writes it: ``{quarter}:{vector}`` for the quarters with
+# calls, in order, joined by ";" (a vector's own syntax is msgspec's to check).
+_VECTOR = rb"[^;:]*"
+_QUARTERED = re.compile(
+    rb"(?=.)"
+    + b"".join(rb"(?:%d:%s(?:;(?=.)|\Z))?" % (quarter, _VECTOR) for quarter in range(3))
+    + rb"(?:3:%s\Z)?" % _VECTOR,
+    re.DOTALL,
+)
 
 
 def range_steps(report: Report, start: int, end: int, context: QueryContext) -> tuple[Step, ...]:
@@ -145,8 +155,8 @@ def sum_groups(
         try:
             numbers = _INTEGERS.decode(b"[%b]" % b",".join(vectors))
         except msgspec.MsgspecError:
-            pass
-        else:
+            numbers = []
+        if len(numbers) == len(vectors) * width:  # (a blank vector of a width-1 report reads [])
             sums: Groups = {}
             at = 0
             for group, count in zip(by_group, counts, strict=True):
@@ -171,13 +181,15 @@ def _vectors(
     by_group: Mapping[bytes, list[bytes]], split: bool
 ) -> tuple[list[bytes], list[int]] | None:
     """The vectors of every group's values in group order, and how many each group has; None
-    when an hour's value is not a vector per quarter (format 1)."""
+    when an hour's value is not vectors of distinct quarters in order, as the state writes
+    them (format 1 is one vector; anything else is left to ``decode_split_value``)."""
     if not split:
         return list(chain.from_iterable(by_group.values())), list(map(len, by_group.values()))
+    hours = list(chain.from_iterable(by_group.values()))
+    if not all(map(_QUARTERED.fullmatch, hours)):
+        return None
     counts = [b";".join(values).count(b";") + 1 for values in by_group.values()]
-    quarters = b";".join(chain.from_iterable(by_group.values())).split(b";")
-    vectors = [quarter[2:] for quarter in quarters if quarter[1:2] == b":"]  # (b"2:5,0,1")
-    return (vectors, counts) if len(vectors) == len(quarters) else None
+    return [quarter[2:] for quarter in b";".join(hours).split(b";")], counts  # (b"2:5,0,1")
 
 
 def _sum_each(
