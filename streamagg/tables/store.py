@@ -110,6 +110,8 @@ class PartitionStore:
 
     def scan(self, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) with low <= key < high, in key order."""
+        # (a generator on purpose: it keeps ``bound`` alive while rocksdict's iterator runs;
+        # returning that iterator alone lets the upper bound be freed, and the scan runs on)
         bound = ReadOptions()
         bound.set_iterate_upper_bound(high)
         yield from self._db.items(from_key=low, read_opt=bound)
