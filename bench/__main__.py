@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from bench import backfill, freshness, profiling, report, warehouse, worker_runs
 from bench import data as bench_data
-from bench.env import REPO, Broker, machine
+from bench.env import REPO, Broker, cpu_seconds, machine
 from bench.limits import explain
 from bench.rates import Throughput, throughput
 from tests.support.common import iso
@@ -141,12 +141,17 @@ def run(args: argparse.Namespace) -> dict:
         backfill.produce(ds.bootstrap, ds.today, backfill_total)
         r["backfill"] = {"total": backfill_total, "seed": backfill.SEED_BACKFILL}
         log("(1) raw ceiling")
+        broker_before = cpu_seconds([broker.pid]) if broker.pid is not None else None
         r["ceiling"] = child_run(
             [sys.executable, "-m", "bench.ceiling", ds.bootstrap, ds.topic, str(total)],
             total,
             out / "ceiling.log",
             budget,
         )
+        if broker_before is not None and broker.pid is not None:
+            # (what serving the fetches alone costs the broker, per message)
+            broker_cpu = cpu_seconds([broker.pid]) - broker_before
+            r["ceiling_broker_us_per_cdr"] = broker_cpu / total * 1e6
         log(f"    {r['ceiling'].steady_rate:,.0f} CDR/s")
         r["backfill"]["ceiling"] = child_run(
             [
@@ -213,7 +218,7 @@ def run(args: argparse.Namespace) -> dict:
             tokens,
             **worker_settings,
         )
-        since = worker_runs.baseline(worker)
+        since = worker_runs.baseline(worker, broker_pid=broker.pid)
         loop_lag_before = worker_runs.latency_histogram(worker, worker_runs.LOOP_LAG)
         if args.profile:
             worker_runs.wait_first(worker)

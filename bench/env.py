@@ -31,6 +31,13 @@ class Broker(PrivateBroker):
     def kafka_dir(self) -> Path:
         return self.directory
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's JVM (kafka-local writes its pid), None when it is not known."""
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.directory / "kafka.pid").read_text().strip())
+        return None
+
 
 def kafka_version() -> str:
     pom = (REPO / "deploy" / "kafka" / "pom.xml").read_text()

@@ -299,8 +299,18 @@ def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
             if "state_cores" in wc
             else ""
         )
-        + " (the rest: the broker, and any other work on the machine — it is shared, so "
-        "figures vary between runs)",
+        + (
+            f", the broker {wc['broker_cores']:.2f} ({wc['broker_us_per_cdr']:.0f} µs of CPU per "
+            "CDR)"
+            if "broker_cores" in wc
+            else ""
+        )
+        + (
+            " (the rest: the bench's own polling, and any other work on the machine"
+            if "broker_cores" in wc
+            else " (the rest: the broker, and any other work on the machine"
+        )
+        + " — it is shared, so figures vary between runs)",
         "- worker settings: "
         + ", ".join(f"`{k}={v}`" for k, v in r["worker_settings"].items())
         + " (rest: defaults)",

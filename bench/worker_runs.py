@@ -9,6 +9,7 @@ import signal
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -86,12 +87,23 @@ def processed(worker: WorkerProcess) -> int:
 
 
 # (the worker's CPU seconds, machine busy seconds, time, the CPU seconds of each of its processes)
-Baseline = tuple[float, float, float, dict[int, float]]
+class Baseline(NamedTuple):
+    """CPU and time where counting starts."""
+
+    worker_cpu: float  # seconds, every process of the worker
+    machine_cpu: float  # seconds, every process of the machine
+    started: float  # epoch seconds
+    each: dict[int, float]  # seconds by worker process
+    broker_pid: int | None
+    broker_cpu: float  # seconds (0 when its pid is not known)
 
 
-def baseline(worker: WorkerProcess, timeout: float = 180.0) -> Baseline:
+def baseline(
+    worker: WorkerProcess, timeout: float = 180.0, broker_pid: int | None = None
+) -> Baseline:
     """Where CPU counting starts: once the worker answers /metrics (start-up done; recovery,
-    the DID inventory and every CDR's work still to come)."""
+    the DID inventory and every CDR's work still to come). With ``broker_pid``, the broker's
+    CPU is counted too."""
     deadline = time.monotonic() + timeout
     while True:
         if worker.process.poll() is not None:
@@ -105,7 +117,10 @@ def baseline(worker: WorkerProcess, timeout: float = 180.0) -> Baseline:
             time.sleep(0.1)
     tree = process_tree(worker.process.pid)
     each = {pid: cpu_seconds([pid]) for pid in tree}
-    return sum(each.values()), machine_busy_seconds(), time.time(), each
+    broker_cpu = cpu_seconds([broker_pid]) if broker_pid is not None else 0.0
+    return Baseline(
+        sum(each.values()), machine_busy_seconds(), time.time(), each, broker_pid, broker_cpu
+    )
 
 
 def measure_throughput(
@@ -117,7 +132,9 @@ def measure_throughput(
     instead would leave out the first state cycle's work while counting its CDRs, and a
     backlog's first cycle can be a large share of the run."""
     pid = worker.process.pid
-    cpu_at_start, machine_at_start, started, each_at_start = since or baseline(worker)
+    cpu_at_start, machine_at_start, started, each_at_start, broker_pid, broker_at_start = (
+        since or baseline(worker)
+    )
     samples: list[tuple[float, int]] = []
     deadline = time.monotonic() + timeout
     last_progress = time.monotonic()
@@ -151,6 +168,10 @@ def measure_throughput(
         )
         / elapsed,
     }
+    if broker_pid is not None:
+        broker_cpu = cpu_seconds([broker_pid]) - broker_at_start
+        machine["broker_cores"] = broker_cpu / elapsed
+        machine["broker_us_per_cdr"] = broker_cpu / total * 1e6
     return throughput(samples, total, cpu_used), {**counts(metrics_text(worker)), **machine}
 
 
