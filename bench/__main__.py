@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -351,6 +351,9 @@ def log(text: str) -> None:
 def load_results(path: Path) -> dict:
     """A results.json of an earlier run, for --render."""
     r = json.loads(path.read_text())
+    # (a run before the stamp was kept: its results were written when it ended)
+    written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    r.setdefault("generated", f"{written:%Y-%m-%d %H:%M} UTC")
     for key in ("ceiling", "worker", "quix"):
         if r.get(key):
             r[key] = Throughput(**r[key])
@@ -372,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         + "".join(f" --worker-env {item}" for item in args.worker_env)
     )
     command = r.setdefault("command", command)
+    r.setdefault("generated", f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")  # (kept by --render)
     print(report.console(r))
     kept = ""
     if args.out.exists():  # sections written by hand (other benches) below the marker stay
