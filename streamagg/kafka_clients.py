@@ -37,6 +37,15 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 # A killed worker's partitions wait this long for a new owner: short, for fast recovery.
 SESSION_TIMEOUT_MS = 10_000
 TRANSACTION_TIMEOUT_MS = 60_000
+# A transactional producer's wait before it sends a batch again after a retriable error. Brokers
+# since Kafka 3.6 check with the transaction coordinator that a transactional batch's partition
+# is in the transaction (KIP-890); a retriable failure of that check, the usual one being the
+# coordinator still finishing the previous transaction of the same producer, reaches clients of
+# older Produce versions (aiokafka's) as NOT_ENOUGH_REPLICAS, even on a single broker. aiokafka's
+# default 100 ms held a whole poll's transaction that long each time (a few times a second
+# under a live stream in the bench, none in a backlog); the previous transaction's markers take
+# ~20 ms, the wait aiokafka itself uses for the same race on AddPartitionsToTxn.
+TRANSACTION_RETRY_BACKOFF_MS = 20
 # How long an admin or producer request may take before it counts as "cannot reach Kafka".
 REQUEST_TIMEOUT_MS = 15_000
 # How often the ingest stage's group looks for partitions added to the input topic (the
@@ -134,6 +143,7 @@ async def fencing_producer(settings: Settings, transactional_id: str) -> AIOKafk
         linger_ms=0,
         max_batch_size=MAX_BATCH_BYTES,
         max_request_size=MAX_REQUEST_BYTES,
+        retry_backoff_ms=TRANSACTION_RETRY_BACKOFF_MS,
         transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         **common_options(settings),
     )
