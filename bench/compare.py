@@ -10,7 +10,9 @@ Each round starts a fresh worker of each tree (own app id, own state) on the ben
 (bench/data.py) and measures it as `python -m bench` does (bench/worker_runs.py). With
 ``--freshness-rate R`` each round also starts a worker of each tree on an empty topic of its
 own and measures freshness while a live stream of R CDR/s runs (bench/freshness.py): the same
-rate for both trees, where `python -m bench` takes half of each run's own backlog rate.
+rate for both trees, where `python -m bench` takes half of each run's own backlog rate. (The
+backlog run of the tree in second place then follows the first tree's live stream, and ran
+15–26 % slower whichever code it was: judge throughput from runs without --freshness-rate.)
 """
 
 from __future__ import annotations
