@@ -141,16 +141,17 @@ def run(args: argparse.Namespace) -> dict:
         backfill.produce(ds.bootstrap, ds.today, backfill_total)
         r["backfill"] = {"total": backfill_total, "seed": backfill.SEED_BACKFILL}
         log("(1) raw ceiling")
-        broker_before = cpu_seconds([broker.pid]) if broker.pid is not None else None
+        broker_pid = broker.pid
+        broker_before = cpu_seconds([broker_pid]) if broker_pid is not None else None
         r["ceiling"] = child_run(
             [sys.executable, "-m", "bench.ceiling", ds.bootstrap, ds.topic, str(total)],
             total,
             out / "ceiling.log",
             budget,
         )
-        if broker_before is not None and broker.pid is not None:
+        if broker_pid is not None and broker_before is not None:
             # (what serving the fetches alone costs the broker, per message)
-            broker_cpu = cpu_seconds([broker.pid]) - broker_before
+            broker_cpu = cpu_seconds([broker_pid]) - broker_before
             r["ceiling_broker_us_per_cdr"] = broker_cpu / total * 1e6
         log(f"    {r['ceiling'].steady_rate:,.0f} CDR/s")
         r["backfill"]["ceiling"] = child_run(
@@ -218,7 +219,7 @@ def run(args: argparse.Namespace) -> dict:
             tokens,
             **worker_settings,
         )
-        since = worker_runs.baseline(worker, broker_pid=broker.pid)
+        since = worker_runs.baseline(worker, broker_pid=broker_pid)
         loop_lag_before = worker_runs.latency_histogram(worker, worker_runs.LOOP_LAG)
         if args.profile:
             worker_runs.wait_first(worker)

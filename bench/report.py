@@ -300,12 +300,7 @@ def markdown(r: dict[str, Any], limits: list[str], command: str) -> str:
         )
         + (
             f", the broker {wc['broker_cores']:.2f} ({wc['broker_us_per_cdr']:.0f} µs of CPU per "
-            "CDR)"
-            if "broker_cores" in wc
-            else ""
-        )
-        + (
-            " (the rest: the bench's own polling, and any other work on the machine"
+            "CDR) (the rest: the bench's own polling, and any other work on the machine"
             if "broker_cores" in wc
             else " (the rest: the broker, and any other work on the machine"
         )

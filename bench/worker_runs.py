@@ -86,7 +86,6 @@ def processed(worker: WorkerProcess) -> int:
         return 0
 
 
-# (the worker's CPU seconds, machine busy seconds, time, the CPU seconds of each of its processes)
 class Baseline(NamedTuple):
     """CPU and time where counting starts."""
 
