@@ -142,14 +142,14 @@ def run(args: argparse.Namespace) -> dict:
         r["backfill"] = {"total": backfill_total, "seed": backfill.SEED_BACKFILL}
         log("(1) raw ceiling")
         broker_pid = broker.pid
-        broker_before = cpu_seconds([broker_pid]) if broker_pid is not None else None
+        broker_before = cpu_seconds([broker_pid]) if broker_pid is not None else 0.0
         r["ceiling"] = child_run(
             [sys.executable, "-m", "bench.ceiling", ds.bootstrap, ds.topic, str(total)],
             total,
             out / "ceiling.log",
             budget,
         )
-        if broker_pid is not None and broker_before is not None:
+        if broker_pid is not None:
             # (what serving the fetches alone costs the broker, per message)
             broker_cpu = cpu_seconds([broker_pid]) - broker_before
             r["ceiling_broker_us_per_cdr"] = broker_cpu / total * 1e6
