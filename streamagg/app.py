@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from streamagg.agents.aggregate import ReportAgent
 from streamagg.agents.ingest_modes import Ingest, create_ingest
 from streamagg.gc_tuning import tune_collector
-from streamagg.log_limits import limit_repeats
+from streamagg.log_limits import limit_repeats, report_held_repeats
 from streamagg.metrics import Metrics, create_metrics
 from streamagg.reference.ratecenters import RateCenterSource
 from streamagg.reports import REPORTS
@@ -155,7 +155,8 @@ def create_app(
 
 async def _start_side_services(runtime: Runtime) -> None:
     tune_collector()  # (Faust's services and the web app are built by now)
-    limit_repeats("aiokafka")  # (its modules are imported by now)
+    repeats = limit_repeats("aiokafka")  # (its modules are imported by now)
+    runtime.background.append(asyncio.create_task(report_held_repeats(repeats)))
     runtime.background.append(asyncio.create_task(runtime.state.run()))
     runtime.background.append(asyncio.create_task(runtime.ingest.run()))
     runtime.background.append(asyncio.create_task(watch_reference_files(runtime)))

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from streamagg.gc_tuning import tune_collector
 from streamagg.kafka_clients import LagSeries
-from streamagg.log_limits import limit_repeats
+from streamagg.log_limits import limit_repeats, report_held_repeats
 from streamagg.metrics import Metrics, create_metrics
 from streamagg.settings import Settings
 
@@ -66,7 +66,7 @@ async def _child(settings: Settings, conn: Connection) -> None:
     inventory = DidInventory(settings)
     stage = IngestStage(settings, metrics, inventory.owner)
     tune_collector()
-    limit_repeats("aiokafka")
+    repeats = asyncio.create_task(report_held_repeats(limit_repeats("aiokafka")))
 
     parent = os.getppid()
 
@@ -101,6 +101,7 @@ async def _child(settings: Settings, conn: Connection) -> None:
         await run_after_inventory(inventory, stage)
     finally:
         reporter.cancel()
+        repeats.cancel()
 
 
 async def run_after_inventory(inventory: DidInventory, stage: IngestStage) -> None:

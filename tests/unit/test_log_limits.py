@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import pytest
 
-from streamagg.log_limits import RepeatLimit, limit_repeats
+from streamagg.log_limits import RepeatLimit, limit_repeats, report_held_repeats
 
 
 class Clock:
@@ -50,6 +52,59 @@ def test_kinds_are_apart_by_logger_level_and_template() -> None:
     ]
     assert [limit.filter(r) for r in records] == [True, True, True, True]
     assert [limit.filter(r) for r in records] == [False, False, False, False]
+
+
+def test_when_the_trouble_stops_the_last_record_held_comes_out_with_the_count() -> None:
+    clock = Clock()
+    limit = RepeatLimit(interval=10, clock=clock)
+    first = record("Unable connect to node with id %s", 1)
+    assert limit.filter(first)
+    held = [record("Unable connect to node with id %s", node) for node in (2, 3, 4)]
+    for rec in held:
+        clock.now += 1
+        assert not limit.filter(rec)
+    clock.now = 109.9
+    assert limit.flush() == []  # (the interval is not over: a next record may still carry it)
+    clock.now = 110.0
+    [summary] = limit.flush()
+    assert summary is held[-1]  # (its own time: when the trouble was last seen)
+    assert summary.getMessage() == (
+        "Unable connect to node with id 4 (and 2 more like it in the 10 s before)"
+    )
+    assert limit.filter(summary)  # (let through when its logger handles it)
+    assert limit.flush() == []  # (said once)
+    assert not limit.filter(record("Unable connect to node with id %s", 5))  # (one per interval)
+
+
+def test_a_single_record_held_comes_out_as_it_was() -> None:
+    clock = Clock()
+    limit = RepeatLimit(interval=10, clock=clock)
+    assert limit.filter(record("fetch failed: %s", "timeout"))
+    clock.now += 5
+    assert not limit.filter(record("fetch failed: %s", "reset"))
+    clock.now += 10
+    [summary] = limit.flush()
+    assert summary.getMessage() == "fetch failed: reset"
+
+
+async def test_the_background_task_logs_what_was_held(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("heldlib")
+    limit = limit_repeats("heldlib", interval=0.05)
+    task = asyncio.create_task(report_held_repeats(limit))
+    try:
+        with caplog.at_level(logging.WARNING, logger="heldlib"):
+            for n in range(5):
+                logger.warning("Unable to update metadata from %s", n)
+            await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        logger.removeFilter(limit)
+    messages = [r.getMessage() for r in caplog.records if r.name == "heldlib"]
+    assert messages[0] == "Unable to update metadata from 0"
+    assert messages[1].startswith("Unable to update metadata from 4 (and 3 more like it in the")
+    assert len(messages) == 2
 
 
 @pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
