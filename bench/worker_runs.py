@@ -15,7 +15,7 @@ import httpx
 
 from bench.env import cpu_seconds, machine_busy_seconds, process_tree, rss_bytes
 from bench.rates import Throughput, throughput
-from tests.support.worker import WorkerProcess, free_port, worker_env
+from tests.support.worker import WorkerProcess, free_port, http_get, worker_env
 
 TOKEN = "bench-token"
 STUCK_503_S = 30.0
@@ -72,7 +72,7 @@ def applied(text: str) -> tuple[float, float]:
 
 
 def metrics_text(worker: WorkerProcess) -> str:
-    return httpx.get(f"{worker.base_url}/metrics", timeout=5).text
+    return http_get(f"{worker.base_url}/metrics", timeout=5).text
 
 
 def counts(text: str) -> dict[str, float]:

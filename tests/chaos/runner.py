@@ -57,7 +57,7 @@ from tests.support.chaos import (
 )
 from tests.support.kafka_io import produce_dids
 from tests.support.oracle import ReportOracle
-from tests.support.worker import WorkerProcess, free_port, worker_env, write_tokens
+from tests.support.worker import WorkerProcess, free_port, http_get, worker_env, write_tokens
 
 TOKEN = "chaos-admin-token"
 READY_TIMEOUT_S = 240.0
@@ -354,7 +354,7 @@ class Run:
 
     def _query(self, worker: WorkerProcess, report: str, customer: str) -> httpx.Response:
         start, end = full_range(self.now)
-        return httpx.get(
+        return http_get(
             f"{worker.base_url}/api/v1/customers/{customer}/reports/{report}",
             params={"from": iso(start), "to": iso(end)},
             headers={"Authorization": f"Bearer {TOKEN}"},

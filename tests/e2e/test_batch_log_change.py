@@ -37,7 +37,7 @@ from tests.support.chaos import REPORTS, full_range, mismatches, wait_until_equa
 from tests.support.kafka_io import produce, produce_dids
 from tests.support.mirror import committed_offsets, copy_topics, create_like, translate_group
 from tests.support.oracle import ReportOracle
-from tests.support.worker import WorkerProcess, free_port, worker_env
+from tests.support.worker import WorkerProcess, free_port, http_get, worker_env
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -227,7 +227,7 @@ def wait_for_stopped_partitions(worker: WorkerProcess, timeout: float = 90) -> l
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            text = httpx.get(f"{worker.base_url}/metrics", timeout=5).text
+            text = http_get(f"{worker.base_url}/metrics", timeout=5).text
         except httpx.HTTPError:
             text = ""
         stopped = [

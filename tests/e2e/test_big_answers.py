@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.conftest import ADMIN_TOKEN
 from tests.support.kafka_io import produce
-from tests.support.worker import WorkerProcess, wait_for
+from tests.support.worker import WorkerProcess, http_get, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -86,9 +86,8 @@ async def test_json_pages_and_the_csv_export_hold_the_same_rows(
 
 
 def httpx_get(worker: WorkerProcess, url: str) -> dict[str, object]:
-    import httpx
 
-    response = httpx.get(
+    response = http_get(
         worker.base_url + url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
     )
     assert response.status_code == 200, response.text

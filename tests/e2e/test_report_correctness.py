@@ -8,6 +8,7 @@ real broker into one worker, which is SIGKILLed and restarted in the middle.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -53,13 +54,14 @@ def ranges_for(report: str, now: datetime) -> list[tuple[datetime, datetime]]:
 ZONES = ("America/New_York", "Asia/Kathmandu", "Asia/Kolkata", "Australia/Adelaide")
 
 
-def clock_changes(zone: str, start: datetime, end: datetime) -> list[datetime]:
+@functools.cache  # (asked again for each customer and report: 37,000 conversions each time)
+def clock_changes(zone: str, start: datetime, end: datetime) -> tuple[datetime, ...]:
     """The instants (quarter-hours) in [start, end) where the zone's offset changes."""
     info = ZoneInfo(zone)
     quarters = int((end - start).total_seconds()) // 900
     moments = [start + timedelta(minutes=15 * q) for q in range(quarters)]
     offsets = [moment.astimezone(info).utcoffset() for moment in moments]
-    return [moments[i] for i in range(1, quarters) if offsets[i] != offsets[i - 1]]
+    return tuple(moments[i] for i in range(1, quarters) if offsets[i] != offsets[i - 1])
 
 
 def zone_ranges(report: str, zone: str, now: datetime) -> list[tuple[datetime, datetime]]:

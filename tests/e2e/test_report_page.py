@@ -19,13 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.e2e.conftest import ADMIN_TOKEN, LIMITED_TOKEN
 from tests.support.common import iso
-from tests.support.worker import WorkerProcess, wait_for, worker_env
+from tests.support.worker import WorkerProcess, http_get, wait_for, worker_env
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -581,7 +580,7 @@ def test_api_errors_reach_the_page_verbatim(worker_factory: Any, browser_page: A
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     choose(page, "tech-prefix", today - timedelta(days=40), today)
     generate(page)
-    api = httpx.get(
+    api = http_get(
         f"{worker.base_url}/api/v1/customers/{CUSTOMER}/reports/tech-prefix",
         params={"from": iso(today - timedelta(days=40)), "to": iso(today)},
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import ADMIN_TOKEN, LIMITED_TOKEN
@@ -29,7 +28,7 @@ from tests.support.chaos import (
 )
 from tests.support.kafka_io import produce, produce_dids
 from tests.support.oracle import ReportOracle
-from tests.support.worker import WorkerProcess
+from tests.support.worker import WorkerProcess, http_get
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -207,9 +206,9 @@ def unchanged_answers_are_304(worker: WorkerProcess, customers: list[str], now: 
             "to": end.isoformat().replace("+00:00", "Z"),
         }
         auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        first = httpx.get(url, params=params, headers=auth, timeout=30)
+        first = http_get(url, params=params, headers=auth, timeout=30)
         assert first.status_code == 200 and "ETag" in first.headers, (customer, first.headers)
-        again = httpx.get(
+        again = http_get(
             url, params=params, headers={**auth, "If-None-Match": first.headers["ETag"]}, timeout=30
         )
         assert again.status_code == 304 and again.content == b"", (customer, again.status_code)

@@ -17,7 +17,7 @@ import pytest
 
 from streamagg.batches import customer_partition
 from tests.e2e.conftest import ADMIN_TOKEN
-from tests.support.worker import WorkerProcess, wait_for
+from tests.support.worker import WorkerProcess, http_get, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 RANGE = {"from": "2026-01-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
@@ -126,7 +126,7 @@ def test_tls_for_clients_and_between_workers_with_the_encoded_path(
 
         wait_for(ready, 120, "readiness over HTTPS")
     with pytest.raises(httpx.HTTPError):
-        httpx.get(f"http://127.0.0.1:{first.port}/healthz", timeout=5)
+        http_get(f"http://127.0.0.1:{first.port}/healthz", timeout=5)
     # Customer ids with a slash and a space, on every partition: some belong to the other
     # worker, and their encoded path must reach it as sent.
     customers = [f"acme/{n} x" for n in range(40)]

@@ -5,10 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import httpx
-
 from tests.support.chaos import alive, descendants, kill_pids
-from tests.support.worker import WorkerProcess
+from tests.support.worker import WorkerProcess, http_get
 
 
 def test_worker_becomes_ready_and_serves_health(worker_factory) -> None:  # type: ignore[no-untyped-def]
@@ -28,7 +26,7 @@ def test_table_dump_pages_are_off(worker_factory) -> None:  # type: ignore[no-un
     worker: WorkerProcess = worker_factory()
     worker.wait_ready()
     for path in ("/table/", "/router/", "/graph/"):
-        response = httpx.get(worker.base_url + path, timeout=10)
+        response = http_get(worker.base_url + path, timeout=10)
         assert response.status_code == 404, path
         assert response.json()["error"]["code"] == "not_found"
 

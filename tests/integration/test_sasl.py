@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.worker import WorkerProcess, free_port, worker_env
+from tests.support.worker import WorkerProcess, free_port, http_get, worker_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LOCAL = REPO_ROOT / "deploy" / "kafka" / "kafka-local"
@@ -188,7 +187,7 @@ def test_wrong_password_is_one_clear_line(
 
 
 def accepted_cdrs(worker: WorkerProcess) -> float:
-    text = httpx.get(f"{worker.base_url}/metrics", timeout=10).text
+    text = http_get(f"{worker.base_url}/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "streamagg_cdrs_total" and sample.labels["outcome"] == "accepted":
