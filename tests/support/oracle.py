@@ -9,6 +9,7 @@ of the tech-prefix report are rounded from exact fractions.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -69,6 +70,7 @@ def round_half_up(value: Fraction, places: int) -> float:
     return float(Decimal(scaled).scaleb(-places))
 
 
+@functools.cache  # (the same sums recur over many ranges; callers copy the dict with **)
 def margin_columns(cc: Decimal | None, pc: Decimal | None) -> dict[str, Any]:
     """SPEC §6: margin = customer − provider charge; margin_pct = margin / customer charge ×
     100 to 2 decimals (a negative one rounded half away from zero), null when nothing charged."""
