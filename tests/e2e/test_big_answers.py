@@ -86,7 +86,6 @@ async def test_json_pages_and_the_csv_export_hold_the_same_rows(
 
 
 def httpx_get(worker: WorkerProcess, url: str) -> dict[str, object]:
-
     response = http_get(
         worker.base_url + url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
     )
